@@ -1,0 +1,311 @@
+/**
+ * The contracts between rha's parts. Each folder under src/ implements one side of these;
+ * change them here, deliberately, and every implementation fails to compile until it follows.
+ */
+import type { z } from 'zod';
+import type { Command, CommandResult } from './command.js';
+
+// ---------------------------------------------------------------------------------------------
+// Exit codes (documented in README): the CLI maps run outcomes to these.
+export const ExitCode = {
+  ok: 0,
+  internalError: 1,
+  hostFailed: 2,
+  hostUnreachable: 3,
+  invalidInput: 4,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+// ---------------------------------------------------------------------------------------------
+// Input errors: everything wrong with user input is reported as one of these, before any host is
+// touched. `file:line key.path: message` is the printed form.
+export interface InputProblem {
+  file: string;
+  line?: number;
+  column?: number;
+  /** Dotted key path inside the file, e.g. `clusters.cache.keepalived.priority.master`. */
+  path?: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+/** Thrown (only) for invalid configuration; carries every problem found, errors first. */
+export class InputError extends Error {
+  constructor(readonly problems: InputProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'InputError';
+  }
+}
+
+/** `inventory.yaml:14 clusters.cache.priority.master: message` */
+export function formatProblem(p: InputProblem): string {
+  const where = p.line ? `${p.file}:${p.line}` : p.file;
+  return `${where}${p.path ? ` ${p.path}` : ''}: ${p.severity === 'warning' ? 'warning: ' : ''}${p.message}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved inventory (what src/inventory produces after YAML → zod → normalise → rules).
+
+export interface SecretValue {
+  /** Where it came from, for messages: `env REDIS_PASSWORD`, `inventory.yaml:12`. */
+  source: string;
+  value: string;
+}
+
+export interface HostConnectionSpec {
+  address: string;
+  port: number; // default 22
+  user: string; // default root
+  /** Absolute path of a private key file; when absent, ssh-agent (SSH_AUTH_SOCK) or password. */
+  privateKey?: string;
+  password?: SecretValue;
+  /** sudo for tasks with become (default true when user is not root). */
+  become: boolean;
+  becomePassword?: SecretValue;
+  /** Absolute path of the known_hosts file (default ~/.ssh/known_hosts). */
+  knownHosts: string;
+  connectTimeoutMs: number; // default 10000
+  /** Extra connection attempts after the first fails to connect (not auth failures). */
+  connectRetries: number; // default 2
+}
+
+export interface HostSpec {
+  name: string;
+  connection: HostConnectionSpec;
+  /** Group names this host belongs to (directly or through children), always includes `all`. */
+  groups: string[];
+  /** Variables after inventory precedence (all < groups < host < cluster-derived), see README. */
+  vars: Record<string, unknown>;
+}
+
+export type NodeRole = 'master' | 'replica';
+
+/** One HA pair. Redis/keepalived settings are filled in by later issues; kept as typed records. */
+export interface ClusterSpec {
+  name: string;
+  /** Initial preference only: the live master is decided from live state. */
+  master: string;
+  replica: string;
+  vip: string; // address/prefix, e.g. 10.0.0.100/24
+  interface: string;
+  redis: Record<string, unknown>;
+  keepalived: Record<string, unknown>;
+}
+
+export interface Inventory {
+  file: string;
+  dir: string;
+  hosts: Map<string, HostSpec>;
+  /** Group name → host names (flattened through children), including `all` and one per cluster. */
+  groups: Map<string, string[]>;
+  clusters: Map<string, ClusterSpec>;
+  /** Every secret value in the inventory, so every printer can mask it. */
+  secrets: Set<string>;
+  warnings: InputProblem[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved playbook (what src/playbook produces).
+
+export interface TaskSpec {
+  name: string;
+  /** Where it is written, for messages: file and line of the task. */
+  file: string;
+  line?: number;
+  module: string;
+  /** Raw module arguments; strings may hold Handlebars expressions, rendered per host at run time. */
+  args: unknown;
+  /** Handlebars expression without braces, e.g. `eq node.role "master"`. */
+  when?: string;
+  tags: string[];
+  notify: string[];
+  register?: string;
+  ignoreErrors: boolean;
+  retries: number; // 0 = no retry
+  delaySeconds: number;
+  until?: string;
+  changedWhen?: string;
+  failedWhen?: string;
+  become?: boolean;
+  vars: Record<string, unknown>;
+  /** Handler name, for handlers; also matched by `listen`. */
+  listen?: string[];
+}
+
+export interface PlaySpec {
+  name: string;
+  file: string;
+  line?: number;
+  /** Host pattern: `all`, a group, a host, `a:b` (union), `a:&b` (intersection), `a:!b` (minus). */
+  hosts: string;
+  /** Batch sizes for rolling runs: numbers or percentages like "50%". Empty = all at once. */
+  serial: Array<number | string>;
+  vars: Record<string, unknown>;
+  tasks: TaskSpec[];
+  handlers: TaskSpec[];
+  anyErrorsFatal: boolean;
+  maxFailPercentage?: number;
+  gatherFacts: boolean;
+  become?: boolean;
+  tags: string[];
+}
+
+export interface Playbook {
+  file: string;
+  dir: string;
+  plays: PlaySpec[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections (src/connection): one per host, reused for the whole run.
+
+export interface Connection {
+  readonly hostName: string;
+  /** Runs a command; never throws for a non-zero exit (that is a result), only if the link is gone. */
+  exec(cmd: Command): Promise<CommandResult>;
+  close(): Promise<void>;
+}
+
+/** Thrown by connection code when a host cannot be reached or authenticated: the host is `unreachable`. */
+export class UnreachableError extends Error {
+  constructor(
+    readonly hostName: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Facts (src/facts): gathered once per host, in one round-trip.
+
+export interface HostFacts {
+  hostname: string;
+  /** `debian`, `ubuntu`, `rhel`, `centos`, `rocky`, `almalinux`, `fedora`, ... (ID from os-release). */
+  osId: string;
+  osVersion: string;
+  /** `debian` or `rhel` (from ID_LIKE / ID), or `unknown`. */
+  osFamily: 'debian' | 'rhel' | 'unknown';
+  arch: string; // uname -m
+  kernel: string;
+  packageManager: 'apt' | 'dnf' | 'yum' | 'none';
+  /** `systemd` when systemd is PID 1, otherwise `plain` (pidfile supervision). */
+  serviceManager: 'systemd' | 'plain';
+  isRoot: boolean;
+  hasSudo: boolean;
+  /** Interface name → IPv4 CIDRs on it, e.g. { eth0: ['10.0.0.11/24'] }. */
+  interfaces: Record<string, string[]>;
+  cpus: number;
+  memoryMb: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules (src/modules): a module plans, then the runner applies.
+
+export interface FileDiff {
+  path: string;
+  before: string;
+  after: string;
+}
+
+export interface PlannedChange {
+  /** One line a person reads in check mode: `write /etc/redis/redis.conf (mode 0640)`. */
+  description: string;
+  diff?: FileDiff;
+}
+
+export interface Plan<S = unknown> {
+  /** Empty = nothing to do; then `reason` says why ("redis.conf is up to date"). */
+  changes: PlannedChange[];
+  reason?: string;
+  /** Module-private state carried from plan to apply (e.g. the rendered content). */
+  state?: S;
+  /** Values exposed to `register` even when nothing changes. */
+  data?: Record<string, unknown>;
+}
+
+export interface ModuleOutcome {
+  changed: boolean;
+  failed: boolean;
+  msg: string;
+  diffs?: FileDiff[];
+  warnings?: string[];
+  /** Exposed to `register` (and `until`/`changed_when`/`failed_when` expressions). */
+  data?: Record<string, unknown>;
+}
+
+export interface TaskContext {
+  host: HostSpec;
+  conn: Connection;
+  facts: HostFacts;
+  check: boolean;
+  diff: boolean;
+  /** Whether this task runs with become. */
+  become: boolean;
+  /** All variables visible to the task (already merged by precedence), for modules that render. */
+  vars: Record<string, unknown>;
+  /** Folders to resolve relative `src:`/template paths against, searched in order. */
+  searchPaths: string[];
+  /** Every secret string of the run, for masking diffs and messages. */
+  secrets: ReadonlySet<string>;
+  /** A warning shown in the recap for this host. */
+  warn(message: string): void;
+  /** Aborted on Ctrl-C: long-running steps should stop. */
+  signal: AbortSignal;
+}
+
+export interface Module<A = unknown, S = unknown> {
+  name: string;
+  /** Validates rendered arguments. Unknown keys must be rejected (use z.strictObject). */
+  args: z.ZodType<A>;
+  /** Reads the host's state and returns what it would change. Must not change anything. */
+  plan(ctx: TaskContext, args: A): Promise<Plan<S>>;
+  /** Applies a non-empty plan. Called only when not in check mode. */
+  apply(ctx: TaskContext, args: A, plan: Plan<S>): Promise<ModuleOutcome>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runner events (src/runner emits, src/report renders).
+
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+
+export interface HostRecap {
+  ok: number;
+  changed: number;
+  failed: number;
+  skipped: number;
+  unreachable: number;
+  ignored: number;
+}
+
+export type RunEvent =
+  | { kind: 'run-start'; playbook: string; inventory: string; check: boolean; hosts: string[] }
+  | { kind: 'play-start'; play: string; hosts: string[]; batch?: { index: number; count: number } }
+  | { kind: 'task-start'; play: string; task: string; host: string; handler: boolean }
+  | {
+      kind: 'task-end';
+      play: string;
+      task: string;
+      host: string;
+      handler: boolean;
+      status: TaskStatus;
+      /** One line: what changed, the reason nothing did, or why it failed (secrets masked). */
+      msg: string;
+      changes?: PlannedChange[];
+      diffs?: FileDiff[];
+      warnings?: string[];
+      ignored?: boolean;
+      durationMs: number;
+    }
+  | { kind: 'warning'; host?: string; msg: string }
+  | { kind: 'play-end'; play: string }
+  | { kind: 'recap'; hosts: Record<string, HostRecap>; warnings: Record<string, string[]>; durationMs: number; interrupted: boolean };
+
+export interface Reporter {
+  /** Receives every event in order. Must not throw. */
+  emit(event: RunEvent): void;
+  /** Flushes and releases the terminal. */
+  close(): Promise<void>;
+}

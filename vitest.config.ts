@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+// e2e files bring up real lab hosts (namespaces, sshd, keepalived, Redis builds): they run one
+// file at a time on a 2-core machine and get generous timeouts. Unit tests are fast either way.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    fileParallelism: false,
+    testTimeout: 10 * 60_000,
+    hookTimeout: 15 * 60_000,
+    teardownTimeout: 5 * 60_000,
+  },
+});
