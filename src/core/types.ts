@@ -254,6 +254,10 @@ export interface TaskContext {
   warn(message: string): void;
   /** Aborted on Ctrl-C: long-running steps should stop. */
   signal: AbortSignal;
+  /** The whole inventory, for modules that coordinate a pair (set by the runner). */
+  inventory?: Inventory;
+  /** A connection to another inventory host from the run's pool, for modules that read a peer's live state. */
+  connectTo?(hostName: string): Promise<Connection>;
 }
 
 export interface Module<A = unknown, S = unknown> {
