@@ -1,0 +1,329 @@
+/**
+ * The runner: plays in order, hosts of a play in `serial` batches, at most `forks` hosts at once.
+ * Within a batch every host walks the task list on its own (a failed host stops, the others go
+ * on); notified handlers run per host at the end of its play. Everything it learns goes to the
+ * Reporter as RunEvents; it never prints.
+ */
+import path from 'node:path';
+import type {
+  Connection,
+  HostFacts,
+  HostRecap,
+  HostSpec,
+  Inventory,
+  Module,
+  Playbook,
+  PlaySpec,
+  Reporter,
+  RunEvent,
+  TaskSpec,
+} from '../core/types.js';
+import { ExitCode } from '../core/types.js';
+import { limitHosts, selectHosts } from '../inventory/index.js';
+import { evalCondition as defaultEvalCondition, renderValue as defaultRenderValue } from '../template/index.js';
+import { maskingReporter } from '../report/mask.js';
+import { planBatches } from './batches.js';
+import { runPool } from './pool.js';
+import { emptyRecap, exitCodeFor } from './recap.js';
+import { selectedByTags } from './tags.js';
+import { executeTask, type TaskOutcome } from './task.js';
+import { magicVars } from './vars.js';
+
+export { planBatches, batchSize } from './batches.js';
+export { selectedByTags } from './tags.js';
+export { exitCodeFor, emptyRecap } from './recap.js';
+export { runPool } from './pool.js';
+
+/** Ansible's default is 5; rha hosts mostly wait on the network and on remote builds, so 10. */
+export const DEFAULT_FORKS = 10;
+
+export interface RunOptions {
+  check: boolean;
+  diff: boolean;
+  limit?: string;
+  tags?: string[];
+  skipTags?: string[];
+  forks: number;
+  extraVars: Record<string, unknown>;
+  signal: AbortSignal;
+}
+
+/** Where a template/condition is written, for error messages. */
+export interface Where {
+  file?: string;
+  line?: number;
+  path?: string;
+}
+
+export interface RunDeps {
+  modules: ReadonlyMap<string, Module>;
+  /** A connection for the host, reused for the whole run; throws UnreachableError. */
+  connect(host: HostSpec): Promise<Connection>;
+  gatherFacts(conn: Connection): Promise<HostFacts>;
+  reporter: Reporter;
+  render?: (value: unknown, vars: Record<string, unknown>, where?: Where) => unknown;
+  evalCondition?: (expr: string, vars: Record<string, unknown>, where?: Where) => boolean;
+  /** Abortable sleep, injectable so tests of `retries`/`delay` do not wait. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
+
+export interface RunSummary {
+  recap: Record<string, HostRecap>;
+  exitCode: ExitCode;
+  interrupted: boolean;
+  durationMs: number;
+}
+
+/** Facts of a host whose plays all say `gather_facts: false`: nothing is known. */
+export const UNKNOWN_FACTS: HostFacts = Object.freeze({
+  hostname: '',
+  osId: 'unknown',
+  osVersion: '',
+  osFamily: 'unknown',
+  arch: '',
+  kernel: '',
+  packageManager: 'none',
+  serviceManager: 'plain',
+  isRoot: false,
+  hasSudo: false,
+  interfaces: {},
+  cpus: 0,
+  memoryMb: 0,
+}) as HostFacts;
+
+/** Per-host state that lives for the whole run. */
+export interface HostState {
+  spec: HostSpec;
+  conn?: Connection;
+  facts?: HostFacts;
+  registered: Record<string, unknown>;
+  /** Set once the host failed or was unreachable: it is out for the rest of the run. */
+  out?: 'failed' | 'unreachable';
+  recap: HostRecap;
+  warnings: string[];
+}
+
+/** What every host of one batch shares: stop flags and failure counts. */
+interface BatchState {
+  size: number;
+  failed: number;
+  stopped: boolean;
+}
+
+/** The runtime shared by the run and by task execution (src/runner/task.ts). */
+export interface RunContext {
+  pb: Playbook;
+  inv: Inventory;
+  opts: RunOptions;
+  modules: ReadonlyMap<string, Module>;
+  connect(host: HostSpec): Promise<Connection>;
+  emit(event: RunEvent): void;
+  render(value: unknown, vars: Record<string, unknown>, where?: Where): unknown;
+  evalCondition(expr: string, vars: Record<string, unknown>, where?: Where): boolean;
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+  now(): number;
+}
+
+/** Runs the playbook against the inventory; resolves with the recap and exit code, never rejects for host failures. */
+export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions, deps: RunDeps): Promise<RunSummary> {
+  const reporter = maskingReporter(deps.reporter, inv.secrets);
+  const now = deps.now ?? Date.now;
+  const rc: RunContext = {
+    pb,
+    inv,
+    opts,
+    modules: deps.modules,
+    connect: deps.connect,
+    emit: (e) => reporter.emit(e),
+    render: deps.render ?? (defaultRenderValue as RunContext['render']),
+    evalCondition: deps.evalCondition ?? (defaultEvalCondition as RunContext['evalCondition']),
+    sleep: deps.sleep ?? abortableSleep,
+    now,
+  };
+  const started = now();
+  const hosts = new Map<string, HostState>();
+  const state = (name: string): HostState => {
+    let s = hosts.get(name);
+    if (!s) {
+      const spec = inv.hosts.get(name);
+      if (!spec) throw new Error(`host ${name} is not in the inventory`);
+      s = { spec, registered: {}, recap: emptyRecap(), warnings: [] };
+      hosts.set(name, s);
+    }
+    return s;
+  };
+  const playHosts = (play: PlaySpec): string[] =>
+    limitHosts(inv, selectHosts(inv, play.hosts, { file: play.file, line: play.line, path: 'hosts' }), opts.limit);
+
+  const allHosts = [...new Set(pb.plays.flatMap(playHosts))];
+  rc.emit({ kind: 'run-start', playbook: pb.file, inventory: inv.file, check: opts.check, hosts: allHosts });
+
+  let stopRun = false;
+  const stopped = (batch?: BatchState): boolean => stopRun || opts.signal.aborted || (batch?.stopped ?? false);
+
+  // One host's share of a play: facts, tasks in order, then its notified handlers.
+  const runHostPlay = async (play: PlaySpec, hs: HostState, batch: BatchState): Promise<void> => {
+    const hostFailed = (task: TaskSpec): void => {
+      batch.failed++;
+      if (play.anyErrorsFatal && !batch.stopped) {
+        batch.stopped = stopRun = true;
+        warn(undefined, `any_errors_fatal: ${hs.spec.name} failed "${task.name}" in play "${play.name}", stopping all hosts`);
+      } else if (
+        play.maxFailPercentage !== undefined &&
+        !batch.stopped &&
+        (batch.failed / batch.size) * 100 > play.maxFailPercentage
+      ) {
+        batch.stopped = stopRun = true;
+        warn(
+          undefined,
+          `max_fail_percentage ${play.maxFailPercentage}% exceeded in play "${play.name}" (${batch.failed} of ${batch.size} hosts failed), stopping`,
+        );
+      }
+    };
+
+    if (play.gatherFacts && !hs.facts) {
+      if (stopped(batch)) return;
+      await gatherFactsFor(rc, deps, play, hs);
+      if (hs.out) return hostFailed({ name: 'Gathering Facts' } as TaskSpec);
+    }
+
+    const notified = new Set<string>();
+    const filter = { only: opts.tags, skip: opts.skipTags };
+    for (const task of play.tasks) {
+      if (stopped(batch)) return;
+      if (!selectedByTags([...task.tags, ...play.tags], filter)) continue;
+      const out = await executeTask(rc, play, task, hs, false);
+      noteNotify(task, out, notified);
+      if (hs.out) return hostFailed(task);
+    }
+
+    // Handlers: in definition order, once each, only when a changed task notified them. A handler
+    // may notify a later handler (the set grows while we walk the list).
+    const unknown = [...notified].filter((n) => !play.handlers.some((h) => handles(h, n)));
+    for (const n of unknown) warn(hs.spec.name, `"${n}" was notified but no handler of play "${play.name}" has that name or listens to it`);
+    for (const handler of play.handlers) {
+      if (![...notified].some((n) => handles(handler, n))) continue;
+      if (stopped(batch)) return;
+      const out = await executeTask(rc, play, handler, hs, true);
+      noteNotify(handler, out, notified);
+      if (hs.out) return hostFailed(handler);
+    }
+  };
+
+  const warn = (host: string | undefined, msg: string): void => {
+    if (host) hosts.get(host)?.warnings.push(msg);
+    rc.emit({ kind: 'warning', ...(host ? { host } : {}), msg });
+  };
+
+  let summary!: RunSummary;
+  try {
+    for (const play of pb.plays) {
+      if (stopped()) break;
+      const names = playHosts(play).filter((h) => !hosts.get(h)?.out);
+      const batches = planBatches(names, play.serial);
+      if (batches.length === 0) {
+        rc.emit({ kind: 'play-start', play: play.name, hosts: [] });
+        warn(undefined, `play "${play.name}": no hosts matched "${play.hosts}"${opts.limit ? ` with --limit ${opts.limit}` : ''}`);
+        rc.emit({ kind: 'play-end', play: play.name });
+        continue;
+      }
+      for (const [i, batchHosts] of batches.entries()) {
+        if (stopped()) break;
+        rc.emit({
+          kind: 'play-start',
+          play: play.name,
+          hosts: batchHosts,
+          ...(batches.length > 1 ? { batch: { index: i + 1, count: batches.length } } : {}),
+        });
+        const batch: BatchState = { size: batchHosts.length, failed: 0, stopped: false };
+        await runPool(batchHosts, opts.forks, (h) => runHostPlay(play, state(h), batch));
+        rc.emit({ kind: 'play-end', play: play.name });
+        // A rolling update whose whole batch failed must not roll on to the next batch.
+        if (batch.failed === batch.size && i < batches.length - 1 && !stopped()) {
+          stopRun = true;
+          warn(undefined, `play "${play.name}": every host of batch ${i + 1} failed, not starting the next batch`);
+        }
+      }
+    }
+  } finally {
+    const recap = Object.fromEntries([...hosts].map(([n, s]) => [n, s.recap]));
+    const warnings = Object.fromEntries([...hosts].filter(([, s]) => s.warnings.length > 0).map(([n, s]) => [n, s.warnings]));
+    const interrupted = opts.signal.aborted;
+    const durationMs = now() - started;
+    rc.emit({ kind: 'recap', hosts: recap, warnings, durationMs, interrupted });
+    summary = { recap, exitCode: exitCodeFor(recap, interrupted), interrupted, durationMs };
+  }
+  return summary;
+}
+
+function handles(handler: TaskSpec, name: string): boolean {
+  return handler.name === name || (handler.listen ?? []).includes(name);
+}
+
+function noteNotify(task: TaskSpec, out: TaskOutcome, notified: Set<string>): void {
+  if (out.status === 'changed') for (const n of task.notify) notified.add(n);
+}
+
+/** Gathers facts once per host per run, reported as a task named "Gathering Facts". */
+async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs: HostState): Promise<void> {
+  const base = { play: play.name, task: 'Gathering Facts', host: hs.spec.name, handler: false };
+  rc.emit({ kind: 'task-start', ...base });
+  const t0 = rc.now();
+  try {
+    hs.conn ??= await rc.connect(hs.spec);
+    hs.facts = await deps.gatherFacts(hs.conn);
+    hs.recap.ok++;
+    const f = hs.facts;
+    const msg = `${f.osId} ${f.osVersion} ${f.arch}, ${f.serviceManager}, ${f.packageManager}`;
+    rc.emit({ kind: 'task-end', ...base, status: 'ok', msg, durationMs: rc.now() - t0 });
+  } catch (e) {
+    const unreachable = isUnreachable(e) || !hs.conn;
+    hs.out = unreachable ? 'unreachable' : 'failed';
+    if (unreachable) hs.recap.unreachable++;
+    else hs.recap.failed++;
+    rc.emit({
+      kind: 'task-end',
+      ...base,
+      status: unreachable ? 'unreachable' : 'failed',
+      msg: unreachable ? errorMessage(e) : `gathering facts failed: ${errorMessage(e)}`,
+      durationMs: rc.now() - t0,
+    });
+  }
+}
+
+/** Whether an error means the host cannot be reached (UnreachableError, by name so fakes work too). */
+export function isUnreachable(e: unknown): boolean {
+  return e instanceof Error && e.name === 'UnreachableError';
+}
+
+/** The message of anything thrown. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Folders searched for a task's relative `src:`/template paths: beside the task file, then the playbook's. */
+export function searchPathsFor(pb: Playbook, task: TaskSpec): string[] {
+  const dirs = [path.dirname(task.file), pb.dir];
+  const out: string[] = [];
+  for (const d of dirs) out.push(d, path.join(d, 'templates'), path.join(d, 'files'));
+  // Shipped playbooks keep their templates in the package's top-level templates/ folder.
+  out.push(path.join(pb.dir, '..', 'templates'));
+  return [...new Set(out)];
+}
+
+export { magicVars };

@@ -1,0 +1,212 @@
+/**
+ * One task on one host: vars → `when` → render args → validate → plan → (check ? report : apply),
+ * with `retries`/`until`, `changed_when`/`failed_when`, `register` and `ignore_errors`. Every way a
+ * task can go wrong ends as a task-end event, never as an exception out of the runner.
+ */
+import type { FileDiff, Module, PlannedChange, PlaySpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
+import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './index.js';
+import { magicVars, mergeVars, type VarLayers } from './vars.js';
+
+export interface TaskOutcome {
+  status: TaskStatus;
+  ignored?: boolean;
+}
+
+/** What one attempt (plan, then apply unless check mode) produced. */
+interface Attempt {
+  changed: boolean;
+  failed: boolean;
+  msg: string;
+  changes: PlannedChange[];
+  diffs: FileDiff[];
+  warnings: string[];
+  data: Record<string, unknown>;
+}
+
+/** Runs one task (or handler) on one host, emits its events, updates recap/register; resolves with its status. */
+export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec, hs: HostState, handler: boolean): Promise<TaskOutcome> {
+  const base = { play: play.name, task: task.name, host: hs.spec.name, handler };
+  rc.emit({ kind: 'task-start', ...base });
+  const t0 = rc.now();
+  const where = (p: string): Where => ({ file: task.file, line: task.line, path: p });
+  const warnings: string[] = [];
+
+  const finish = (status: TaskStatus, msg: string, extra: Partial<Attempt> = {}): TaskOutcome => {
+    const ignored = status === 'failed' && task.ignoreErrors;
+    if (rc.opts.signal.aborted && status === 'failed') msg = `interrupted: ${msg}`;
+    const r = hs.recap;
+    if (status === 'ok') r.ok++;
+    else if (status === 'changed') (r.ok++, r.changed++); // Ansible's recap counts changed tasks as ok too
+    else if (status === 'skipped') r.skipped++;
+    else if (status === 'unreachable') r.unreachable++;
+    else if (ignored) r.ignored++;
+    else r.failed++;
+    if (status === 'unreachable') hs.out = 'unreachable';
+    else if (status === 'failed' && !ignored) hs.out = 'failed';
+
+    const allWarnings = [...(extra.warnings ?? []), ...warnings];
+    hs.warnings.push(...allWarnings);
+    if (task.register && status !== 'unreachable') {
+      hs.registered[task.register] = registerValue(
+        { changed: status === 'changed', failed: status === 'failed', msg, data: extra.data ?? {} },
+        status === 'skipped',
+      );
+    }
+    rc.emit({
+      kind: 'task-end',
+      ...base,
+      status,
+      msg,
+      ...(extra.changes?.length ? { changes: extra.changes } : {}),
+      ...(rc.opts.diff && extra.diffs?.length ? { diffs: extra.diffs } : {}),
+      ...(allWarnings.length ? { warnings: allWarnings } : {}),
+      ...(ignored ? { ignored: true } : {}),
+      durationMs: rc.now() - t0,
+    });
+    return { status, ...(ignored ? { ignored } : {}) };
+  };
+
+  try {
+    const layers: VarLayers = {
+      magic: { ...magicVars(rc.inv, hs.spec, rc.opts.check), play_name: play.name },
+      host: hs.spec.vars,
+      play: {},
+      task: {},
+      registered: hs.registered,
+      facts: hs.facts,
+      extra: rc.opts.extraVars,
+    };
+    // Play and task vars may themselves hold templates (`port: "{{ cluster.redis.port }}"`).
+    layers.play = asRecord(rc.render(play.vars, mergeVars(layers), { file: play.file, line: play.line, path: 'vars' }));
+    layers.task = asRecord(rc.render(task.vars, mergeVars(layers), where('vars')));
+    const vars = mergeVars(layers);
+
+    if (task.when !== undefined && task.when !== '' && !rc.evalCondition(task.when, vars, where('when'))) {
+      return finish('skipped', `when: ${task.when} was false`);
+    }
+
+    const module = rc.modules.get(task.module);
+    if (!module) return finish('failed', `unknown module "${task.module}"`);
+    const rendered = rc.render(task.args ?? {}, vars, where(task.module));
+    const parsed = module.args.safeParse(rendered);
+    if (!parsed.success) return finish('failed', `invalid arguments for ${task.module}: ${formatIssues(task.module, parsed.error.issues)}`);
+    const args = parsed.data;
+
+    hs.conn ??= await rc.connect(hs.spec);
+    const ctx: TaskContext = {
+      host: hs.spec,
+      conn: hs.conn,
+      facts: hs.facts ?? UNKNOWN_FACTS,
+      check: rc.opts.check,
+      diff: rc.opts.diff,
+      become: task.become ?? play.become ?? hs.spec.connection.become,
+      vars,
+      searchPaths: searchPathsFor(rc.pb, task),
+      secrets: rc.inv.secrets,
+      warn: (m) => warnings.push(m),
+      signal: rc.opts.signal,
+    };
+
+    const maxAttempts = Math.max(1, task.retries + 1);
+    let a: Attempt;
+    for (let attempt = 1; ; attempt++) {
+      a = await attemptOnce(module, ctx, args);
+      // changed_when / failed_when / until see the result under the register name (or `result`).
+      const resultVars = (): Record<string, unknown> => {
+        const reg = registerValue(a, false, maxAttempts > 1 ? attempt : undefined);
+        return mergeVars({ ...layers, registered: { ...hs.registered, [task.register ?? 'result']: reg } });
+      };
+      if (task.changedWhen !== undefined) a.changed = rc.evalCondition(task.changedWhen, resultVars(), where('changed_when'));
+      if (task.failedWhen !== undefined) {
+        const failed = rc.evalCondition(task.failedWhen, resultVars(), where('failed_when'));
+        if (failed && !a.failed) a.msg = `failed_when: ${task.failedWhen} was true${a.msg ? ` (${a.msg})` : ''}`;
+        a.failed = failed;
+      }
+      // Check mode creates none of the state an `until` waits for, so it does not retry.
+      if (rc.opts.check) break;
+      const done = task.until !== undefined ? rc.evalCondition(task.until, resultVars(), where('until')) : task.retries === 0 || !a.failed;
+      if (done) break;
+      if (attempt >= maxAttempts) {
+        if (task.until !== undefined) {
+          a.failed = true;
+          a.msg = `until: ${task.until} still false after ${attempt} attempt${attempt === 1 ? '' : 's'}${a.msg ? ` (${a.msg})` : ''}`;
+        }
+        break;
+      }
+      if (rc.opts.signal.aborted) break;
+      await rc.sleep(task.delaySeconds * 1000, rc.opts.signal);
+      if (rc.opts.signal.aborted) {
+        a.failed = true;
+        a.msg = `stopped while waiting to retry (attempt ${attempt} of ${maxAttempts}): ${a.msg}`;
+        break;
+      }
+    }
+    const status: TaskStatus = a.failed ? 'failed' : a.changed ? 'changed' : 'ok';
+    return finish(status, a.msg, a);
+  } catch (e) {
+    if (isUnreachable(e)) return finish('unreachable', errorMessage(e));
+    return finish('failed', errorMessage(e));
+  }
+}
+
+/** One plan (+ apply): an empty plan is ok with its reason; check mode reports the plan as changed. */
+async function attemptOnce(module: Module, ctx: TaskContext, args: unknown): Promise<Attempt> {
+  try {
+    const plan = await module.plan(ctx, args);
+    const planData = plan.data ?? {};
+    const planDiffs = plan.changes.flatMap((c) => (c.diff ? [c.diff] : []));
+    if (plan.changes.length === 0) {
+      return { changed: false, failed: false, msg: plan.reason ?? 'nothing to do', changes: [], diffs: [], warnings: [], data: planData };
+    }
+    if (ctx.check) {
+      const msg = plan.changes.map((c) => c.description).join('; ');
+      return { changed: true, failed: false, msg, changes: plan.changes, diffs: planDiffs, warnings: [], data: planData };
+    }
+    const o = await module.apply(ctx, args, plan);
+    return {
+      changed: o.changed,
+      failed: o.failed,
+      msg: o.msg,
+      changes: plan.changes,
+      diffs: o.diffs ?? planDiffs,
+      warnings: o.warnings ?? [],
+      data: { ...planData, ...(o.data ?? {}) },
+    };
+  } catch (e) {
+    if (isUnreachable(e)) throw e;
+    // A module that throws is a bug in rha (or the module), not in the host: fail this task only.
+    return { changed: false, failed: true, msg: `module ${module.name} crashed: ${errorMessage(e)}`, changes: [], diffs: [], warnings: [], data: {} };
+  }
+}
+
+/** The value `register` stores: the module's data, then changed/failed/skipped/msg, plus stdout_lines. */
+export function registerValue(
+  a: Pick<Attempt, 'changed' | 'failed' | 'msg' | 'data'>,
+  skipped: boolean,
+  attempts?: number,
+): Record<string, unknown> {
+  // Data first so that a module cannot shadow the four fields every playbook relies on.
+  const out: Record<string, unknown> = { ...a.data, changed: a.changed, failed: a.failed, skipped, msg: a.msg };
+  if (typeof a.data.stdout === 'string' && !('stdout_lines' in a.data)) out.stdout_lines = lines(a.data.stdout);
+  if (typeof a.data.stderr === 'string' && !('stderr_lines' in a.data)) out.stderr_lines = lines(a.data.stderr);
+  if (attempts !== undefined) out.attempts = attempts;
+  return out;
+}
+
+function lines(text: string): string[] {
+  return text === '' ? [] : text.replace(/\n$/, '').split('\n');
+}
+
+function asRecord(v: unknown): Record<string, unknown> {
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+/** zod issues as `module.field: message; ...`, naming the field the user wrote. */
+export function formatIssues(module: string, issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): string {
+  return issues
+    .map((i) => {
+      const p = i.path.map(String).join('.');
+      return `${p ? `${module}.${p}` : module}: ${i.message}`;
+    })
+    .join('; ');
+}
