@@ -1,0 +1,278 @@
+/**
+ * YAML with positions: parse a file keeping node ranges, find the line of a key path, and turn
+ * zod issues into InputProblems that point at the user's file, line and key. Shared by the
+ * inventory and playbook loaders.
+ */
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { z } from 'zod';
+import type { InputProblem } from '../core/types.js';
+
+export type KeyPath = ReadonlyArray<string | number>;
+
+export interface YamlSource {
+  /** The file as the user named it (used in messages). */
+  file: string;
+  doc: Document;
+  lc: LineCounter;
+  data: unknown;
+}
+
+/** Returns the parsed document and any syntax problems (with the parser's position). */
+export function parseYaml(file: string, text: string): { source: YamlSource; problems: InputProblem[] } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, uniqueKeys: true, prettyErrors: false });
+  const problems: InputProblem[] = [];
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
+    problems.push({
+      file,
+      line: pos.line,
+      column: pos.col,
+      message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+      severity: 'error',
+    });
+  }
+  const data = problems.length ? undefined : doc.toJS({ maxAliasCount: 1000 });
+  return { source: { file, doc, lc, data }, problems };
+}
+
+/** Dotted form of a key path: `clusters.cache.keepalived.priority.master`, list items as numbers. */
+export function dotted(path: KeyPath): string {
+  return path.map(String).join('.');
+}
+
+/**
+ * Returns the 1-based line of the node at `path` (of its key when `key`), or of the deepest
+ * existing ancestor when the path does not exist (e.g. a missing required key: its parent).
+ */
+export function lineOf(src: YamlSource, path: KeyPath, opts: { key?: boolean } = {}): number | undefined {
+  let node: unknown = src.doc.contents;
+  let best: number | undefined = rangeLine(src, node);
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i];
+    if (isAlias(node)) node = node.resolve(src.doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) return best;
+      const keyLine = rangeLine(src, pair.key);
+      if (i === path.length - 1 && opts.key) return keyLine ?? best;
+      node = pair.value;
+      best = (node ? rangeLine(src, node) : undefined) ?? keyLine ?? best;
+      // A value on the next lines (a nested map) is still "at" its key for messages about the key.
+      if (i === path.length - 1 && keyLine !== undefined && !isScalar(node)) best = keyLine;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      if (node === undefined) return best;
+      best = rangeLine(src, node) ?? best;
+    } else {
+      return best;
+    }
+  }
+  return best;
+}
+
+function rangeLine(src: YamlSource, node: unknown): number | undefined {
+  const range = (node as Node | null)?.range;
+  return range ? src.lc.linePos(range[0]).line : undefined;
+}
+
+/** The value at `path` in plain data. */
+export function valueAt(data: unknown, path: KeyPath): unknown {
+  let v = data;
+  for (const seg of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string | number, unknown>)[seg];
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Near-match suggestions
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** Returns the candidate closest to `word` when it is close enough to be a typo. */
+export function nearest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  const w = word.toLowerCase();
+  for (const c of candidates) {
+    const d = distance(w, c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  if (best === undefined) return undefined;
+  const limit = Math.max(1, Math.min(3, Math.floor(Math.max(word.length, best.length) / 3)));
+  return bestD <= limit ? best : undefined;
+}
+
+/** ` — did you mean "x"?` or ` (expected one of: a, b)` or ``. */
+export function suggestion(word: string, candidates: string[], listIfNone = true): string {
+  const n = nearest(word, candidates);
+  if (n) return ` — did you mean "${n}"?`;
+  if (listIfNone && candidates.length && candidates.length <= 20) return ` (expected one of: ${candidates.join(', ')})`;
+  return '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// zod issues → problems
+
+type AnySchema = z.ZodType;
+interface ZDef {
+  type: string;
+  innerType?: AnySchema;
+  shape?: Record<string, AnySchema>;
+  options?: AnySchema[];
+  valueType?: AnySchema;
+  element?: AnySchema;
+  in?: AnySchema;
+  out?: AnySchema;
+  getter?: () => AnySchema;
+  catchall?: AnySchema;
+}
+
+function def(s: AnySchema): ZDef {
+  return (s as unknown as { _zod: { def: ZDef } })._zod.def;
+}
+
+/** The object schemas reachable at `path` (through defaults, optionals, unions, records, arrays). */
+function objectsAt(schema: AnySchema, path: KeyPath): AnySchema[] {
+  let current = [schema];
+  for (const seg of path) {
+    const next: AnySchema[] = [];
+    for (const s of current.flatMap(unwrap)) {
+      const d = def(s);
+      if (d.type === 'object' && d.shape && typeof seg === 'string' && d.shape[seg]) next.push(d.shape[seg]);
+      else if (d.type === 'object' && d.catchall && typeof seg === 'string') next.push(d.catchall);
+      else if (d.type === 'record' && d.valueType) next.push(d.valueType);
+      else if (d.type === 'array' && d.element) next.push(d.element);
+    }
+    current = next;
+  }
+  return current.flatMap(unwrap).filter((s) => def(s).type === 'object');
+}
+
+function unwrap(s: AnySchema): AnySchema[] {
+  const d = def(s);
+  if (['default', 'prefault', 'optional', 'nullable', 'readonly', 'catch', 'nonoptional'].includes(d.type) && d.innerType) return unwrap(d.innerType);
+  if (d.type === 'pipe' && d.in) return unwrap(d.in);
+  if (d.type === 'lazy' && d.getter) return unwrap(d.getter());
+  if (d.type === 'union' && d.options) return d.options.flatMap(unwrap);
+  return [s];
+}
+
+/** Keys the schema accepts at `path` (for "did you mean"). */
+export function keysAt(schema: AnySchema, path: KeyPath): string[] {
+  return [...new Set(objectsAt(schema, path).flatMap((s) => Object.keys(def(s).shape ?? {})))];
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `a string (${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)})`;
+  if (typeof v === 'number') return `a number (${v})`;
+  if (typeof v === 'boolean') return `a boolean (${v})`;
+  return typeof v;
+}
+
+const EXPECTED: Record<string, string> = {
+  object: 'a mapping',
+  array: 'a list',
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'a boolean (true/false)',
+  record: 'a mapping',
+};
+
+interface Issue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  expected?: string;
+  keys?: string[];
+  errors?: Issue[][];
+  values?: unknown[];
+  minimum?: number | bigint;
+  maximum?: number | bigint;
+  origin?: string;
+  inclusive?: boolean;
+}
+
+/** Turns zod issues into problems at the right line, with a message that says what to do. */
+export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly unknown[], base: KeyPath = []): InputProblem[] {
+  const out: InputProblem[] = [];
+  for (const raw of issues) {
+    const issue = raw as Issue;
+    const path = [...base, ...(issue.path as Array<string | number>)];
+    const at = (p: KeyPath, message: string, key = false): void => {
+      out.push({ file: src.file, line: lineOf(src, p, { key }), path: dotted(p), message, severity: 'error' });
+    };
+    const value = valueAt(src.data, path);
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        for (const k of issue.keys ?? []) {
+          at([...path, k], `unknown key "${k}"${suggestion(k, keysAt(schema, path).filter((c) => !(c in ((value as object) ?? {}))))}`, true);
+        }
+        break;
+      case 'invalid_type':
+        if (value === undefined) at(path, `is required (${EXPECTED[issue.expected ?? ''] ?? issue.expected})`);
+        else at(path, `expected ${EXPECTED[issue.expected ?? ''] ?? issue.expected}, got ${typeName(value)}`);
+        break;
+      case 'invalid_union': {
+        const branches = issue.errors ?? [];
+        const typeOnly = (b: Issue[]) => b.length === 1 && b[0].code === 'invalid_type' && b[0].path.length === 0;
+        const deeper = branches.filter((b) => !typeOnly(b));
+        if (value === undefined) {
+          at(path, `is required`);
+        } else if (deeper.length >= 1) {
+          // The value has the right shape for some branch: report that branch's own problems.
+          const best = deeper.reduce((a, b) => (b.length < a.length ? b : a));
+          out.push(...zodProblems(src, schema, best, path));
+        } else {
+          const expected = [...new Set(branches.map((b) => EXPECTED[b[0]?.expected ?? ''] ?? b[0]?.expected))];
+          at(path, `expected ${expected.join(' or ')}, got ${typeName(value)}`);
+        }
+        break;
+      }
+      case 'invalid_value': {
+        const vals = (issue.values ?? []).map((v) => JSON.stringify(v));
+        const hint = typeof value === 'string' ? suggestion(value, (issue.values ?? []).map(String), false) : '';
+        at(path, `${JSON.stringify(value)} is not one of ${vals.join(', ')}${hint}`);
+        break;
+      }
+      case 'too_small':
+        if (issue.origin === 'string') at(path, `must not be empty`);
+        else if (issue.origin === 'array') at(path, `needs at least ${issue.minimum} item(s)`);
+        else at(path, `${JSON.stringify(value)} is too small (minimum ${issue.minimum}${issue.inclusive === false ? ', exclusive' : ''})`);
+        break;
+      case 'too_big':
+        at(path, `${JSON.stringify(value)} is too big (maximum ${issue.maximum}${issue.inclusive === false ? ', exclusive' : ''})`);
+        break;
+      case 'invalid_format':
+      case 'custom':
+      default:
+        at(path, issue.message.replace(/^Invalid input: /, ''));
+    }
+  }
+  return out;
+}
+
+/** Errors first, then warnings; each group in file/line order. */
+export function sortProblems(ps: InputProblem[]): InputProblem[] {
+  const rank = (p: InputProblem) => (p.severity === 'error' ? 0 : 1);
+  return [...ps].sort((a, b) => rank(a) - rank(b) || a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0));
+}
