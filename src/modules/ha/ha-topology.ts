@@ -1,0 +1,94 @@
+/**
+ * `ha_topology`: reads the live state of both nodes of this host's pair and decides which is
+ * the live master. Changes nothing; register it and gate role-dependent steps on `role`.
+ */
+import { z } from 'zod';
+import type { Connection, Module, TaskContext } from '../../core/types.js';
+import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
+import { decideTopology } from './topology.js';
+import { pairOf } from './pair.js';
+
+const args = z.strictObject({
+  /** Refuse (fail) instead of reporting when the pair is in a state rha will not act on. */
+  fail_on_refusal: z.boolean().default(true),
+});
+type Args = z.infer<typeof args>;
+
+interface Data extends Record<string, unknown> {
+  role: 'master' | 'replica';
+  master: string;
+  replica: string;
+  master_address: string;
+  replica_address: string;
+  fresh: boolean;
+  vip_holder: string | null;
+  reason: string;
+  nodes: Record<string, NodeState>;
+}
+
+/** Reads both nodes' state (this one over ctx.conn, the peer over ctx.connectTo). */
+export async function readPair(ctx: TaskContext): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
+  const pair = pairOf(ctx);
+  const q: StateQuery = {
+    cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become,
+  };
+  const peerConn = async (): Promise<Connection | undefined> => {
+    try {
+      return await ctx.connectTo!(pair.peer);
+    } catch {
+      return undefined;
+    }
+  };
+  const [self, peer] = await Promise.all([readNodeState(ctx.conn, q), peerConn().then((c) => readNodeState(c, q))]);
+  return { pair, states: { [ctx.host.name]: self, [pair.peer]: peer } };
+}
+
+export const haTopology: Module<Args, Data> = {
+  name: 'ha_topology',
+  args,
+  async plan(ctx, a) {
+    const { pair, states } = await readPair(ctx);
+    const preferred = pair.preferredMaster;
+    const other = preferred === ctx.host.name ? pair.peer : ctx.host.name;
+    const force = forcedClusters(ctx).includes(pair.cluster);
+    const d = decideTopology({
+      cluster: pair.cluster,
+      preferred: { name: preferred, state: states[preferred] },
+      other: { name: other, state: states[other] },
+      force,
+    });
+    if (d.kind === 'refused') {
+      if (a.fail_on_refusal) throw new TopologyRefusal(`cluster ${pair.cluster}: ${d.reason}`);
+      return { changes: [], reason: d.reason, data: { refused: true, reason: d.reason } };
+    }
+    const data: Data = {
+      role: d.master === ctx.host.name ? 'master' : 'replica',
+      master: d.master,
+      replica: d.replica,
+      master_address: pair.addressOf(d.master),
+      replica_address: pair.addressOf(d.replica),
+      fresh: d.fresh,
+      vip_holder: d.vipHolder ?? null,
+      reason: d.reason,
+      nodes: states,
+    };
+    return { changes: [], reason: `live master ${d.master}: ${d.reason}`, data };
+  },
+  async apply() {
+    // plan() never returns changes.
+    return { changed: false, failed: false, msg: 'nothing to apply' };
+  },
+};
+
+/** Thrown from plan() when acting would risk data; the runner reports it as the task's failure. */
+export class TopologyRefusal extends Error {
+  override name = 'TopologyRefusal';
+}
+
+/** Cluster names given with `--force` (extra var `rha_force`, a list or comma-separated string). */
+export function forcedClusters(ctx: TaskContext): string[] {
+  const v = ctx.vars.rha_force;
+  if (Array.isArray(v)) return v.map(String);
+  if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean);
+  return [];
+}

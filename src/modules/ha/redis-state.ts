@@ -1,0 +1,120 @@
+/**
+ * The live state of one node of a pair, read in one round-trip: Redis INFO, whether this host
+ * holds the VIP, whether keepalived runs. A fact in the style.md sense: a command and a parser.
+ */
+import { Secret, shellCommand, quote, type Command } from '../../core/command.js';
+import type { Connection } from '../../core/types.js';
+
+export interface NodeState {
+  /** The host answered over SSH. */
+  reachable: boolean;
+  /** Redis answered INFO with our password. */
+  redisUp: boolean;
+  role?: 'master' | 'slave';
+  /** For a replica: the address it replicates from. */
+  masterHost?: string;
+  linkUp: boolean;
+  syncInProgress: boolean;
+  replid?: string;
+  replid2?: string;
+  offset: number;
+  connectedReplicas: number;
+  keys: number;
+  version?: string;
+  holdsVip: boolean;
+  keepalivedRunning: boolean;
+  /** What went wrong reading Redis, when it did not answer. */
+  error?: string;
+}
+
+export interface StateQuery {
+  cliPath: string;
+  port: number;
+  password: string;
+  /** VIP as address/prefix. */
+  vip: string;
+  become: boolean;
+}
+
+const MARK = '@@rha:';
+
+/** The command that reads a node's live state; its output is parsed by parseNodeState. */
+export function nodeStateCommand(q: StateQuery): Command {
+  const script = [
+    `echo ${MARK}redis`,
+    `timeout 3 ${quote(q.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${q.port} INFO 2>&1 | head -c 100000`,
+    `echo; echo ${MARK}vip`,
+    `ip -o -4 addr show 2>/dev/null | grep -qF ${quote(` inet ${q.vip} `)} && echo yes || echo no`,
+    `echo ${MARK}keepalived`,
+    // keepalived writes its main pid file under /run; a live pid with the right name counts.
+    `p=$(cat /run/keepalived.pid 2>/dev/null); [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null && echo yes || echo no`,
+  ].join('\n');
+  return shellCommand(script, { env: { REDISCLI_AUTH: new Secret(q.password) }, become: q.become, timeoutMs: 15_000 });
+}
+
+/** Parses `INFO` text into a flat map (CRLF lines, `# Section` headers skipped). */
+export function parseInfo(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (!line || line.startsWith('#')) continue;
+    const i = line.indexOf(':');
+    if (i > 0) out.set(line.slice(0, i), line.slice(i + 1));
+  }
+  return out;
+}
+
+/** Total keys over all databases from INFO keyspace entries (`db0:keys=3,expires=0,...`). */
+export function countKeys(info: Map<string, string>): number {
+  let n = 0;
+  for (const [k, v] of info) {
+    if (/^db\d+$/.test(k)) n += Number(/keys=(\d+)/.exec(v)?.[1] ?? 0);
+  }
+  return n;
+}
+
+/** Parses the output of nodeStateCommand. */
+export function parseNodeState(output: string): NodeState {
+  const sections = new Map<string, string>();
+  const parts = output.split(MARK).slice(1);
+  for (const p of parts) {
+    const nl = p.indexOf('\n');
+    sections.set(p.slice(0, nl === -1 ? undefined : nl).trim(), nl === -1 ? '' : p.slice(nl + 1));
+  }
+  const redisText = sections.get('redis') ?? '';
+  const info = parseInfo(redisText);
+  const redisUp = info.has('redis_version') && info.has('role');
+  const role = info.get('role');
+  return {
+    reachable: true,
+    redisUp,
+    role: role === 'master' || role === 'slave' ? role : undefined,
+    masterHost: info.get('master_host'),
+    linkUp: info.get('master_link_status') === 'up',
+    syncInProgress: info.get('master_sync_in_progress') === '1',
+    replid: info.get('master_replid'),
+    replid2: info.get('master_replid2'),
+    offset: Number(info.get('master_repl_offset') ?? 0),
+    connectedReplicas: Number(info.get('connected_slaves') ?? 0),
+    keys: countKeys(info),
+    version: info.get('redis_version'),
+    holdsVip: (sections.get('vip') ?? '').trim() === 'yes',
+    keepalivedRunning: (sections.get('keepalived') ?? '').trim() === 'yes',
+    error: redisUp ? undefined : redisText.trim().split('\n').slice(-3).join(' ') || 'no answer',
+  };
+}
+
+/** Reads a node's live state; an unreachable host is a state, not an exception. */
+export async function readNodeState(conn: Connection | undefined, q: StateQuery): Promise<NodeState> {
+  const down: NodeState = {
+    reachable: false, redisUp: false, linkUp: false, syncInProgress: false, offset: 0,
+    connectedReplicas: 0, keys: 0, holdsVip: false, keepalivedRunning: false, error: 'host unreachable',
+  };
+  if (!conn) return down;
+  try {
+    const r = await conn.exec(nodeStateCommand(q));
+    return parseNodeState(r.stdout);
+  } catch (e) {
+    return { ...down, error: (e as Error).message };
+  }
+}
