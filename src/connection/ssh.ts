@@ -1,0 +1,498 @@
+/**
+ * One SSH connection per host (node-ssh over ssh2), many commands at once over channels.
+ * Host keys are verified against known_hosts before authentication; a lost link turns every
+ * running and later exec into an UnreachableError.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { NodeSSH } from 'node-ssh';
+import { displayCommand, type Command, type CommandResult } from '../core/command.js';
+import { UnreachableError, type Connection, type HostSpec } from '../core/types.js';
+import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
+import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
+import { buildRemoteInvocation, explainBecomeFailure, type RemoteInvocation } from './remote-command.js';
+import type { Ssh2Channel, Ssh2Client, Ssh2Error } from './ssh2-types.js';
+
+export interface HostKeyEvent {
+  host: string;
+  kind: 'learned' | 'replaced';
+  fingerprint: string;
+  knownHosts: string;
+}
+
+export interface ConnectOptions {
+  /** Host names whose changed host key is accepted deliberately for this run (the replaced-node flow). */
+  acceptChangedHostKeys?: ReadonlySet<string> | 'all';
+  signal?: AbortSignal;
+  /** Named in the changed-key message's `rha hosts accept HOST -i INVENTORY` hint. */
+  inventoryPath?: string;
+  /** Told when a host key is recorded (first contact) or replaced (accepted change). */
+  onHostKey?: (event: HostKeyEvent) => void;
+}
+
+/**
+ * OpenSSH's default MaxSessions is 10 channels per connection; beyond that, opening a channel
+ * fails. Queue above this many so that "20 commands at once" just works.
+ */
+const MAX_CHANNELS = 8;
+const CHUNK = 64 * 1024;
+const ALL_HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+/** Host key algorithms with the types already recorded for this host first, to avoid false "new key" events. */
+export function preferredHostKeyAlgorithms(knownTypes: string[]): string[] {
+  const algoOf = (type: string) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]);
+  const first = knownTypes.flatMap(algoOf).filter((a) => ALL_HOST_KEY_ALGORITHMS.includes(a));
+  return [...new Set([...first, ...ALL_HOST_KEY_ALGORITHMS])];
+}
+
+class ConnectAttemptError extends Error {
+  constructor(readonly failure: ConnectFailure) {
+    super(failure.message);
+  }
+}
+
+/** A connected Connection to the host; throws UnreachableError (or HostKeyChangedError). */
+export async function connect(host: HostSpec, opts: ConnectOptions = {}): Promise<SshConnection> {
+  const spec = host.connection;
+  const label = hostLabel(host.name, spec.address, spec.port);
+  let privateKey: string | undefined;
+  if (spec.privateKey) {
+    try {
+      privateKey = await fs.readFile(spec.privateKey, 'utf8');
+    } catch (err) {
+      throw new UnreachableError(
+        host.name,
+        `${label}: cannot read private key ${spec.privateKey}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+  }
+  const attempts = 1 + Math.max(0, spec.connectRetries);
+  for (let attempt = 1; ; attempt++) {
+    if (opts.signal?.aborted) throw new UnreachableError(host.name, `${label}: interrupted`);
+    try {
+      return await connectOnce(host, privateKey, opts);
+    } catch (err) {
+      if (err instanceof UnreachableError) throw err;
+      const failure =
+        err instanceof ConnectAttemptError ? err.failure : ({ kind: 'other', message: String(err) } as ConnectFailure);
+      if (failure.kind !== 'network' || attempt >= attempts) {
+        const tries = attempt > 1 ? ` (${attempt} attempts)` : '';
+        throw new UnreachableError(host.name, `${label}: ${failure.message}${tries}`);
+      }
+      await sleep(Math.min(500 * attempt, 2000), opts.signal);
+    }
+  }
+}
+
+async function connectOnce(host: HostSpec, privateKey: string | undefined, opts: ConnectOptions): Promise<SshConnection> {
+  const spec = host.connection;
+  const label = hostLabel(host.name, spec.address, spec.port);
+  const accept =
+    opts.acceptChangedHostKeys === 'all' || (opts.acceptChangedHostKeys?.has(host.name) ?? false);
+  let verdict: HostKeyVerdict | undefined;
+  let verifyError: unknown;
+  let presented: Buffer | undefined;
+
+  const knownTypes = knownKeyTypes(parseKnownHosts(await readKnownHosts(spec.knownHosts)), spec.address, spec.port);
+  const agent = !privateKey ? process.env.SSH_AUTH_SOCK : undefined;
+  const triedMethods = [
+    ...(privateKey ? [`publickey ${spec.privateKey}`] : []),
+    ...(agent ? [`ssh-agent ${agent}`] : []),
+    ...(spec.password ? ['password'] : []),
+  ];
+  // Dead-link detection: a few missed keepalives mark the host unreachable instead of hanging.
+  const keepaliveInterval = Math.min(5000, Math.max(1000, Math.round(spec.connectTimeoutMs / 3)));
+
+  const ssh = new NodeSSH();
+  const connecting = ssh.connect({
+    host: spec.address,
+    port: spec.port,
+    username: spec.user,
+    readyTimeout: spec.connectTimeoutMs,
+    keepaliveInterval,
+    keepaliveCountMax: 3,
+    ...(privateKey ? { privateKey } : {}),
+    ...(agent ? { agent } : {}),
+    ...(spec.password ? { password: spec.password.value, tryKeyboard: true } : {}),
+    algorithms: { serverHostKey: preferredHostKeyAlgorithms(knownTypes) },
+    // Called with the raw key blob (no hostHash). Returning undefined makes ssh2 wait for verify().
+    hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
+      presented = key;
+      verifyHostKeyInFile(spec.knownHosts, spec.address, spec.port, key, accept).then(
+        (v) => {
+          verdict = v;
+          verify(v.kind !== 'changed');
+        },
+        (err) => {
+          verifyError = err;
+          verify(false);
+        },
+      );
+    }) as never,
+  });
+  const client = ssh.connection as unknown as Ssh2Client;
+  // node-ssh drops its own error listener once ready; without one, a later error would crash the process.
+  let lastError: Ssh2Error | undefined;
+  client.on('error', (err: Ssh2Error) => {
+    lastError = err;
+  });
+  const onAbort = () => client.destroy();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await connecting;
+  } catch (err) {
+    client.destroy();
+    if (opts.signal?.aborted) throw new UnreachableError(host.name, `${label}: interrupted`);
+    if (verdict?.kind === 'changed') {
+      throw new HostKeyChangedError(host.name, spec.address, spec.port, verdict.stored, verdict.presented, opts.inventoryPath);
+    }
+    if (verifyError) {
+      throw new UnreachableError(
+        host.name,
+        `${label}: cannot verify the host key with known_hosts ${spec.knownHosts}: ${(verifyError as Error).message}`,
+      );
+    }
+    const e = (lastError ?? err) as Ssh2Error;
+    throw new ConnectAttemptError(
+      classifyConnectError(e, { user: spec.user, connectTimeoutMs: spec.connectTimeoutMs, triedMethods }),
+    );
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  const v = verdict as HostKeyVerdict | undefined;
+  if (presented && v && (v.kind === 'learned' || v.kind === 'replaced')) {
+    opts.onHostKey?.({ host: host.name, kind: v.kind, fingerprint: hostKeyFingerprint(presented), knownHosts: spec.knownHosts });
+  }
+  return new SshConnection(host, ssh, client, opts.signal);
+}
+
+/** A small counting semaphore: resolves with a release function. */
+class Slots {
+  private waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+
+export class SshConnection implements Connection {
+  readonly hostName: string;
+  private readonly label: string;
+  private lostReason: string | undefined;
+  private readonly inflight = new Set<(err: Error) => void>();
+  private readonly slots = new Slots(MAX_CHANNELS);
+
+  constructor(
+    private readonly host: HostSpec,
+    private readonly ssh: NodeSSH,
+    private readonly client: Ssh2Client,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.hostName = host.name;
+    this.label = hostLabel(host.name, host.connection.address, host.connection.port);
+    let lastError: Error | undefined;
+    client.on('error', (err: Error) => {
+      lastError = err;
+    });
+    const lost = () => {
+      if (this.lostReason) return;
+      this.lostReason = lastError ? `connection lost (${lastError.message})` : 'connection lost';
+      const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
+      for (const fail of this.inflight) fail(err);
+      this.inflight.clear();
+    };
+    client.on('end', lost);
+    client.on('close', lost);
+  }
+
+  /** Whether the link is still up (false once lost or closed). */
+  get alive(): boolean {
+    return this.lostReason === undefined;
+  }
+
+  /** The command's result; rejects only with UnreachableError when the link is gone. */
+  async exec(cmd: Command): Promise<CommandResult> {
+    const display = displayCommand(cmd);
+    const started = Date.now();
+    if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
+    const spec = this.host.connection;
+    const becomePassword = spec.becomePassword?.value;
+    if (becomePassword !== undefined && /[\n\0]/.test(becomePassword)) {
+      throw new Error(`${this.hostName}: become_password contains a newline`);
+    }
+    const inv = buildRemoteInvocation(cmd, {
+      loginUser: spec.user,
+      hasBecomePassword: becomePassword !== undefined,
+      nonce: randomBytes(8).toString('hex'),
+    });
+    const release = await this.slots.acquire();
+    try {
+      if (this.signal?.aborted) return interruptedResult(display, started);
+      if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
+      return await this.run(cmd, inv, display, started, becomePassword);
+    } finally {
+      release();
+    }
+  }
+
+  private run(
+    cmd: Command,
+    inv: RemoteInvocation,
+    display: string,
+    started: number,
+    becomePassword: string | undefined,
+  ): Promise<CommandResult> {
+    return new Promise<CommandResult>((resolve, reject) => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      let preStart = Buffer.alloc(0); // stderr before the become marker: sudo's prompts and chatter
+      let becomeState: 'none' | 'waiting' | 'started' = inv.become ? 'waiting' : 'none';
+      let promptsSeen = 0;
+      let passwordRejected = false;
+      let code: number | null | undefined;
+      let signal: string | null = null;
+      let timedOut = false;
+      let interrupted = false;
+      let channelClosed = false;
+      let settled = false;
+      let channel: Ssh2Channel | undefined;
+      const timers: NodeJS.Timeout[] = [];
+
+      const cleanup = () => {
+        settled = true;
+        timers.forEach(clearTimeout);
+        this.inflight.delete(failLink);
+        this.signal?.removeEventListener('abort', onAbort);
+      };
+      const failLink = (e: Error) => {
+        if (settled) return;
+        cleanup();
+        reject(e);
+      };
+      const finish = () => {
+        if (settled) return;
+        cleanup();
+        let stderr = Buffer.concat(err).toString('utf8');
+        const ok = !timedOut && !interrupted && code === 0 && becomeState !== 'waiting';
+        if (becomeState === 'waiting' && !timedOut && !interrupted) {
+          const sudoText = stripMarkers(preStart.toString('utf8'), inv);
+          const why = explainBecomeFailure(sudoText, code ?? null, {
+            hostName: this.hostName,
+            user: this.host.connection.user,
+            passwordRejected,
+            hasBecomePassword: becomePassword !== undefined,
+          });
+          stderr = [why, sudoText.trim()].filter(Boolean).join('\n') + '\n';
+        }
+        if (interrupted) stderr += 'rha: interrupted\n';
+        resolve({
+          display,
+          code: timedOut || interrupted ? null : (code ?? null),
+          signal,
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr,
+          ok,
+          durationMs: Date.now() - started,
+          ...(timedOut ? { timedOut: true } : {}),
+        });
+      };
+
+      const sendSignal = (name: string) => {
+        if (!channel || channelClosed) return;
+        // ssh2's Channel.signal() refuses once we sent EOF (stdin done); the protocol allows it.
+        const out = channel.outgoing;
+        const proto = channel._client?._protocol;
+        try {
+          if (out && proto && (out.state === 'open' || out.state === 'eof')) proto.signal(out.id, name);
+          else channel.signal(name);
+        } catch {
+          /* the channel is going away anyway */
+        }
+      };
+      const kill = () => {
+        sendSignal('TERM');
+        timers.push(
+          setTimeout(() => {
+            sendSignal('KILL');
+            try {
+              channel?.close();
+            } catch {
+              /* already closed */
+            }
+          }, 1000),
+          // Do not wait forever for a server that ignores both: report now.
+          setTimeout(finish, 3000),
+        );
+      };
+      const onAbort = () => {
+        interrupted = true;
+        kill();
+      };
+
+      this.inflight.add(failLink);
+      this.signal?.addEventListener('abort', onAbort, { once: true });
+      if (cmd.timeoutMs && cmd.timeoutMs > 0) {
+        timers.push(
+          setTimeout(() => {
+            timedOut = true;
+            kill();
+          }, cmd.timeoutMs),
+        );
+      }
+
+      const writeInput = async (ch: Ssh2Channel) => {
+        const parts: Buffer[] = [Buffer.from(inv.secretPreamble, 'utf8')];
+        if (cmd.stdin !== undefined) parts.push(typeof cmd.stdin === 'string' ? Buffer.from(cmd.stdin, 'utf8') : cmd.stdin);
+        for (const part of parts) {
+          for (let off = 0; off < part.length; off += CHUNK) {
+            if (channelClosed || settled) return;
+            // Respect the SSH window: wait for 'drain' rather than buffering megabytes in memory.
+            if (!ch.write(part.subarray(off, off + CHUNK))) await drained(ch);
+          }
+        }
+        if (!channelClosed && !settled) ch.end();
+      };
+      const startInput = (ch: Ssh2Channel) => {
+        writeInput(ch).catch(() => {
+          /* the channel closed under us: 'close' reports the result */
+        });
+      };
+
+      this.client.exec(inv.line, {}, (openErr, ch) => {
+        if (settled) {
+          ch?.close();
+          return;
+        }
+        if (openErr) {
+          if (this.lostReason) return failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
+          cleanup();
+          return resolve({
+            display,
+            code: null,
+            signal: null,
+            stdout: '',
+            stderr: `rha: could not open an SSH channel on ${this.hostName}: ${openErr.message}\n`,
+            ok: false,
+            durationMs: Date.now() - started,
+          });
+        }
+        channel = ch;
+        ch.on('data', (b: Buffer) => out.push(b));
+        ch.stderr.on('data', (b: Buffer) => {
+          if (becomeState !== 'waiting') {
+            err.push(b);
+            return;
+          }
+          preStart = Buffer.concat([preStart, b]);
+          const text = preStart.toString('latin1');
+          const become = inv.become!;
+          if (become.promptMarker) {
+            const prompts = text.split(become.promptMarker).length - 1;
+            while (promptsSeen < prompts) {
+              promptsSeen++;
+              if (promptsSeen === 1 && becomePassword !== undefined) ch.write(becomePassword + '\n');
+              else {
+                // sudo asks again: the password was wrong. EOF makes it give up instead of hanging.
+                passwordRejected = true;
+                ch.end();
+              }
+            }
+          }
+          const markerAt = text.indexOf(become.startedMarker + '\n');
+          if (markerAt >= 0) {
+            becomeState = 'started';
+            // Everything before the marker is sudo talking (prompt, lecture): not the command's output.
+            // latin1 maps bytes 1:1 to characters, so the string index is the byte offset.
+            const rest = preStart.subarray(markerAt + become.startedMarker.length + 1);
+            if (rest.length) err.push(rest);
+            preStart = Buffer.alloc(0);
+            startInput(ch);
+          }
+        });
+        ch.on('exit', (c: number | null, s?: string) => {
+          code = c;
+          signal = s ?? null;
+        });
+        ch.on('error', () => {
+          /* e.g. a write after the remote side closed: the exit status tells what happened */
+        });
+        ch.on('close', () => {
+          channelClosed = true;
+          // The client's 'close' (link lost) fires before its channels close: don't report a result then.
+          setImmediate(() => (this.lostReason && code === undefined ? failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`)) : finish()));
+        });
+        if (becomeState === 'none') startInput(ch);
+      });
+    });
+  }
+
+  /** Closes the connection; running commands fail as unreachable. */
+  async close(): Promise<void> {
+    const alreadyGone = this.lostReason !== undefined;
+    if (!this.lostReason) this.lostReason = 'connection closed';
+    if (alreadyGone) {
+      this.ssh.dispose();
+      return;
+    }
+    const closed = new Promise<void>((resolve) => {
+      this.client.once('close', () => resolve());
+      setTimeout(resolve, 2000).unref();
+    });
+    try {
+      this.ssh.dispose();
+    } catch {
+      /* already gone */
+    }
+    await closed;
+  }
+}
+
+function stripMarkers(text: string, inv: RemoteInvocation): string {
+  let t = text;
+  if (inv.become?.promptMarker) t = t.split(inv.become.promptMarker).join('');
+  if (inv.become) t = t.split(inv.become.startedMarker).join('');
+  return t;
+}
+
+function interruptedResult(display: string, started: number): CommandResult {
+  return { display, code: null, signal: null, stdout: '', stderr: 'rha: interrupted\n', ok: false, durationMs: Date.now() - started };
+}
+
+function drained(ch: Ssh2Channel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      ch.removeListener('drain', done);
+      ch.removeListener('close', done);
+      resolve();
+    };
+    ch.on('drain', done);
+    ch.on('close', done);
+  });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

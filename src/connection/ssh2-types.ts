@@ -1,0 +1,29 @@
+/**
+ * The few parts of ssh2 (wrapped by node-ssh) that rha uses directly. ssh2 ships no types and
+ * @types/ssh2 is not a dependency, so node-ssh's `connection` is untyped: these keep our use checked.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+
+export interface Ssh2Channel extends Writable {
+  stderr: Readable;
+  // Events: 'data' (Buffer), 'exit' (code | null, signal?), 'close', 'drain', 'error'.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  close(): void;
+  signal(name: string): void;
+  outgoing?: { id: number; state: string };
+  _client?: { _protocol?: { signal(id: number, name: string): void } };
+}
+
+export interface Ssh2Client extends EventEmitter {
+  exec(command: string, options: Record<string, unknown>, cb: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
+  end(): void;
+  destroy(): void;
+}
+
+/** Errors ssh2 emits carry a `level` saying which phase failed. */
+export interface Ssh2Error extends Error {
+  level?: string;
+  code?: string;
+}
