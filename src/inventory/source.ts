@@ -102,7 +102,8 @@ function distance(a: string, b: string): number {
 }
 
 /** Returns the candidate closest to `word` when it is close enough to be a typo. */
-export function nearest(word: string, candidates: Iterable<string>): string | undefined {
+export function nearest(word: string, candidatesIn: Iterable<string>): string | undefined {
+  const candidates = [...candidatesIn];
   let best: string | undefined;
   let bestD = Infinity;
   const w = word.toLowerCase();
@@ -113,7 +114,10 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
       best = c;
     }
   }
+  // `advert_interval` for `advert_int`: a shared stem is as telling as a small edit distance.
+  const stem = [...candidates].find((c) => Math.min(c.length, w.length) >= 4 && (w.startsWith(c.toLowerCase()) || c.toLowerCase().startsWith(w)));
   if (best === undefined) return undefined;
+  if (stem && distance(w, best.toLowerCase()) > 2) return stem;
   const limit = Math.max(1, Math.min(3, Math.floor(Math.max(word.length, best.length) / 3)));
   return bestD <= limit ? best : undefined;
 }
@@ -236,8 +240,12 @@ export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly
         const branches = issue.errors ?? [];
         const typeOnly = (b: Issue[]) => b.length === 1 && b[0].code === 'invalid_type' && b[0].path.length === 0;
         const deeper = branches.filter((b) => !typeOnly(b));
+        const unknownKeys = (b: Issue[]) => b.filter((i) => i.code === 'unrecognized_keys' && i.path.length === 0);
         if (value === undefined) {
           at(path, `is required`);
+        } else if (deeper.length >= 1 && deeper.every((b) => unknownKeys(b).length > 0)) {
+          // A mapping with a misspelt key fails every mapping branch; the misspelling is the news.
+          out.push(...zodProblems(src, schema, unknownKeys(deeper[0]), path));
         } else if (deeper.length >= 1) {
           // The value has the right shape for some branch: report that branch's own problems.
           const best = deeper.reduce((a, b) => (b.length < a.length ? b : a));

@@ -15,10 +15,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import Handlebars from 'handlebars';
-import type { hbs } from 'handlebars';
+
 import { quote, quoteArgv } from '../core/command.js';
 
-type AST = typeof hbs.AST;
 type Node = hbs.AST.Node;
 type Expr = hbs.AST.Expression;
 type Path = hbs.AST.PathExpression;
@@ -400,4 +399,3 @@ interface ScopeInfo {
   blockParams: Set<string>;
 }
 
-export type { AST };
