@@ -1,0 +1,31 @@
+/** assert: conditions (Handlebars expressions) that must hold; never changes anything. */
+import { z } from 'zod';
+import type { Module } from '../core/types.js';
+import { evalCondition } from '../template/index.js';
+import { stringListArg } from './lib/args.js';
+import { ModuleFailure } from './lib/failure.js';
+
+const assertArgs = z.strictObject({
+  that: stringListArg.pipe(z.array(z.string().min(1)).min(1)),
+  fail_msg: z.string().optional(),
+  success_msg: z.string().optional(),
+});
+
+export type AssertArgs = z.infer<typeof assertArgs>;
+
+export const assertModule: Module<AssertArgs, never> = {
+  name: 'assert',
+  args: assertArgs,
+  async plan(ctx, args) {
+    for (const expr of args.that) {
+      if (!(await evalCondition(expr, ctx.vars))) {
+        throw new ModuleFailure(args.fail_msg ?? `assertion failed: ${expr}`, { assertion: expr });
+      }
+    }
+    return { changes: [], reason: args.success_msg ?? `all assertions passed (${args.that.length})` };
+  },
+  async apply() {
+    // plan() never returns changes, so the runner never calls this.
+    return { changed: false, failed: false, msg: 'nothing to apply' };
+  },
+};

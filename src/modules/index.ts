@@ -1,0 +1,32 @@
+/** The module registry: task keys (`copy:`, `service:` ...) → modules. */
+import type { Module } from '../core/types.js';
+import { assertModule } from './assert.js';
+import { commandModule, shellModule } from './command.js';
+import { copyModule } from './copy.js';
+import { fileModule } from './file.js';
+import { groupModule } from './group.js';
+import { packageModule } from './package.js';
+import { serviceModule } from './service.js';
+import { sysctlModule } from './sysctl.js';
+import { templateModule } from './template.js';
+import { userModule } from './user.js';
+import { waitForModule } from './wait_for.js';
+
+const all: Module<any, any>[] = [
+  commandModule,
+  shellModule,
+  copyModule,
+  templateModule,
+  fileModule,
+  packageModule,
+  serviceModule,
+  userModule,
+  groupModule,
+  sysctlModule,
+  waitForModule,
+  assertModule,
+];
+
+export const modules: ReadonlyMap<string, Module> = new Map(all.map((m) => [m.name, m as Module]));
+
+export { ModuleFailure } from './lib/failure.js';

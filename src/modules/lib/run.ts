@@ -1,0 +1,37 @@
+import type { Command, CommandResult } from '../../core/command.js';
+import { shellCommand } from '../../core/command.js';
+import type { ModuleOutcome, TaskContext } from '../../core/types.js';
+
+/** Runs a command on the task's host with the task's become setting; returns the result (never throws on exit != 0). */
+export function run(ctx: TaskContext, cmd: Command): Promise<CommandResult> {
+  return ctx.conn.exec({ ...cmd, become: ctx.become });
+}
+
+/**
+ * Runs a fixed shell script with data passed as positional parameters ($1, $2, ...), so user data
+ * never becomes shell text: `sh -c SCRIPT sh ARG1 ARG2`. Returns the result.
+ */
+export function runScript(
+  ctx: TaskContext,
+  script: string,
+  args: readonly string[] = [],
+  opts: Omit<Command, 'argv'> = {},
+): Promise<CommandResult> {
+  const cmd = shellCommand(script, opts);
+  return run(ctx, { ...cmd, argv: [...cmd.argv, 'sh', ...args] });
+}
+
+/** Returns a changed outcome. */
+export function changed(msg: string, extra: Partial<ModuleOutcome> = {}): ModuleOutcome {
+  return { changed: true, failed: false, msg, ...extra };
+}
+
+/** Returns a failed outcome. */
+export function failed(msg: string, extra: Partial<ModuleOutcome> = {}): ModuleOutcome {
+  return { changed: false, failed: true, msg, ...extra };
+}
+
+/** Returns an ok (unchanged) outcome. */
+export function ok(msg: string, extra: Partial<ModuleOutcome> = {}): ModuleOutcome {
+  return { changed: false, failed: false, msg, ...extra };
+}

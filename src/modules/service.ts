@@ -1,0 +1,260 @@
+/**
+ * service: start, stop, restart, reload and enable services. With systemd (facts.serviceManager)
+ * through systemctl; without it (containers, the lab) as a plain supervised daemon: `exec` starts it
+ * detached, `pidfile` tells whether it runs; or through /etc/init.d/NAME when that is all there is.
+ */
+import { basename } from 'node:path';
+import { z } from 'zod';
+import { describeFailure } from '../core/command.js';
+import type { Module, PlannedChange, TaskContext } from '../core/types.js';
+import { absPathArg, argvArg } from './lib/args.js';
+import { ModuleFailure } from './lib/failure.js';
+import { changed, failed, runScript } from './lib/run.js';
+
+const serviceArgs = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9@_.:-]+$/, 'not a service name'),
+    state: z.enum(['started', 'stopped', 'restarted', 'reloaded']).optional(),
+    enabled: z.boolean().optional(),
+    /** systemd: run `systemctl daemon-reload` first (after unit files changed). */
+    daemon_reload: z.boolean().default(false),
+    /** Without systemd: the argv that starts the daemon (it may daemonize itself). */
+    exec: argvArg.optional(),
+    /** Without systemd: where the daemon's pid is (written by the daemon, or by rha with create_pidfile). */
+    pidfile: absPathArg.optional(),
+    /** The daemon does not write a pidfile and does not fork: rha writes the pid it started. */
+    create_pidfile: z.boolean().default(false),
+    /** The pid is this service's only if /proc/PID/comm equals this or its cmdline contains it (default: exec's program name). */
+    match: z.string().min(1).optional(),
+    /** Where the daemon's stdout/stderr go (default /var/log/rha-NAME.service.log). */
+    log_file: absPathArg.optional(),
+    reload_signal: z.string().regex(/^(SIG)?[A-Z0-9]+$/, 'a signal name like HUP').default('HUP'),
+    /** Seconds between TERM and KILL. */
+    stop_timeout: z.number().positive().default(10),
+    /** Seconds to wait for the pidfile to name a live process after starting. */
+    start_timeout: z.number().positive().default(30),
+  })
+  .refine((a) => a.state !== undefined || a.enabled !== undefined, { message: 'give state, enabled, or both' })
+  .refine((a) => (a.exec === undefined) === (a.pidfile === undefined), { message: 'exec and pidfile go together' });
+
+export type ServiceArgs = z.infer<typeof serviceArgs>;
+
+export type ServiceStep = 'start' | 'stop' | 'restart' | 'reload' | 'enable' | 'disable' | 'daemon-reload';
+
+/** Returns the steps that reach the wanted state from the observed one (pure). restarted/reloaded always act. */
+export function planServiceSteps(
+  want: { state?: ServiceArgs['state']; enabled?: boolean },
+  seen: { running: boolean; enabled?: boolean },
+): ServiceStep[] {
+  const steps: ServiceStep[] = [];
+  switch (want.state) {
+    case 'started':
+      if (!seen.running) steps.push('start');
+      break;
+    case 'stopped':
+      if (seen.running) steps.push('stop');
+      break;
+    case 'restarted':
+      steps.push(seen.running ? 'restart' : 'start');
+      break;
+    case 'reloaded':
+      // Reloading a stopped service fails (systemctl) or does nothing (signal): start it instead.
+      steps.push(seen.running ? 'reload' : 'start');
+      break;
+    case undefined:
+      break;
+  }
+  if (want.enabled === true && seen.enabled === false) steps.push('enable');
+  if (want.enabled === false && seen.enabled === true) steps.push('disable');
+  return steps;
+}
+
+// ---- systemd ------------------------------------------------------------------------------
+
+const SYSTEMD_STATUS = `echo "load=$(systemctl show -p LoadState --value -- "$1" 2>/dev/null)"
+echo "active=$(systemctl is-active -- "$1" 2>/dev/null)"
+echo "enabled=$(systemctl is-enabled -- "$1" 2>/dev/null)"`;
+
+/** Returns running/enabled from the systemd status script's output (pure). */
+export function parseSystemdStatus(stdout: string): { found: boolean; running: boolean; enabled?: boolean; active: string; enabledText: string } {
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(stdout)?.[1]?.trim() ?? '';
+  const active = get('active');
+  const enabledText = get('enabled');
+  const enabled = ['enabled', 'enabled-runtime', 'alias'].includes(enabledText)
+    ? true
+    : ['disabled', 'masked', 'masked-runtime', 'linked', 'linked-runtime'].includes(enabledText)
+      ? false
+      : undefined; // static, indirect, generated: not ours to change
+  return {
+    found: get('load') !== 'not-found',
+    running: active === 'active' || active === 'activating' || active === 'reloading',
+    enabled,
+    active,
+    enabledText,
+  };
+}
+
+// ---- plain (pidfile) ------------------------------------------------------------------------
+
+// A pid counts only while /proc/PID exists and is not a zombie.
+const ALIVE = `alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]; }`;
+
+const PLAIN_STATUS = `${ALIVE}
+pf=$1
+if [ ! -f "$pf" ]; then echo nopidfile; exit 0; fi
+pid=$(head -n1 -- "$pf" | tr -dc 0-9)
+if alive "$pid"; then
+  echo "pid $pid"; echo "comm $(cat "/proc/$pid/comm")"; echo "cmdline $(tr '\\0' ' ' < "/proc/$pid/cmdline")"
+else echo "stale $pid"; fi`;
+
+export type PlainStatus = { running: true; pid: number } | { running: false; why: string };
+
+/** Returns whether the pidfile names a live process of this service (pure): comm equal to `match` or cmdline containing it. */
+export function parsePlainStatus(stdout: string, match: string, pidfile: string): PlainStatus {
+  const first = stdout.split('\n')[0]?.trim() ?? '';
+  if (first === 'nopidfile') return { running: false, why: `${pidfile} does not exist` };
+  if (first.startsWith('stale')) return { running: false, why: `${pidfile} names pid ${first.slice(6) || '(none)'}, which is not running` };
+  const pid = Number(/^pid (\d+)/.exec(first)?.[1]);
+  const comm = /^comm (.*)$/m.exec(stdout)?.[1] ?? '';
+  const cmdline = /^cmdline (.*)$/m.exec(stdout)?.[1] ?? '';
+  // comm is cut to 15 characters by the kernel.
+  if (comm === match.slice(0, 15) || cmdline.includes(match)) return { running: true, pid };
+  return { running: false, why: `${pidfile} names pid ${pid}, which is ${comm} (not ${match}): stale pidfile` };
+}
+
+/** Returns the start script: $1 pidfile, $2 log file, $3 timeout s, $4 create_pidfile 1/0, then the daemon's argv. */
+export function plainStartScript(): string {
+  return `${ALIVE}
+pf=$1; log=$2; t=$3; mk=$4; shift 4
+rm -f -- "$pf"
+mkdir -p -- "$(dirname -- "$log")" "$(dirname -- "$pf")"
+cd /
+# setsid + no inherited stdio: the daemon outlives this command and the SSH channel can close.
+setsid "$@" </dev/null >>"$log" 2>&1 &
+bg=$!
+if [ "$mk" = 1 ]; then echo "$bg" > "$pf"; fi
+i=0
+while [ "$i" -lt $((t * 10)) ]; do
+  if [ -f "$pf" ]; then pid=$(head -n1 -- "$pf" | tr -dc 0-9); if alive "$pid"; then echo "started $pid"; exit 0; fi; fi
+  if [ -n "$bg" ] && ! alive "$bg"; then
+    wait "$bg"; rc=$?; bg=
+    if [ "$rc" -ne 0 ]; then echo "$1 exited with status $rc; last lines of $log:" >&2; tail -n 20 -- "$log" >&2; exit 3; fi
+  fi
+  sleep 0.1; i=$((i + 1))
+done
+echo "$pf did not name a live process within $t s; last lines of $log:" >&2
+tail -n 20 -- "$log" >&2
+exit 4`;
+}
+
+/** Returns the stop script: $1 pid, $2 seconds before KILL, $3 pidfile. */
+export function plainStopScript(): string {
+  return `${ALIVE}
+pid=$1; t=$2; pf=$3
+kill -TERM "$pid" 2>/dev/null
+i=0
+while alive "$pid" && [ "$i" -lt $((t * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+if alive "$pid"; then kill -KILL "$pid" 2>/dev/null; sleep 0.2; echo "killed $pid after $t s"; fi
+if alive "$pid"; then echo "pid $pid survived KILL" >&2; exit 1; fi
+# Daemons usually remove their pidfile; one still naming the dead pid is stale.
+if [ -f "$pf" ] && [ "$(head -n1 -- "$pf" | tr -dc 0-9)" = "$pid" ]; then rm -f -- "$pf"; fi`;
+}
+
+// ---- plan / apply -----------------------------------------------------------------------------
+
+type Backend =
+  | { kind: 'systemd' }
+  | { kind: 'plain'; pid?: number }
+  | { kind: 'initd' };
+
+export interface ServicePlanState {
+  backend: Backend;
+  steps: ServiceStep[];
+}
+
+const INITD_STATUS = `if [ -x "/etc/init.d/$1" ]; then "/etc/init.d/$1" status >/dev/null 2>&1; echo "initd $?"; else echo noinitd; fi`;
+
+function describe(step: ServiceStep, name: string, backend: Backend): string {
+  const how = backend.kind === 'systemd' ? '' : backend.kind === 'initd' ? ' (init.d)' : '';
+  return `${step} ${name}${how}`;
+}
+
+async function observe(ctx: TaskContext, args: ServiceArgs): Promise<{ backend: Backend; running: boolean; enabled?: boolean; status: string }> {
+  if (ctx.facts.serviceManager === 'systemd' && !args.exec) {
+    const r = await runScript(ctx, SYSTEMD_STATUS, [args.name]);
+    const s = parseSystemdStatus(r.stdout);
+    if (!s.found && !args.daemon_reload) throw new ModuleFailure(`service ${args.name} not found on ${ctx.host.name} (no systemd unit)`);
+    return { backend: { kind: 'systemd' }, running: s.running, enabled: s.enabled, status: `${s.active}, ${s.enabledText || 'unknown'}` };
+  }
+  if (args.exec && args.pidfile) {
+    const r = await runScript(ctx, PLAIN_STATUS, [args.pidfile]);
+    if (!r.ok) throw new ModuleFailure(`cannot read ${args.pidfile}: ${describeFailure(r)}`);
+    const s = parsePlainStatus(r.stdout, args.match ?? basename(args.exec[0]), args.pidfile);
+    return s.running
+      ? { backend: { kind: 'plain', pid: s.pid }, running: true, status: `running (pid ${s.pid})` }
+      : { backend: { kind: 'plain' }, running: false, status: `stopped (${s.why})` };
+  }
+  const r = await runScript(ctx, INITD_STATUS, [args.name]);
+  const m = /^initd (\d+)/.exec(r.stdout);
+  if (!m) {
+    throw new ModuleFailure(
+      `service ${args.name}: ${ctx.host.name} has no systemd, no exec/pidfile was given, and there is no /etc/init.d/${args.name}`,
+    );
+  }
+  const running = m[1] === '0';
+  return { backend: { kind: 'initd' }, running, status: running ? 'running (init.d status 0)' : `stopped (init.d status ${m[1]})` };
+}
+
+export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
+  name: 'service',
+  args: serviceArgs,
+  async plan(ctx, args) {
+    const seen = await observe(ctx, args);
+    if (seen.backend.kind !== 'systemd' && args.enabled !== undefined) {
+      ctx.warn(`service ${args.name}: enabled ignored on ${ctx.host.name} (no systemd: nothing starts it at boot)`);
+    }
+    const steps = planServiceSteps({ state: args.state, enabled: seen.backend.kind === 'systemd' ? args.enabled : undefined }, seen);
+    if (steps.length && args.daemon_reload && seen.backend.kind === 'systemd') steps.unshift('daemon-reload');
+    const changes: PlannedChange[] = steps.map((s) => ({ description: describe(s, args.name, seen.backend) }));
+    const reason = steps.length
+      ? undefined
+      : `${args.name} is ${seen.status}`;
+    return { changes, reason, state: { backend: seen.backend, steps }, data: { status: seen.status, running: seen.running } };
+  },
+  async apply(ctx, args, plan) {
+    const { backend, steps } = plan.state!;
+    const notes: string[] = [];
+    let pid = backend.kind === 'plain' ? backend.pid : undefined;
+    for (const step of steps) {
+      let r;
+      if (backend.kind === 'systemd') {
+        r = step === 'daemon-reload' ? await runScript(ctx, 'systemctl daemon-reload') : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name]);
+      } else if (backend.kind === 'initd') {
+        r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
+      } else {
+        const stop = () => runScript(ctx, plainStopScript(), [String(pid), String(args.stop_timeout), args.pidfile!], { timeoutMs: args.stop_timeout * 1000 + 30_000 });
+        const start = () =>
+          runScript(ctx, plainStartScript(), [args.pidfile!, args.log_file ?? `/var/log/rha-${args.name}.service.log`, String(args.start_timeout), args.create_pidfile ? '1' : '0', ...args.exec!], {
+            timeoutMs: args.start_timeout * 1000 + 30_000,
+          });
+        if (step === 'stop') r = await stop();
+        else if (step === 'start') r = await start();
+        else if (step === 'restart') {
+          r = await stop();
+          if (r.ok) r = await start();
+        } else if (step === 'reload') {
+          r = await runScript(ctx, 'kill -s "$2" "$1"', [String(pid), args.reload_signal.replace(/^SIG/, '')]);
+        } else {
+          continue; // enable/disable are not planned without systemd
+        }
+        const started = /^started (\d+)/m.exec(r.stdout);
+        if (started) pid = Number(started[1]);
+        const killed = /^killed .*$/m.exec(r.stdout);
+        if (killed) notes.push(killed[0]);
+      }
+      if (!r.ok) return failed(`${step} ${args.name} failed: ${describeFailure(r)}`);
+    }
+    const msg = plan.changes.map((c) => c.description).join('; ') + (notes.length ? ` (${notes.join('; ')})` : '');
+    return changed(msg, { data: { ...(pid ? { pid } : {}) } });
+  },
+};

@@ -1,0 +1,28 @@
+/** template: render a Handlebars file from the controller with the task's vars, then the copy path. */
+import { z } from 'zod';
+import type { Module } from '../core/types.js';
+import { renderTemplateFile } from '../template/index.js';
+import { fileTargetArgs, planWrite, type WriteState } from './copy.js';
+import { applyFilePlan } from './lib/files.js';
+import { resolveSource } from './lib/paths.js';
+
+const templateArgs = z.strictObject({
+  src: z.string().min(1),
+  ...fileTargetArgs,
+});
+
+export type TemplateArgs = z.infer<typeof templateArgs>;
+
+export const templateModule: Module<TemplateArgs, WriteState> = {
+  name: 'template',
+  args: templateArgs,
+  async plan(ctx, args) {
+    const path = await resolveSource(ctx.searchPaths, args.src, 'templates');
+    const content = await renderTemplateFile(path, ctx.vars);
+    return planWrite(ctx, args, content);
+  },
+  async apply(ctx, _args, plan) {
+    const { spec, file } = plan.state!;
+    return applyFilePlan(ctx, spec, file);
+  },
+};

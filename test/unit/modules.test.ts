@@ -1,0 +1,358 @@
+/** Pure logic of the core modules: plans from given state, parsers, argument rules, command text. */
+import { describe, expect, it } from 'vitest';
+import { modules } from '../../src/modules/index.js';
+import { parseMode, shellSplit } from '../../src/modules/lib/args.js';
+import { compareFile, parseRemoteFile, sha256, validateShell, writeScript } from '../../src/modules/lib/files.js';
+import { skipReason } from '../../src/modules/command.js';
+import { parsePathState, planPath } from '../../src/modules/file.js';
+import {
+  applyScript,
+  parseAptPolicy,
+  parseDpkgQuery,
+  parseRpmQuery,
+  parseStatus,
+  planPackages,
+  statusScript,
+} from '../../src/modules/package.js';
+import { parsePlainStatus, parseSystemdStatus, planServiceSteps } from '../../src/modules/service.js';
+import { groupCommand, parseGroupEntry } from '../../src/modules/group.js';
+import { parsePasswdEntry, userCommand } from '../../src/modules/user.js';
+import { normalizeValue, procPath, upsertSysctlLine } from '../../src/modules/sysctl.js';
+import { parsePoll, probeFor } from '../../src/modules/wait_for.js';
+
+const args = (name: string, raw: unknown) => modules.get(name)!.args.parse(raw) as any;
+const argsError = (name: string, raw: unknown) => {
+  const r = modules.get(name)!.args.safeParse(raw);
+  return r.success ? undefined : r.error.issues.map((i) => i.message).join('; ');
+};
+
+describe('registry', () => {
+  it('has every core module under its task key', () => {
+    expect([...modules.keys()].sort()).toEqual(
+      ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for'].sort(),
+    );
+  });
+  it.each([...modules.keys()])('%s rejects unknown keys', (name) => {
+    const base: Record<string, unknown> = {
+      assert: { that: 'true' },
+      command: { cmd: 'true' },
+      shell: { cmd: 'true' },
+      copy: { content: 'x', dest: '/x' },
+      template: { src: 'x', dest: '/x' },
+      file: { path: '/x' },
+      group: { name: 'g' },
+      user: { name: 'u' },
+      package: { name: 'p' },
+      service: { name: 's', state: 'started' },
+      sysctl: { name: 'net.ipv4.ip_forward', value: 1 },
+      wait_for: { port: 1 },
+    };
+    expect(modules.get(name)!.args.safeParse(base[name]).success).toBe(true);
+    expect(modules.get(name)!.args.safeParse({ ...(base[name] as object), bogus: 1 }).success).toBe(false);
+  });
+});
+
+describe('modes', () => {
+  it.each([
+    ['0640', '0640'],
+    ['640', '0640'],
+    ['0o755', '0755'],
+    [640, '0640'], // YAML 1.2 reads `mode: 0640` as 640
+    [4755, '4755'],
+    [0, '0000'],
+  ] as const)('%s → %s', (input, want) => expect(parseMode(input)).toBe(want));
+  it.each([493, '0999', 'u+x', '12345'])('rejects %s', (m) => {
+    expect(() => parseMode(m as string)).toThrow(/is not an octal mode: write it as a quoted string like "0640"/);
+  });
+  it('file args normalise modes', () => {
+    expect(args('file', { path: '/x', mode: 600 }).mode).toBe('0600');
+    expect(argsError('file', { path: '/x', mode: 493 })).toMatch(/not an octal mode/);
+  });
+});
+
+describe('shellSplit', () => {
+  it.each([
+    ['echo hi', ['echo', 'hi']],
+    [`echo "a b" 'c d' e\\ f`, ['echo', 'a b', 'c d', 'e f']],
+    [`printf '%s\\n' "x\\"y" ''`, ['printf', '%s\\n', 'x"y', '']],
+    ['  a   b  ', ['a', 'b']],
+    ['a"b"c', ['abc']],
+    ['echo $HOME; rm -rf /', ['echo', '$HOME;', 'rm', '-rf', '/']],
+  ])('%s', (line, want) => expect(shellSplit(line)).toEqual(want));
+  it('rejects an unterminated quote', () => expect(() => shellSplit(`echo 'oops`)).toThrow("unterminated ' quote in: echo 'oops"));
+});
+
+describe('command/shell args', () => {
+  it('string shorthand and cmd string split without a shell', () => {
+    expect(args('command', 'echo "a b"').argv).toEqual(['echo', 'a b']);
+    expect(args('command', { cmd: ['ls', '-l'] }).argv).toEqual(['ls', '-l']);
+    expect(args('command', { argv: ['x'] }).argv).toEqual(['x']);
+    expect(args('shell', 'echo $HOME | wc').argv).toEqual(['sh', '-c', 'echo $HOME | wc']);
+  });
+  it('needs exactly one of cmd or argv', () => {
+    expect(argsError('command', { cmd: 'a', argv: ['b'] })).toBe('give exactly one of cmd or argv');
+  });
+  it.each([
+    [{ creates: '/x' }, { creates: true }, 'creates /x exists'],
+    [{ creates: '/x' }, { creates: false }, undefined],
+    [{ removes: '/y' }, { removes: false }, 'removes /y does not exist'],
+    [{ removes: '/y' }, { removes: true }, undefined],
+    [{}, {}, undefined],
+  ])('skip %j given %j → %s', (a, e, want) => expect(skipReason(a, e)).toBe(want));
+});
+
+describe('lib/files', () => {
+  const content = 'port 6379\nrequirepass s3cret-pw\n';
+  const sum = sha256(content);
+  const file = (over: Partial<Record<string, unknown>> = {}) =>
+    ({ kind: 'file', mode: '0640', uid: '0', gid: '0', owner: 'root', group: 'root', size: content.length, sha256: sum, ...over }) as any;
+  const opts = { diff: true, secrets: ['s3cret-pw'] };
+
+  it('parses the read script output', () => {
+    const b64 = Buffer.from('hello\n').toString('base64');
+    expect(parseRemoteFile(`file\n644 0 0 6 root root\n${'a'.repeat(64)}\n${b64}\n`)).toEqual({
+      kind: 'file',
+      mode: '0644',
+      uid: '0',
+      gid: '0',
+      owner: 'root',
+      group: 'root',
+      size: 6,
+      sha256: 'a'.repeat(64),
+      content: Buffer.from('hello\n'),
+    });
+    expect(parseRemoteFile('absent\n')).toEqual({ kind: 'absent' });
+    expect(parseRemoteFile(`file\n644 0 0 600000 root root\n${'b'.repeat(64)}\n`).content).toBeUndefined();
+  });
+
+  it('equal checksum and attributes: nothing, with the reason', () => {
+    const p = compareFile({ dest: '/etc/redis.conf', content, mode: '0640', owner: 'root' }, file(), opts);
+    expect(p.changes).toEqual([]);
+    expect(p.reason).toBe('/etc/redis.conf is up to date');
+  });
+  it('absent: create, diff masks secrets', () => {
+    const p = compareFile({ dest: '/etc/redis.conf', content, mode: '0640' }, { kind: 'absent' }, opts);
+    expect(p.changes.map((c) => c.description)).toEqual(['create /etc/redis.conf (32 bytes, mode 0640)']);
+    expect(p.diff).toEqual({ path: '/etc/redis.conf', before: '', after: 'port 6379\nrequirepass ***\n' });
+    expect(JSON.stringify(p.changes)).not.toContain('s3cret-pw');
+  });
+  it('content differs: update, old content diffed when fetched', () => {
+    const p = compareFile({ dest: '/f', content }, file({ sha256: 'c'.repeat(64), content: Buffer.from('port 1\n') }), opts);
+    expect(p.contentChanged).toBe(true);
+    expect(p.changes[0].description).toBe('update /f (32 bytes)');
+    expect(p.diff?.before).toBe('port 1\n');
+  });
+  it('attributes only: chmod/chown without rewriting', () => {
+    const p = compareFile({ dest: '/f', content, mode: '0600', owner: 'redis', group: '0' }, file(), opts);
+    expect(p.contentChanged).toBe(false);
+    expect(p.attrs).toEqual({ mode: '0600', owner: 'redis' });
+    expect(p.changes.map((c) => c.description)).toEqual(['chmod 0600 /f (was 0640)', 'chown redis:root /f (was root:root)']);
+  });
+  it('no diff without --diff, none for binary', () => {
+    expect(compareFile({ dest: '/f', content }, { kind: 'absent' }, { diff: false, secrets: [] }).diff).toBeUndefined();
+    expect(compareFile({ dest: '/f', content: Buffer.from([0, 1, 2]) }, { kind: 'absent' }, opts).diff).toBeUndefined();
+  });
+  it('refuses a directory at dest', () => {
+    expect(() => compareFile({ dest: '/etc', content }, { kind: 'directory' }, opts)).toThrow('/etc is a directory');
+  });
+  it('validate: %s becomes the quoted temp path, the rest is quoted data', () => {
+    expect(validateShell(['keepalived', '-t', '-f', '%s'])).toBe('keepalived -t -f "$tmp"');
+    expect(validateShell(['visudo', '-cf%s', "it's"])).toBe(`visudo -cf"$tmp" 'it'\\''s'`);
+    expect(writeScript(['x', '%s'])).toContain(`out=$(x "$tmp" 2>&1)`);
+    expect(writeScript()).toContain('umask 077');
+    expect(writeScript()).toContain('mktemp -- "$dest.rha-XXXXXX"');
+  });
+});
+
+describe('file module', () => {
+  it('parses lstat output', () => {
+    expect(parsePathState('absent\n')).toEqual({ kind: 'absent' });
+    expect(parsePathState('link 777 0 0 root root\n/etc/x\n')).toMatchObject({ kind: 'link', target: '/etc/x' });
+    expect(parsePathState('directory 755 0 0 root root\n')).toMatchObject({ kind: 'directory', mode: '0755' });
+  });
+  const dir = { kind: 'directory', mode: '0755', uid: '0', gid: '0', owner: 'root', group: 'root' } as const;
+  it.each([
+    [{ path: '/d', state: 'directory' }, { kind: 'absent' }, ['create directory /d'], undefined],
+    [{ path: '/d', state: 'directory', mode: '0750' }, dir, ['chmod 0750 /d (was 0755)'], undefined],
+    [{ path: '/d', state: 'directory', mode: '0755' }, dir, [], '/d is a directory as wanted'],
+    [{ path: '/d', mode: '0755' }, dir, [], '/d is a directory as wanted'],
+    [{ path: '/d', state: 'absent' }, dir, ['remove directory (recursively) /d'], undefined],
+    [{ path: '/d', state: 'absent' }, { kind: 'absent' }, [], '/d does not exist'],
+    [{ path: '/f' }, { kind: 'absent' }, ['create empty file /f'], undefined],
+    [{ path: '/l', state: 'link', src: '/t' }, { kind: 'absent' }, ['link /l -> /t'], undefined],
+    [{ path: '/l', state: 'link', src: '/t' }, { ...dir, kind: 'link', target: '/t' }, [], '/l is a link to /t as wanted'],
+    [{ path: '/l', state: 'link', src: '/t' }, { ...dir, kind: 'link', target: '/u' }, ['link /l -> /t (was -> /u)'], undefined],
+  ])('%j on %j', (a, cur, descs, reason) => {
+    const p = planPath(args('file', a), cur as any);
+    expect(p.changes.map((c) => c.description)).toEqual(descs);
+    expect(p.reason).toBe(reason);
+  });
+  it('refuses to turn a directory into a file or link', () => {
+    expect(() => planPath(args('file', { path: '/d', state: 'file' }), dir)).toThrow('/d exists and is a directory, not a file');
+    expect(() => planPath(args('file', { path: '/d', state: 'link', src: '/x' }), dir)).toThrow(
+      '/d exists and is a directory; refusing to replace it with a link',
+    );
+  });
+  it('refuses /', () => expect(argsError('file', { path: '/', state: 'absent' })).toBe('refusing to manage /'));
+});
+
+describe('package module', () => {
+  const dpkg = 'keepalived ii  1:2.2.7-1\ngcc un  \nmake rc  4.3-4.1\nlibc6 ii  2.36-9\n';
+  it('reads dpkg-query: only status i counts', () => {
+    const m = parseDpkgQuery(dpkg, ['keepalived', 'gcc', 'make', 'libc6:amd64', 'nosuch']);
+    expect([...m.entries()]).toEqual([
+      ['keepalived', '1:2.2.7-1'],
+      ['gcc', undefined],
+      ['make', undefined],
+      ['libc6:amd64', '2.36-9'],
+      ['nosuch', undefined],
+    ]);
+  });
+  it('reads apt-cache policy and rpm -q', () => {
+    expect(parseAptPolicy('bash:\n  Installed: 5.2-1\n  Candidate: 5.2-2\nfoo:\n  Installed: (none)\n  Candidate: (none)\n')).toEqual(
+      new Map([
+        ['bash', '5.2-2'],
+        ['foo', undefined],
+      ]),
+    );
+    expect(parseRpmQuery('gcc 11.4-1.el9\npackage make is not installed\n', ['gcc', 'make'])).toEqual(
+      new Map([
+        ['gcc', '11.4-1.el9'],
+        ['make', undefined],
+      ]),
+    );
+  });
+  const plan = (a: object, stdout: string, pm: 'apt' | 'dnf' = 'apt') => {
+    const pa = args('package', a);
+    const p = planPackages(pa, parseStatus(pm, stdout, pa.name), pm);
+    return { descs: p.changes.map((c) => c.description), reason: p.reason, state: p.state };
+  };
+  it.each([
+    [{ name: ['keepalived', 'gcc'] }, `${dpkg}---\n---\ncache-age 10\n`, ['install gcc'], undefined],
+    [{ name: 'keepalived' }, `${dpkg}---\n---\ncache-age 10\n`, [], 'keepalived already installed'],
+    [{ name: 'gcc', state: 'absent' }, `${dpkg}---\n---\n`, [], 'gcc not installed'],
+    [{ name: ['keepalived', 'gcc'], state: 'absent' }, `${dpkg}---\n---\n`, ['remove keepalived'], undefined],
+    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age missing\n`, ['apt-get update (no package cache)', 'install gcc'], undefined],
+    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age 7200\n`, ['apt-get update (cache is 7200 s old)', 'install gcc'], undefined],
+    [{ name: 'keepalived', update_cache: true }, `${dpkg}---\n---\ncache-age 60\n`, [], 'keepalived already installed'],
+    [
+      { name: 'keepalived', state: 'latest' },
+      `${dpkg}---\nkeepalived:\n  Installed: 1:2.2.7-1\n  Candidate: 1:2.2.8-1\n---\ncache-age 1\n`,
+      ['upgrade keepalived (1:2.2.7-1 → 1:2.2.8-1)'],
+      undefined,
+    ],
+    [{ name: 'keepalived', state: 'latest' }, `${dpkg}---\nkeepalived:\n  Installed: 1:2.2.7-1\n  Candidate: 1:2.2.7-1\n---\n`, [], 'keepalived installed and up to date'],
+  ])('%j', (a, out, descs, reason) => {
+    const p = plan(a, out);
+    expect(p.descs).toEqual(descs);
+    expect(p.reason).toBe(reason);
+  });
+  it('rhel: rpm -q decides, update_cache refreshes inside the install', () => {
+    const p = plan({ name: ['gcc', 'make'], update_cache: true }, 'gcc 11-1\npackage make is not installed\n---\n', 'dnf');
+    expect(p.descs).toEqual(['install make']);
+    expect(applyScript('dnf', p.state, 'allow')).toBe('set -e\ndnf -y --refresh install make');
+  });
+  it('one status query, names quoted', () => {
+    expect(statusScript('apt', ['gcc', 'g++'], false)).toMatch(/^dpkg-query -W -f '\$\{Package\} \$\{db:Status-Abbrev\} \$\{Version\}\\n' gcc g\+\+ 2>\/dev\/null\n/);
+  });
+  it('apt install: noninteractive, no recommends, policy-rc.d only when denied', () => {
+    const s = applyScript('apt', { action: 'install', packages: ['keepalived'], updateCache: true }, 'deny');
+    expect(s).toContain('export DEBIAN_FRONTEND=noninteractive');
+    expect(s).toContain('apt-get install -y -q --no-install-recommends');
+    expect(s).toContain('exit 101');
+    expect(s.indexOf('policy-rc.d')).toBeLessThan(s.indexOf('apt-get update'));
+    expect(applyScript('apt', { action: 'install', packages: ['gcc'], updateCache: false }, 'allow')).not.toContain('policy-rc.d');
+  });
+  it('rejects names that are not package names', () => {
+    expect(argsError('package', { name: 'gcc; rm -rf /' })).toBe('not a package name');
+  });
+});
+
+describe('service module', () => {
+  it.each([
+    ['started', false, ['start']],
+    ['started', true, []],
+    ['stopped', true, ['stop']],
+    ['stopped', false, []],
+    ['restarted', true, ['restart']],
+    ['restarted', false, ['start']],
+    ['reloaded', true, ['reload']],
+    ['reloaded', false, ['start']],
+  ] as const)('%s when running=%s → %j', (state, running, steps) => {
+    expect(planServiceSteps({ state }, { running })).toEqual(steps);
+  });
+  it('enabled only acts on a known enablement', () => {
+    expect(planServiceSteps({ state: 'started', enabled: true }, { running: true, enabled: false })).toEqual(['enable']);
+    expect(planServiceSteps({ enabled: false }, { running: true, enabled: true })).toEqual(['disable']);
+    expect(planServiceSteps({ enabled: true }, { running: true, enabled: undefined })).toEqual([]);
+  });
+  it('parses systemctl output', () => {
+    expect(parseSystemdStatus('load=loaded\nactive=active\nenabled=enabled\n')).toMatchObject({ found: true, running: true, enabled: true });
+    expect(parseSystemdStatus('load=loaded\nactive=inactive\nenabled=disabled\n')).toMatchObject({ running: false, enabled: false });
+    expect(parseSystemdStatus('load=not-found\nactive=inactive\nenabled=\n')).toMatchObject({ found: false, enabled: undefined });
+    expect(parseSystemdStatus('load=loaded\nactive=failed\nenabled=static\n')).toMatchObject({ running: false, enabled: undefined });
+  });
+  it('plain: a live pid counts only when it is this service', () => {
+    expect(parsePlainStatus('pid 42\ncomm keepalived\ncmdline /usr/sbin/keepalived -f x \n', 'keepalived', '/run/k.pid')).toEqual({ running: true, pid: 42 });
+    expect(parsePlainStatus('pid 42\ncomm sleep\ncmdline sleep 1000 \n', 'keepalived', '/run/k.pid')).toEqual({
+      running: false,
+      why: '/run/k.pid names pid 42, which is sleep (not keepalived): stale pidfile',
+    });
+    expect(parsePlainStatus('stale 42\n', 'x', '/p')).toEqual({ running: false, why: '/p names pid 42, which is not running' });
+    expect(parsePlainStatus('nopidfile\n', 'x', '/p')).toEqual({ running: false, why: '/p does not exist' });
+    // comm is cut to 15 characters by the kernel
+    expect(parsePlainStatus('pid 7\ncomm redis-server-ex\ncmdline x\n', 'redis-server-extra', '/p')).toMatchObject({ running: true });
+  });
+  it('exec and pidfile go together; state or enabled needed', () => {
+    expect(argsError('service', { name: 'x', state: 'started', exec: 'x' })).toBe('exec and pidfile go together');
+    expect(argsError('service', { name: 'x' })).toBe('give state, enabled, or both');
+  });
+});
+
+describe('user and group', () => {
+  it('group commands', () => {
+    expect(groupCommand(args('group', { name: 'redis', system: true }), undefined)).toEqual(['groupadd', '--system', 'redis']);
+    expect(groupCommand(args('group', { name: 'redis' }), { gid: 998 })).toBeUndefined();
+    expect(groupCommand(args('group', { name: 'redis', gid: 500 }), { gid: 998 })).toEqual(['groupmod', '--gid', '500', 'redis']);
+    expect(groupCommand(args('group', { name: 'redis', state: 'absent' }), { gid: 998 })).toEqual(['groupdel', 'redis']);
+    expect(parseGroupEntry('redis:x:998:\n')).toEqual({ name: 'redis', gid: 998 });
+    expect(parseGroupEntry('')).toBeUndefined();
+  });
+  const entry = parsePasswdEntry('redis:x:999:998::/var/lib/redis:/usr/sbin/nologin\n')!;
+  it.each([
+    [{ name: 'redis', system: true, home: '/var/lib/redis', group: 'redis' }, undefined, undefined, ['useradd', '--system', '--gid', 'redis', '--home-dir', '/var/lib/redis', '--shell', '/usr/sbin/nologin', '--no-create-home', 'redis']],
+    [{ name: 'redis', system: true, home: '/var/lib/redis', group: 'redis' }, entry, 998, undefined],
+    [{ name: 'redis', system: true, shell: '/bin/sh' }, entry, undefined, ['usermod', '--shell', '/bin/sh', 'redis']],
+    [{ name: 'redis', group: 'other' }, entry, 1000, ['usermod', '--gid', 'other', 'redis']],
+    [{ name: 'redis', state: 'absent' }, entry, undefined, ['userdel', 'redis']],
+    [{ name: 'redis', state: 'absent' }, undefined, undefined, undefined],
+  ])('%j', (a, cur, gid, want) => expect(userCommand(args('user', a), cur, gid)).toEqual(want));
+});
+
+describe('sysctl', () => {
+  it('paths and values', () => {
+    expect(procPath('net.ipv4.ip_forward')).toBe('/proc/sys/net/ipv4/ip_forward');
+    expect(procPath('net/ipv4/conf/eth0.10/forwarding')).toBe('/proc/sys/net/ipv4/conf/eth0.10/forwarding');
+    expect(normalizeValue('4096\t87380  6291456 ')).toBe('4096 87380 6291456');
+    expect(args('sysctl', { name: 'vm.overcommit_memory', value: true }).value).toBe('1');
+  });
+  it('upserts one line, keeping the others', () => {
+    expect(upsertSysctlLine('', 'vm.overcommit_memory', '1')).toBe('# Managed by rha: kernel parameters set by playbooks.\nvm.overcommit_memory = 1\n');
+    expect(upsertSysctlLine('a.b = 1\nvm.overcommit_memory=0\n# c\n', 'vm.overcommit_memory', '1')).toBe('a.b = 1\nvm.overcommit_memory = 1\n# c\n');
+    expect(upsertSysctlLine('a.b = 1\n', 'vm.x', '2')).toBe('a.b = 1\nvm.x = 2\n');
+  });
+});
+
+describe('wait_for', () => {
+  it('probes', () => {
+    expect(probeFor(args('wait_for', { port: 6379 }))).toMatchObject({ kind: 'port', want: 1, argv: ['127.0.0.1', '6379'], what: 'port 6379 on 127.0.0.1 to be open' });
+    expect(probeFor(args('wait_for', { path: '/x', state: 'absent' }))).toMatchObject({ want: 0, metText: '/x is absent' });
+    expect(probeFor(args('wait_for', { command: 'redis-cli ping' }))).toMatchObject({ argv: ['sh', '-c', 'redis-cli ping'] });
+    expect(argsError('wait_for', { port: 1, path: '/x' })).toBe('give exactly one of port, path or command');
+  });
+  it('parses the poll output', () => {
+    expect(parsePoll('met 3\n')).toEqual({ met: true, seconds: 3 });
+    expect(parsePoll('timeout rc=1\nbash: connect: Connection refused\n')).toEqual({ met: false, last: 'bash: connect: Connection refused' });
+    expect(parsePoll('timeout rc=1\n\n')).toEqual({ met: false, last: 'exit 1' });
+  });
+});
