@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest';
+import { decideTopology } from '../../src/modules/ha/topology.js';
+import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
+import { isJemallocHeaderError, parseProbe, parseRedisVersion, satisfies } from '../../src/modules/ha/redis-install.js';
+
+const node = (over: Partial<NodeState>): NodeState => ({
+  reachable: true, redisUp: true, role: 'master', linkUp: false, syncInProgress: false, offset: 0,
+  connectedReplicas: 0, keys: 0, holdsVip: false, keepalivedRunning: false, ...over,
+});
+const decide = (a: Partial<NodeState>, b: Partial<NodeState>, force = false) =>
+  decideTopology({ cluster: 'cache', preferred: { name: 'a', state: node(a) }, other: { name: 'b', state: node(b) }, force });
+
+describe('decideTopology: which node is the live master', () => {
+  test.each([
+    ['empty pair: the inventory preference', {}, {}, 'a', true],
+    ['VIP on the preferred master', { holdsVip: true, keys: 5 }, { role: 'slave', masterHost: 'x', keys: 5 }, 'a', false],
+    ['after a failover the VIP holder wins, not the inventory', { role: 'slave', keys: 5 }, { holdsVip: true, keys: 7 }, 'b', false],
+    ['replaced preferred master (blank) next to the live master', { keys: 0 }, { holdsVip: true, keys: 9 }, 'b', false],
+    ['replaced preferred master, live master without VIP', { keys: 0 }, { keys: 9 }, 'b', false],
+    ['only the preferred holds data', { keys: 3 }, { keys: 0 }, 'a', false],
+    ['existing replication without VIP', { role: 'slave', keys: 4 }, { keys: 4 }, 'b', false],
+    ['replica of an empty master, both empty', { role: 'slave' }, {}, 'b', false],
+    ['--force keeps the inventory preference', { keys: 1 }, { keys: 9 }, 'a', false, true],
+  ] as const)('%s', (_name, a, b, master, fresh, force = false) => {
+    const d = decide(a, b, force);
+    expect(d.kind).toBe('decided');
+    if (d.kind !== 'decided') return;
+    expect(d.master).toBe(master);
+    expect(d.replica).toBe(master === 'a' ? 'b' : 'a');
+    expect(d.fresh).toBe(fresh);
+  });
+
+  test.each([
+    ['both masters with data', { keys: 3 }, { keys: 4 }, 'both nodes are masters holding data (a: 3 keys, b: 4 keys); making one a replica wipes the other\'s 4 keys. Rerun with --force cache to keep a\'s data and discard b\'s'],
+    ['split brain', { holdsVip: true }, { holdsVip: true }, 'both a and b hold the VIP (split brain)'],
+    ['peer unreachable', {}, { reachable: false, redisUp: false }, 'b is unreachable, so rha cannot tell which node holds the data'],
+    ['VIP on a replica', { holdsVip: true, role: 'slave', masterHost: '10.0.0.12', keys: 2 }, { keys: 2 }, 'a holds the VIP but its Redis is a replica of 10.0.0.12'],
+    ['two replicas holding data', { role: 'slave', keys: 2, offset: 10 }, { role: 'slave', keys: 2, offset: 30 }, 'b is further ahead (offset 30)'],
+  ] as const)('refuses: %s', (_name, a, b, message) => {
+    const d = decide(a, b);
+    expect(d.kind).toBe('refused');
+    if (d.kind === 'refused') expect(d.reason).toContain(message);
+  });
+});
+
+describe('reading a node', () => {
+  const info = [
+    '# Server', 'redis_version:7.0.15', '# Replication', 'role:slave', 'master_host:10.213.0.11', 'master_port:6379',
+    'master_link_status:up', 'master_sync_in_progress:0', 'master_replid:abc', 'master_replid2:0000', 'master_repl_offset:1234',
+    '# Keyspace', 'db0:keys=3,expires=0,avg_ttl=0', 'db2:keys=4,expires=1,avg_ttl=0',
+  ].join('\r\n');
+  test('parses INFO, VIP and keepalived sections', () => {
+    const s = parseNodeState(`@@rha:redis\n${info}\r\n\n@@rha:vip\nno\n@@rha:keepalived\nyes\n`);
+    expect(s).toMatchObject({ redisUp: true, role: 'slave', masterHost: '10.213.0.11', linkUp: true, syncInProgress: false, replid: 'abc', offset: 1234, keys: 7, holdsVip: false, keepalivedRunning: true, version: '7.0.15' });
+  });
+  test('a Redis that does not answer is down, with the reason', () => {
+    const s = parseNodeState('@@rha:redis\nCould not connect to Redis at 127.0.0.1:6379: Connection refused\n\n@@rha:vip\nyes\n@@rha:keepalived\nno\n');
+    expect(s.redisUp).toBe(false);
+    expect(s.holdsVip).toBe(true);
+    expect(s.error).toContain('Connection refused');
+  });
+});
+
+describe('redis_install decisions', () => {
+  test('parses redis-server --version', () => {
+    expect(parseRedisVersion('Redis server v=7.0.15 sha=00000000:0 malloc=libc bits=64 build=c9a4e1d5d4ad8a0e')).toEqual({ version: '7.0.15', malloc: 'libc' });
+    expect(parseRedisVersion('none')).toBeUndefined();
+  });
+  test.each([
+    [{ version: '7.0.15', malloc: 'jemalloc-5.2.1' }, 'auto', '7.0.15', true],
+    [{ version: '7.0.15', malloc: 'libc' }, 'auto', '7.0.15', true],
+    [{ version: '7.0.15', malloc: 'libc' }, 'jemalloc', '7.0.15', false],
+    [{ version: '7.0.14', malloc: 'libc' }, 'auto', '7.0.15', false],
+    [undefined, 'auto', '7.0.15', false],
+  ] as const)('installed %j, wanted malloc=%s v%s → satisfied %s', (installed, malloc, version, ok) => {
+    expect(satisfies(installed as never, { version, malloc, install: 'source' })).toBe(ok);
+  });
+  test('recognises the jemalloc header failure of a half-built tree', () => {
+    expect(isJemallocHeaderError('zmalloc.h:50:10: fatal error: jemalloc/jemalloc.h: No such file or directory')).toBe(true);
+    expect(isJemallocHeaderError('cc: not found')).toBe(false);
+  });
+  test('parses the probe', () => {
+    expect(parseProbe('@@rha:version\nnone\n@@rha:cc\nno\n@@rha:make\nyes\n@@rha:tree\nyes\n@@rha:tarball\n\n')).toEqual({
+      installed: undefined, hasCc: false, hasMake: true, tree: true, tarballSha: undefined,
+    });
+  });
+});
