@@ -1,0 +1,200 @@
+/**
+ * The modules' remote scripts run for real by a local sh in a temp folder (no SSH): atomic write,
+ * validate, backup, file states, command creates/removes, wait_for polling. Fast; real files.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { displayCommand, Secret, type Command, type CommandResult } from '../../src/core/command.js';
+import type { Connection, HostFacts, Module, TaskContext } from '../../src/core/types.js';
+import { modules } from '../../src/modules/index.js';
+import { writeFileAtomic } from '../../src/modules/lib/files.js';
+import { runModule } from '../support/context.js';
+
+/** Runs commands on this machine: the same scripts the modules send over SSH. */
+class LocalConnection implements Connection {
+  readonly hostName = 'local';
+  exec(cmd: Command): Promise<CommandResult> {
+    return new Promise((resolve) => {
+      const env: Record<string, string> = { ...process.env } as Record<string, string>;
+      for (const [k, v] of Object.entries(cmd.env ?? {})) env[k] = v instanceof Secret ? v.value : v;
+      const p = spawn(cmd.argv[0], cmd.argv.slice(1), { cwd: cmd.cwd, env });
+      let stdout = '';
+      let stderr = '';
+      const t0 = Date.now();
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.stdin.on('error', () => undefined);
+      p.stdin.end(cmd.stdin ?? '');
+      p.on('close', (code, signal) =>
+        resolve({ display: displayCommand(cmd), code, signal, stdout, stderr, ok: code === 0, durationMs: Date.now() - t0 }),
+      );
+    });
+  }
+  async close() {}
+}
+
+const facts = { hostname: 'local', osFamily: 'debian', packageManager: 'apt', serviceManager: 'plain' } as HostFacts;
+let dir: string;
+const warnings: string[] = [];
+const ctx = (over: Partial<TaskContext> = {}): TaskContext => ({
+  host: { name: 'local', connection: {} as any, groups: ['all'], vars: {} },
+  conn: new LocalConnection(),
+  facts,
+  check: false,
+  diff: true,
+  become: false,
+  vars: {},
+  searchPaths: [dir],
+  secrets: new Set(['s3cret-pw']),
+  warn: (m) => warnings.push(m),
+  signal: new AbortController().signal,
+  ...over,
+});
+const mod = (name: string) => modules.get(name) as Module;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rha-modules-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** check → apply → apply: changed (host untouched), changed, ok. */
+async function contract(module: string, args: unknown, untouched: () => Promise<unknown>) {
+  const before = await untouched();
+  const check = await runModule(mod(module), ctx({ check: true }), args);
+  expect(check.outcome, 'check').toMatchObject({ changed: true, failed: false });
+  expect(await untouched(), 'check mode changed nothing').toEqual(before);
+  const first = await runModule(mod(module), ctx(), args);
+  expect(first.outcome, 'first apply').toMatchObject({ changed: true, failed: false });
+  const second = await runModule(mod(module), ctx(), args);
+  expect(second.outcome, 'second apply').toMatchObject({ changed: false, failed: false });
+  return { check, first, second };
+}
+
+const exists = (p: string) => stat(p).then(
+  (s) => ({ mode: (s.mode & 0o7777).toString(8), kind: s.isDirectory() ? 'dir' : 'file' }),
+  () => 'absent',
+);
+
+describe('copy (lib/files) on real files', () => {
+  it('idempotency contract, diff masks the secret, mode from umask-safe temp', async () => {
+    const dest = join(dir, 'redis.conf');
+    const r = await contract('copy', { dest, content: 'requirepass s3cret-pw\n', mode: '0600' }, () => exists(dest));
+    expect(r.check.plan.changes[0].diff).toEqual({ path: dest, before: '', after: 'requirepass ***\n' });
+    expect(r.second.outcome.msg).toBe(`${dest} is up to date`);
+    expect(await exists(dest)).toEqual({ mode: '600', kind: 'file' });
+    expect((await readdir(dir)).filter((f) => f.includes('.rha-'))).toEqual([]);
+  });
+  it('mode change alone is a chmod, content kept', async () => {
+    const dest = join(dir, 'redis.conf');
+    const r = await runModule(mod('copy'), ctx(), { dest, content: 'requirepass s3cret-pw\n', mode: '0640' });
+    expect(r.outcome.msg).toBe(`chmod 0640 ${dest} (was 0600)`);
+    expect(await exists(dest)).toEqual({ mode: '640', kind: 'file' });
+  });
+  it('backup keeps the old file', async () => {
+    const dest = join(dir, 'b.conf');
+    await writeFile(dest, 'old\n');
+    const r = await runModule(mod('copy'), ctx(), { dest, content: 'new\n', backup: true });
+    const backup = r.outcome.data?.backup_file as string;
+    expect(backup).toMatch(/b\.conf\.\d{4}-\d\d-\d\d@\d\d:\d\d:\d\d~$/);
+    expect(await readFile(backup, 'utf8')).toBe('old\n');
+    expect(await readFile(dest, 'utf8')).toBe('new\n');
+    expect(r.outcome.diffs).toEqual([{ path: dest, before: 'old\n', after: 'new\n' }]);
+  });
+  it('a failing validator leaves the real file untouched and no temp behind', async () => {
+    const dest = join(dir, 'v.conf');
+    await writeFile(dest, 'good\n');
+    const r = await runModule(mod('copy'), ctx(), { dest, content: 'bad\n', validate: ['sh', '-c', 'grep -q good "$1" || { echo "syntax error in $1"; exit 1; }', 'sh', '%s'] });
+    expect(r.outcome.failed).toBe(true);
+    expect(r.outcome.msg).toMatch(new RegExp(`^validation of ${dest} failed \\(sh -c .*\\); the file was not changed:\\nsyntax error in ${dest}\\.rha-\\w+$`));
+    expect(await readFile(dest, 'utf8')).toBe('good\n');
+    expect((await readdir(dir)).filter((f) => f.startsWith('v.conf.rha-'))).toEqual([]);
+    const ok = await runModule(mod('copy'), ctx(), { dest, content: 'good too\n', validate: 'grep -q good %s' });
+    expect(ok.outcome).toMatchObject({ changed: true, failed: false });
+  });
+  it('src resolves through searchPaths (files/ first)', async () => {
+    await writeFile(join(dir, 'src.txt'), 'from file\n');
+    const dest = join(dir, 'copied.txt');
+    await contract('copy', { src: 'src.txt', dest }, () => exists(dest));
+    expect(await readFile(dest, 'utf8')).toBe('from file\n');
+    const missing = mod('copy').plan(ctx(), mod('copy').args.parse({ src: 'nope.txt', dest }));
+    await expect(missing).rejects.toThrow(`src nope.txt not found (looked in: ${dir}/files/nope.txt, ${dir}/nope.txt)`);
+  });
+  it('writeFileAtomic reports a missing folder', async () => {
+    const w = await writeFileAtomic(ctx(), { dest: join(dir, 'no/such/x'), content: 'x' });
+    expect(w).toMatchObject({ ok: false });
+    expect((w as { msg: string }).msg).toMatch(/^cannot create a temp file beside .*no\/such\/x:\nmktemp: /);
+  });
+});
+
+describe('file', () => {
+  it('directory, then file inside, link, absent: each idempotent', async () => {
+    const d = join(dir, 'd');
+    await contract('file', { path: d, state: 'directory', mode: '0750' }, () => exists(d));
+    expect(await exists(d)).toEqual({ mode: '750', kind: 'dir' });
+    const f = join(d, 'f');
+    await contract('file', { path: f, mode: '0600' }, () => exists(f));
+    expect(await exists(f)).toEqual({ mode: '600', kind: 'file' });
+    const l = join(dir, 'l');
+    await contract('file', { path: l, state: 'link', src: f }, () => exists(l));
+    await symlink('/nowhere', join(dir, 'l2'));
+    const relink = await runModule(mod('file'), ctx(), { path: join(dir, 'l2'), state: 'link', src: f });
+    expect(relink.outcome.msg).toBe(`link ${dir}/l2 -> ${f} (was -> /nowhere)`);
+    await contract('file', { path: d, state: 'absent' }, () => exists(d));
+    expect(await exists(d)).toBe('absent');
+  });
+});
+
+describe('command and shell', () => {
+  it('runs every time without creates; data rc/stdout/stdout_lines', async () => {
+    const r = await runModule(mod('command'), ctx(), { cmd: 'printf "a\\nb\\n"', chdir: dir });
+    expect(r.outcome).toMatchObject({ changed: true, failed: false, data: { rc: 0, stdout: 'a\nb\n', stdout_lines: ['a', 'b'] } });
+    const again = await runModule(mod('command'), ctx({ check: true }), 'true');
+    expect(again.plan.changes).toEqual([{ description: 'run true' }]);
+  });
+  it('creates: skipped with the reason once the file exists', async () => {
+    const marker = join(dir, 'made');
+    const r = await contract('shell', { cmd: `echo $X > ${marker}`, creates: marker, env: { X: 'hi' } }, () => exists(marker));
+    expect(r.second.outcome.msg).toBe(`creates ${marker} exists`);
+    expect(await readFile(marker, 'utf8')).toBe('hi\n');
+    const rm1 = await runModule(mod('command'), ctx(), { argv: ['rm', marker], removes: marker });
+    expect(rm1.outcome.changed).toBe(true);
+    const rm2 = await runModule(mod('command'), ctx(), { argv: ['rm', marker], removes: marker });
+    expect(rm2.outcome).toMatchObject({ changed: false, msg: `removes ${marker} does not exist` });
+  });
+  it('a failing command is a failed result with what ran', async () => {
+    const r = await runModule(mod('shell'), ctx(), { cmd: 'echo boom >&2; exit 3', stdin: 'x' });
+    expect(r.outcome).toMatchObject({ failed: true, changed: true, data: { rc: 3, stderr: 'boom\n' } });
+    expect(r.outcome.msg).toBe("sh -c 'echo boom >&2; exit 3': exit 3\nboom");
+  });
+});
+
+describe('wait_for polls in one command', () => {
+  it('met now: ok with the reason; later: waits; never: fails with what it saw', async () => {
+    const p = join(dir, 'later');
+    const now = await runModule(mod('wait_for'), ctx(), { path: dir });
+    expect(now.outcome).toMatchObject({ changed: false, failed: false, msg: `${dir} exists` });
+    setTimeout(() => void writeFile(p, ''), 1200);
+    const later = await runModule(mod('wait_for'), ctx(), { path: p, timeout: 10, interval: 0.2 });
+    expect(later.outcome).toMatchObject({ changed: false, failed: false });
+    expect(later.outcome.msg).toMatch(new RegExp(`^waited \\d s for ${p} to exist$`));
+    const never = await runModule(mod('wait_for'), ctx(), { command: 'echo not yet; exit 1', timeout: 1, interval: 0.3 });
+    expect(never.outcome).toMatchObject({ failed: true, msg: "timed out after 1 s waiting for sh -c 'echo not yet; exit 1' to exit 0; last: not yet" });
+    const port = await runModule(mod('wait_for'), ctx(), { port: 1, timeout: 1, interval: 0.5 });
+    expect(port.outcome.failed).toBe(true);
+    expect(port.outcome.msg).toMatch(/^timed out after 1 s waiting for port 1 on 127\.0\.0\.1 to be open; last: .*Connection refused/);
+  });
+});
+
+describe('assert', () => {
+  it('passes with the reason, fails with fail_msg, never changes', async () => {
+    const ok = await runModule(mod('assert'), ctx({ vars: { a: 1 } }), { that: ['eq a 1'], success_msg: 'a is one' });
+    expect(ok.outcome).toEqual({ changed: false, failed: false, msg: 'a is one' });
+    const bad = await runModule(mod('assert'), ctx({ vars: { a: 2 } }), { that: ['eq a 1'], fail_msg: 'a must be 1' });
+    expect(bad.outcome).toMatchObject({ changed: false, failed: true, msg: 'a must be 1' });
+  });
+});
