@@ -15,6 +15,8 @@ export interface NodeState {
   masterHost?: string;
   linkUp: boolean;
   syncInProgress: boolean;
+  /** For a replica: seconds since the last interaction with its master. */
+  lastIoSecondsAgo?: number;
   replid?: string;
   replid2?: string;
   offset: number;
@@ -92,6 +94,7 @@ export function parseNodeState(output: string): NodeState {
     masterHost: info.get('master_host'),
     linkUp: info.get('master_link_status') === 'up',
     syncInProgress: info.get('master_sync_in_progress') === '1',
+    lastIoSecondsAgo: info.has('master_last_io_seconds_ago') ? Number(info.get('master_last_io_seconds_ago')) : undefined,
     replid: info.get('master_replid'),
     replid2: info.get('master_replid2'),
     offset: Number(info.get('master_repl_offset') ?? 0),

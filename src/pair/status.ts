@@ -1,0 +1,108 @@
+/**
+ * `rha status`: the live state of every cluster, read over SSH in one round-trip per node, and a
+ * verdict a person or a CI job can act on.
+ */
+import type { ClusterSpec, Connection, HostSpec, Inventory } from '../core/types.js';
+import { readNodeState, type NodeState } from '../modules/ha/redis-state.js';
+
+export interface NodeStatus extends NodeState {
+  host: string;
+  address: string;
+  /** Replication lag behind the master in bytes (replicas only). */
+  lagBytes?: number;
+}
+
+export interface ClusterStatus {
+  cluster: string;
+  vip: string;
+  vipHolder: string | null;
+  master: string | null;
+  verdict: 'healthy' | 'degraded' | 'down';
+  reasons: string[];
+  nodes: NodeStatus[];
+}
+
+export type Connect = (host: HostSpec) => Promise<Connection>;
+
+/** Reads both nodes of every cluster (all in parallel) and judges each pair. */
+export async function readStatus(inv: Inventory, connect: Connect, clusters?: string[]): Promise<ClusterStatus[]> {
+  const wanted = [...inv.clusters.values()].filter((c) => !clusters?.length || clusters.includes(c.name));
+  return Promise.all(wanted.map((c) => clusterStatus(inv, c, connect)));
+}
+
+async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): Promise<ClusterStatus> {
+  const redis = c.redis as { port: number; password: string; prefix: string };
+  const names = [c.master, c.replica];
+  const nodes = await Promise.all(
+    names.map(async (name): Promise<NodeStatus> => {
+      const host = inv.hosts.get(name)!;
+      const conn = await connect(host).catch(() => undefined);
+      const state = await readNodeState(conn, {
+        cliPath: `${redis.prefix.replace(/\/$/, '')}/bin/redis-cli`,
+        port: redis.port,
+        password: redis.password,
+        vip: c.vip,
+        become: host.connection.become,
+      });
+      return { ...state, host: name, address: host.connection.address };
+    }),
+  );
+  return judge(c, nodes);
+}
+
+/** The verdict for one pair from its nodes' state (pure). */
+export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[]): ClusterStatus {
+  const reasons: string[] = [];
+  const holders = nodes.filter((n) => n.holdsVip);
+  const masters = nodes.filter((n) => n.redisUp && n.role === 'master');
+  const vipHolder = holders.length === 1 ? holders[0].host : null;
+  for (const n of nodes) {
+    if (!n.reachable) reasons.push(`${n.host} is unreachable`);
+    else if (!n.redisUp) reasons.push(`${n.host}: Redis is down (${n.error ?? 'no answer'})`);
+    if (n.reachable && !n.keepalivedRunning) reasons.push(`${n.host}: keepalived is not running`);
+  }
+  if (holders.length === 0) reasons.push('nobody holds the VIP');
+  if (holders.length > 1) reasons.push(`split brain: ${holders.map((h) => h.host).join(' and ')} both hold the VIP`);
+  if (masters.length > 1) reasons.push(`two masters: ${masters.map((m) => m.host).join(' and ')}`);
+  const master = vipHolder && masters.some((m) => m.host === vipHolder) ? vipHolder : masters.length === 1 ? masters[0].host : null;
+  if (vipHolder && !masters.some((m) => m.host === vipHolder)) reasons.push(`${vipHolder} holds the VIP but its Redis is not a master`);
+  const m = nodes.find((n) => n.host === master);
+  for (const n of nodes) {
+    if (n.host === master || !n.redisUp) continue;
+    if (n.role !== 'slave') continue;
+    if (m && n.masterHost !== m.address) reasons.push(`${n.host} replicates from ${n.masterHost}, not from the master ${m.host} (${m.address})`);
+    else if (!n.linkUp) reasons.push(`${n.host}: replication link is down`);
+    else if (n.syncInProgress) reasons.push(`${n.host}: initial sync in progress`);
+    if (m) n.lagBytes = Math.max(0, m.offset - n.offset);
+  }
+  const up = nodes.filter((n) => n.redisUp).length;
+  const verdict = reasons.length === 0 ? 'healthy' : up === 0 || (master === null && vipHolder === null) ? 'down' : 'degraded';
+  return { cluster: c.name, vip: c.vip, vipHolder, master, verdict, reasons, nodes };
+}
+
+/** A table for people: one block per cluster. */
+export function formatStatus(all: ClusterStatus[]): string {
+  const out: string[] = [];
+  for (const s of all) {
+    out.push(`cluster ${s.cluster}  VIP ${s.vip} on ${s.vipHolder ?? 'nobody'}  → ${s.verdict.toUpperCase()}`);
+    const rows = [['node', 'address', 'VIP', 'redis', 'role', 'link', 'lag', 'keys', 'keepalived']];
+    for (const n of s.nodes) {
+      const isReplica = n.role === 'slave';
+      rows.push([
+        n.host,
+        n.address,
+        n.holdsVip ? 'yes' : '-',
+        !n.reachable ? 'unreachable' : n.redisUp ? `up ${n.version ?? ''}`.trim() : 'down',
+        n.redisUp ? (isReplica ? `replica of ${n.masterHost}` : 'master') : '-',
+        isReplica ? (n.linkUp ? (n.syncInProgress ? 'syncing' : 'up') : 'down') : '-',
+        isReplica && n.lagBytes !== undefined ? `${n.lagBytes} B, ${n.lastIoSecondsAgo ?? '?'} s` : '-',
+        n.redisUp ? String(n.keys) : '-',
+        n.reachable ? (n.keepalivedRunning ? 'running' : 'stopped') : '-',
+      ]);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) out.push('  ' + r.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd());
+    for (const r of s.reasons) out.push(`  ! ${r}`);
+  }
+  return out.join('\n');
+}
