@@ -217,11 +217,13 @@ interface Issue {
 }
 
 /** Turns zod issues into problems at the right line, with a message that says what to do. */
-export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly unknown[], base: KeyPath = []): InputProblem[] {
+export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly unknown[], base: KeyPath = [], rel: KeyPath = []): InputProblem[] {
   const out: InputProblem[] = [];
   for (const raw of issues) {
     const issue = raw as Issue;
     const path = [...base, ...(issue.path as Array<string | number>)];
+    // Where the issue sits inside `schema` (base may place the schema's value deep in the file).
+    const schemaPath = [...rel, ...(issue.path as Array<string | number>)];
     const at = (p: KeyPath, message: string, key = false): void => {
       out.push({ file: src.file, line: lineOf(src, p, { key }), path: dotted(p), message, severity: 'error' });
     };
@@ -229,7 +231,7 @@ export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly
     switch (issue.code) {
       case 'unrecognized_keys':
         for (const k of issue.keys ?? []) {
-          at([...path, k], `unknown key "${k}"${suggestion(k, keysAt(schema, path).filter((c) => !(c in ((value as object) ?? {}))))}`, true);
+          at([...path, k], `unknown key "${k}"${suggestion(k, keysAt(schema, schemaPath).filter((c) => !(c in ((value as object) ?? {}))))}`, true);
         }
         break;
       case 'invalid_type':
@@ -245,11 +247,11 @@ export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly
           at(path, `is required`);
         } else if (deeper.length >= 1 && deeper.every((b) => unknownKeys(b).length > 0)) {
           // A mapping with a misspelt key fails every mapping branch; the misspelling is the news.
-          out.push(...zodProblems(src, schema, unknownKeys(deeper[0]), path));
+          out.push(...zodProblems(src, schema, unknownKeys(deeper[0]), path, schemaPath));
         } else if (deeper.length >= 1) {
           // The value has the right shape for some branch: report that branch's own problems.
           const best = deeper.reduce((a, b) => (b.length < a.length ? b : a));
-          out.push(...zodProblems(src, schema, best, path));
+          out.push(...zodProblems(src, schema, best, path, schemaPath));
         } else {
           const expected = [...new Set(branches.map((b) => EXPECTED[b[0]?.expected ?? ''] ?? b[0]?.expected))];
           at(path, `expected ${expected.join(' or ')}, got ${typeName(value)}`);

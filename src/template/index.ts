@@ -340,14 +340,21 @@ export function joinConditions(exprs: string[]): string {
  * the loop item and are left out; `@root.x` and `../x` count as `x`.
  */
 export function referencedVariables(src: string, opts: { expression?: boolean } = {}): string[] {
-  const ast = opts.expression ? parse(`{{${src}}}`, {}) : parse(src, {});
-  const out: string[] = [];
+  return referencedVariablesAt(src, opts).map((r) => r.name);
+}
+
+/** Like referencedVariables, with the (1-based) line of each name's first use. Throws TemplateError when it does not parse. */
+export function referencedVariablesAt(src: string, opts: { expression?: boolean; where?: Where } = {}): Array<{ name: string; line: number }> {
+  const ast = opts.expression ? parse(`{{${src}}}`, opts.where ?? {}) : parse(src, opts.where ?? {});
+  const out: Array<{ name: string; line: number }> = [];
+  let line = 1;
   const add = (n: string) => {
-    if (!out.includes(n)) out.push(n);
+    if (!out.some((r) => r.name === n)) out.push({ name: n, line });
   };
   const visitExpr = (e: Expr | undefined, scope: ScopeInfo): void => {
     if (!e) return;
     if (isPath(e)) {
+      line = e.loc?.start.line ?? line;
       const parts = e.parts as string[];
       if (e.data) {
         if (parts[0] === 'root' && parts[1]) add(parts[1]);
