@@ -36,6 +36,7 @@ export const taskSchema = z
   .catchall(z.unknown());
 
 export const importTasksSchema = z.strictObject({
+  name: z.string().optional(),
   import_tasks: z.string().min(1),
   when: condition.optional(),
   tags: stringList.optional(),

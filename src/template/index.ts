@@ -212,11 +212,35 @@ function parse(src: string, where: Where): hbs.AST.Program {
   try {
     return hb.parse(src);
   } catch (e) {
-    const msg = (e as Error).message;
-    const m = /Parse error on line (\d+)/.exec(msg);
-    const line = m ? (where.line ?? 1) + Number(m[1]) - 1 : where.line;
-    throw new TemplateError(`cannot parse template: ${msg.replace(/\n/g, ' ').replace(/\s+/g, ' ')}`, { ...where, line });
+    throw new TemplateError(`cannot parse template: ${describeParseError((e as Error).message)}`, { ...where, line: parseErrorLine((e as Error).message, where) });
   }
+}
+
+const TOKENS: Record<string, string> = {
+  CLOSE: '"}}"',
+  CLOSE_UNESCAPED: '"}}}"',
+  CLOSE_SEXPR: '")"',
+  OPEN_SEXPR: '"("',
+  EOF: 'end of text',
+  INVALID: 'character',
+  OPEN: '"{{"',
+};
+
+function parseErrorLine(msg: string, where: Where): number | undefined {
+  const m = /Parse error on line (\d+)/.exec(msg) ?? /on line (\d+)/.exec(msg);
+  return m ? (where.line ?? 1) + Number(m[1]) - 1 : where.line;
+}
+
+/** Handlebars' parser message (snippet, caret, token list) as one line: what was unexpected, after what. */
+function describeParseError(msg: string): string {
+  const lines = msg.split('\n');
+  const got = /got '([A-Z_]+)'/.exec(msg);
+  if (lines.length >= 3 && got) {
+    const col = lines[2].indexOf('^');
+    const before = lines[1].slice(0, Math.max(0, col)).trimEnd();
+    return `unexpected ${TOKENS[got[1]] ?? got[1]} after ${JSON.stringify(before.length > 30 ? '…' + before.slice(-30) : before)}`;
+  }
+  return lines.map((l) => l.trim()).filter(Boolean).join(' ');
 }
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
