@@ -21,6 +21,12 @@ export interface BecomeProtocol {
 export interface RemoteInvocation {
   /** The exact line sent to sshd. Contains no secret values. */
   line: string;
+  /**
+   * The line first prints `[rha-pid:NONCE:PID]` on stderr: the PID of the session's process group
+   * (sshd makes each session a session leader). A timeout or abort kills that group from a second
+   * channel, because OpenSSH refuses "signal" requests in many setups (root logins among them).
+   */
+  pidMarker: string;
   /** Written to the channel first (after sudo started the script): one line per secret. */
   secretPreamble: string;
   become?: BecomeProtocol;
@@ -58,21 +64,29 @@ export function buildRemoteInvocation(cmd: Command, ctx: InvocationContext): Rem
   steps.push(`exec ${quoteArgv(cmd.argv)}`);
 
   const secretPreamble = secretLines.join('');
+  const pidMarker = `[rha-pid:${ctx.nonce}:`;
+  const printPid = `printf '${pidMarker}%s]\\n' "$$" >&2`;
   if (!cmd.become || ctx.loginUser === 'root') {
-    return { line: steps.join(' && '), secretPreamble };
+    return { line: [printPid, ...steps].join(' && '), pidMarker, secretPreamble };
   }
   const startedMarker = `[rha-become-started:${ctx.nonce}]`;
   const script = [`printf '%s\\n' ${quote(startedMarker)} >&2`, ...steps].join(' && ');
   if (!ctx.hasBecomePassword) {
-    return { line: `exec sudo -n -- sh -c ${quote(script)}`, secretPreamble, become: { startedMarker } };
+    return { line: `${printPid} && exec sudo -n -- sh -c ${quote(script)}`, pidMarker, secretPreamble, become: { startedMarker } };
   }
   // No '%' in the prompt: sudo expands %-escapes in it.
   const promptMarker = `[rha-sudo-password:${ctx.nonce}]`;
   return {
-    line: `exec sudo -S -p ${quote(promptMarker)} -- sh -c ${quote(script)}`,
+    line: `${printPid} && exec sudo -S -p ${quote(promptMarker)} -- sh -c ${quote(script)}`,
+    pidMarker,
     secretPreamble,
     become: { startedMarker, promptMarker },
   };
+}
+
+/** The command that kills a session's process group: TERM, then KILL a second later. */
+export function killGroupArgv(pid: number): string[] {
+  return ['sh', '-c', 'kill -s TERM -- "-$1" 2>/dev/null; sleep 1; kill -s KILL -- "-$1" 2>/dev/null; true', 'sh', String(pid)];
 }
 
 /** Why sudo failed, in one line a person can act on (stderr is sudo's own text). */

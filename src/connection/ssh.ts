@@ -10,7 +10,7 @@ import { displayCommand, type Command, type CommandResult } from '../core/comman
 import { UnreachableError, type Connection, type HostSpec } from '../core/types.js';
 import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
 import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
-import { buildRemoteInvocation, explainBecomeFailure, type RemoteInvocation } from './remote-command.js';
+import { buildRemoteInvocation, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
 import type { Ssh2Channel, Ssh2Client, Ssh2Error } from './ssh2-types.js';
 
 export interface HostKeyEvent {
@@ -228,7 +228,11 @@ export class SshConnection implements Connection {
   }
 
   /** The command's result; rejects only with UnreachableError when the link is gone. */
-  async exec(cmd: Command): Promise<CommandResult> {
+  exec(cmd: Command): Promise<CommandResult> {
+    return this.execInternal(cmd, {});
+  }
+
+  private async execInternal(cmd: Command, internal: ExecInternals): Promise<CommandResult> {
     const display = displayCommand(cmd);
     const started = Date.now();
     if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
@@ -242,11 +246,12 @@ export class SshConnection implements Connection {
       hasBecomePassword: becomePassword !== undefined,
       nonce: randomBytes(8).toString('hex'),
     });
-    const release = await this.slots.acquire();
+    // Kill commands skip the queue: a full queue of timed-out commands must still be killable.
+    const release = internal.bypassSlots ? () => undefined : await this.slots.acquire();
     try {
-      if (this.signal?.aborted) return interruptedResult(display, started);
+      if (!internal.ignoreAbort && this.signal?.aborted) return interruptedResult(display, started);
       if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
-      return await this.run(cmd, inv, display, started, becomePassword);
+      return await this.run(cmd, inv, display, started, becomePassword, internal);
     } finally {
       release();
     }
@@ -258,28 +263,34 @@ export class SshConnection implements Connection {
     display: string,
     started: number,
     becomePassword: string | undefined,
+    internal: ExecInternals,
   ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      let preStart = Buffer.alloc(0); // stderr before the become marker: sudo's prompts and chatter
-      let becomeState: 'none' | 'waiting' | 'started' = inv.become ? 'waiting' : 'none';
+      // stderr is held back until the PID line (and, with become, sudo's "started" marker) is seen:
+      // those lines and sudo's prompts are ours, not the command's output.
+      let held = Buffer.alloc(0);
+      let remotePid: number | undefined;
+      let becomeWaiting = inv.become !== undefined;
       let promptsSeen = 0;
       let passwordRejected = false;
       let code: number | null | undefined;
       let signal: string | null = null;
       let timedOut = false;
       let interrupted = false;
+      let killing = false;
       let channelClosed = false;
       let settled = false;
       let channel: Ssh2Channel | undefined;
       const timers: NodeJS.Timeout[] = [];
+      const abortSignal = internal.ignoreAbort ? undefined : this.signal;
 
       const cleanup = () => {
         settled = true;
         timers.forEach(clearTimeout);
         this.inflight.delete(failLink);
-        this.signal?.removeEventListener('abort', onAbort);
+        abortSignal?.removeEventListener('abort', onAbort);
       };
       const failLink = (e: Error) => {
         if (settled) return;
@@ -289,10 +300,10 @@ export class SshConnection implements Connection {
       const finish = () => {
         if (settled) return;
         cleanup();
-        let stderr = Buffer.concat(err).toString('utf8');
-        const ok = !timedOut && !interrupted && code === 0 && becomeState !== 'waiting';
-        if (becomeState === 'waiting' && !timedOut && !interrupted) {
-          const sudoText = stripMarkers(preStart.toString('utf8'), inv);
+        let stderr: string;
+        const heldText = held.toString('utf8');
+        if (becomeWaiting && remotePid !== undefined && !timedOut && !interrupted) {
+          const sudoText = stripMarkers(heldText, inv);
           const why = explainBecomeFailure(sudoText, code ?? null, {
             hostName: this.hostName,
             user: this.host.connection.user,
@@ -300,8 +311,12 @@ export class SshConnection implements Connection {
             hasBecomePassword: becomePassword !== undefined,
           });
           stderr = [why, sudoText.trim()].filter(Boolean).join('\n') + '\n';
+        } else {
+          // Held text that never got released: the login shell's own complaint, or a killed command.
+          stderr = stripMarkers(heldText, inv) + Buffer.concat(err).toString('utf8');
         }
         if (interrupted) stderr += 'rha: interrupted\n';
+        const ok = !timedOut && !interrupted && code === 0 && !becomeWaiting && remotePid !== undefined;
         resolve({
           display,
           code: timedOut || interrupted ? null : (code ?? null),
@@ -314,31 +329,26 @@ export class SshConnection implements Connection {
         });
       };
 
-      const sendSignal = (name: string) => {
-        if (!channel || channelClosed) return;
-        // ssh2's Channel.signal() refuses once we sent EOF (stdin done); the protocol allows it.
-        const out = channel.outgoing;
-        const proto = channel._client?._protocol;
-        try {
-          if (out && proto && (out.state === 'open' || out.state === 'eof')) proto.signal(out.id, name);
-          else channel.signal(name);
-        } catch {
-          /* the channel is going away anyway */
-        }
-      };
       const kill = () => {
-        sendSignal('TERM');
+        if (killing) return;
+        killing = true;
+        if (remotePid !== undefined) {
+          // A second channel kills the session's process group (see RemoteInvocation.pidMarker).
+          this.execInternal({ argv: killGroupArgv(remotePid), become: cmd.become, timeoutMs: 15_000 }, {
+            bypassSlots: true,
+            ignoreAbort: true,
+          }).catch(() => undefined);
+        }
         timers.push(
           setTimeout(() => {
-            sendSignal('KILL');
             try {
               channel?.close();
             } catch {
               /* already closed */
             }
-          }, 1000),
-          // Do not wait forever for a server that ignores both: report now.
-          setTimeout(finish, 3000),
+          }, 2500),
+          // Do not wait forever for a command that survives: report now.
+          setTimeout(finish, 4000),
         );
       };
       const onAbort = () => {
@@ -347,7 +357,7 @@ export class SshConnection implements Connection {
       };
 
       this.inflight.add(failLink);
-      this.signal?.addEventListener('abort', onAbort, { once: true });
+      abortSignal?.addEventListener('abort', onAbort, { once: true });
       if (cmd.timeoutMs && cmd.timeoutMs > 0) {
         timers.push(
           setTimeout(() => {
@@ -375,6 +385,47 @@ export class SshConnection implements Connection {
         });
       };
 
+      const onStderr = (ch: Ssh2Channel, b: Buffer) => {
+        if (remotePid !== undefined && !becomeWaiting) {
+          err.push(b);
+          return;
+        }
+        held = Buffer.concat([held, b]);
+        // latin1 maps bytes 1:1 to characters, so string indexes are byte offsets below.
+        let text = held.toString('latin1');
+        if (remotePid === undefined) {
+          const at = text.indexOf(inv.pidMarker);
+          const end = at >= 0 ? text.indexOf(']\n', at) : -1;
+          if (end < 0) return;
+          remotePid = Number(text.slice(at + inv.pidMarker.length, end));
+          held = Buffer.concat([held.subarray(0, at), held.subarray(end + 2)]);
+          text = held.toString('latin1');
+        }
+        if (becomeWaiting) {
+          const become = inv.become!;
+          if (become.promptMarker) {
+            const prompts = text.split(become.promptMarker).length - 1;
+            while (promptsSeen < prompts) {
+              promptsSeen++;
+              if (promptsSeen === 1 && becomePassword !== undefined) ch.write(becomePassword + '\n');
+              else {
+                // sudo asks again: the password was wrong. EOF makes it give up instead of hanging.
+                passwordRejected = true;
+                ch.end();
+              }
+            }
+          }
+          const markerAt = text.indexOf(become.startedMarker + '\n');
+          if (markerAt < 0) return;
+          becomeWaiting = false;
+          // Before the marker, only sudo talks (prompt, lecture, warnings): not the command's output.
+          held = held.subarray(markerAt + become.startedMarker.length + 1);
+          startInput(ch);
+        }
+        if (held.length) err.push(held);
+        held = Buffer.alloc(0);
+      };
+
       this.client.exec(inv.line, {}, (openErr, ch) => {
         if (settled) {
           ch?.close();
@@ -395,37 +446,7 @@ export class SshConnection implements Connection {
         }
         channel = ch;
         ch.on('data', (b: Buffer) => out.push(b));
-        ch.stderr.on('data', (b: Buffer) => {
-          if (becomeState !== 'waiting') {
-            err.push(b);
-            return;
-          }
-          preStart = Buffer.concat([preStart, b]);
-          const text = preStart.toString('latin1');
-          const become = inv.become!;
-          if (become.promptMarker) {
-            const prompts = text.split(become.promptMarker).length - 1;
-            while (promptsSeen < prompts) {
-              promptsSeen++;
-              if (promptsSeen === 1 && becomePassword !== undefined) ch.write(becomePassword + '\n');
-              else {
-                // sudo asks again: the password was wrong. EOF makes it give up instead of hanging.
-                passwordRejected = true;
-                ch.end();
-              }
-            }
-          }
-          const markerAt = text.indexOf(become.startedMarker + '\n');
-          if (markerAt >= 0) {
-            becomeState = 'started';
-            // Everything before the marker is sudo talking (prompt, lecture): not the command's output.
-            // latin1 maps bytes 1:1 to characters, so the string index is the byte offset.
-            const rest = preStart.subarray(markerAt + become.startedMarker.length + 1);
-            if (rest.length) err.push(rest);
-            preStart = Buffer.alloc(0);
-            startInput(ch);
-          }
-        });
+        ch.stderr.on('data', (b: Buffer) => onStderr(ch, b));
         ch.on('exit', (c: number | null, s?: string) => {
           code = c;
           signal = s ?? null;
@@ -435,10 +456,14 @@ export class SshConnection implements Connection {
         });
         ch.on('close', () => {
           channelClosed = true;
-          // The client's 'close' (link lost) fires before its channels close: don't report a result then.
-          setImmediate(() => (this.lostReason && code === undefined ? failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`)) : finish()));
+          // The client's 'close' (link lost) fires before its channels close: no result then.
+          setImmediate(() =>
+            this.lostReason && code === undefined
+              ? failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`))
+              : finish(),
+          );
         });
-        if (becomeState === 'none') startInput(ch);
+        if (!inv.become) startInput(ch);
       });
     });
   }
@@ -462,6 +487,11 @@ export class SshConnection implements Connection {
     }
     await closed;
   }
+}
+
+interface ExecInternals {
+  bypassSlots?: boolean;
+  ignoreAbort?: boolean;
 }
 
 function stripMarkers(text: string, inv: RemoteInvocation): string {
