@@ -2,6 +2,7 @@
  * The plain reporter: one line per task result, for CI logs and pipes. Also the formatting that
  * the pretty reporter reuses (task lines, diffs, recap).
  */
+import path from 'node:path';
 import type { HostRecap, Reporter, RunEvent } from '../core/types.js';
 import { maskSecretLine, unifiedDiff } from './diff.js';
 
@@ -78,6 +79,18 @@ export function recapLines(e: Extract<RunEvent, { kind: 'recap' }>, globalWarnin
   return lines;
 }
 
+/** A file name as the user would type it: relative to the working directory when inside it. */
+export function displayPath(file: string, cwd: string = process.cwd()): string {
+  const rel = path.relative(cwd, file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
+/** The first line of a run: what runs where, and whether anything will change. */
+export function runStartLine(e: Extract<RunEvent, { kind: 'run-start' }>): string {
+  const hosts = `${e.hosts.length} host${e.hosts.length === 1 ? '' : 's'}`;
+  return `rha: ${displayPath(e.playbook)} on ${hosts} of ${displayPath(e.inventory)}${e.check ? ' (check mode: nothing will be changed)' : ''}`;
+}
+
 /** `850ms`, `12.3s`, `4m05s` */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
@@ -120,7 +133,7 @@ export class PlainReporter implements Reporter {
   private render(e: RunEvent): string[] {
     switch (e.kind) {
       case 'run-start':
-        return [`rha: ${e.playbook} on ${e.hosts.length} host${e.hosts.length === 1 ? '' : 's'} (inventory ${e.inventory})${e.check ? ', check mode: nothing will be changed' : ''}`];
+        return [runStartLine(e)];
       case 'play-start':
         return ['', playHeader(e)];
       case 'task-start':

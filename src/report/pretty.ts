@@ -6,7 +6,7 @@
  */
 import { DefaultRenderer, Listr, ListrLogger, ProcessOutput, type ListrTaskWrapper } from 'listr2';
 import type { Reporter, RunEvent } from '../core/types.js';
-import { formatDuration, recapLines, safeWriter, taskLines, type ReporterOptions } from './plain.js';
+import { formatDuration, recapLines, runStartLine, safeWriter, taskLines, type ReporterOptions } from './plain.js';
 
 export interface PrettyOptions extends ReporterOptions {
   /** Render even when `out` is not a terminal (tests). */
@@ -115,7 +115,7 @@ export class PrettyReporter implements Reporter {
   private handle(e: RunEvent): void {
     switch (e.kind) {
       case 'run-start':
-        this.write([`rha: ${e.playbook} on ${e.hosts.length} host${e.hosts.length === 1 ? '' : 's'}${e.check ? ' (check mode: nothing will be changed)' : ''}`]);
+        this.write([runStartLine(e)]);
         return;
       case 'play-start': {
         const view = new PlayView(e.play, e.hosts, e.batch);

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+/**
+ * `rha`: provision highly available Redis pairs (master/replica behind a keepalived VIP) over SSH.
+ *
+ * Exit codes: 0 ok · 1 internal error · 2 a host failed · 3 a host unreachable (none failed) ·
+ * 4 invalid input (nothing touched) · 130 interrupted.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { ExitCode, InputError } from '../core/types.js';
+import { addRunOptions, normalizeRunOptions, type RunCliOptions } from './options.js';
+import { hostsAcceptCommand, printProblems, processIo, runCommand, sitePlaybook, validateCommand } from './run.js';
+
+const EXIT_CODES = `
+Exit codes:
+  0    success
+  1    internal error (-v prints the stack)
+  2    some host failed
+  3    some host was unreachable (and none failed)
+  4    invalid input: nothing was touched
+  130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
+
+let verbosity = 0;
+
+/** Runs a command action and turns its outcome into process.exitCode; input errors never show a stack. */
+function act<A extends unknown[]>(fn: (...args: A) => Promise<ExitCode>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (e) {
+      process.exitCode = reportError(e);
+    }
+  };
+}
+
+/** Prints an unexpected error and returns its exit code. */
+function reportError(e: unknown): ExitCode {
+  if (e instanceof InputError) {
+    printProblems(e.problems, processIo());
+    return ExitCode.invalidInput;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`error: internal error: ${err.message}\n`);
+  if (verbosity >= 1 && err.stack) process.stderr.write(err.stack + '\n');
+  else process.stderr.write('(run again with -v for the stack trace; please report it)\n');
+  return ExitCode.internalError;
+}
+
+/** The `rha` program with its sub-commands (`lab` is added by the caller that owns it). */
+export function buildProgram(): Command {
+  const program = new Command('rha')
+    .description('Provision highly available Redis pairs (master/replica behind a keepalived virtual IP) over SSH.')
+    .showHelpAfterError('(rha --help shows usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ rha validate inventory.yaml                 check everything without connecting
+  $ rha provision inventory.yaml --check --diff show what would change
+  $ rha provision inventory.yaml                provision every cluster
+  $ rha run playbooks/redis.yaml -i inventory.yaml --limit cache
+${EXIT_CODES}`,
+    );
+
+  addRunOptions(
+    program
+      .command('provision')
+      .description("run rha's shipped playbook (playbooks/site.yaml: Redis, keepalived, the documented bring-up order) against INVENTORY")
+      .argument('<inventory>', 'inventory file (YAML)'),
+  )
+    .addHelpText('after', `\nExamples:\n  $ rha provision inventory.yaml --check --diff\n  $ rha provision inventory.yaml --limit cache -v\n  $ rha provision inventory.yaml --accept-host-key redis-b   # after replacing redis-b\n${EXIT_CODES}`)
+    .action(
+      act(async (inventory: string, raw: Partial<RunCliOptions>) => {
+        const o = normalizeRunOptions(raw);
+        verbosity = o.verbose;
+        return runCommand(sitePlaybook(), inventory, o);
+      }),
+    );
+
+  addRunOptions(
+    program
+      .command('run')
+      .description('run PLAYBOOK against the hosts of INVENTORY')
+      .argument('<playbook>', 'playbook file (YAML)')
+      .requiredOption('-i, --inventory <file>', 'inventory file (YAML)'),
+  )
+    .addHelpText('after', `\nExamples:\n  $ rha run playbooks/redis.yaml -i inventory.yaml --check\n  $ rha run my-play.yaml -i inventory.yaml --tags config -e maxmemory=2gb\n${EXIT_CODES}`)
+    .action(
+      act(async (playbook: string, raw: Partial<RunCliOptions>) => {
+        const o = normalizeRunOptions(raw);
+        verbosity = o.verbose;
+        return runCommand(playbook, o.inventory!, o);
+      }),
+    );
+
+  program
+    .command('validate')
+    .description('check an inventory (with the shipped site playbook, or PLAYBOOK) without connecting to any host')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .argument('[playbook]', 'playbook file (default: the shipped playbooks/site.yaml)')
+    .addHelpText('after', `\nExamples:\n  $ rha validate inventory.yaml\n  $ rha validate inventory.yaml my-play.yaml\n\nPrints every problem as \`file:line key.path: message\`; exit 4 when any is an error.`)
+    .action(act(async (inventory: string, playbook: string | undefined) => validateCommand(inventory, playbook)));
+
+  const hosts = program.command('hosts').description('manage what rha remembers about hosts');
+  hosts
+    .command('accept')
+    .description("forget HOST's recorded SSH host key (known_hosts) so that the next run records its new key, e.g. after the host was replaced")
+    .argument('<host>', 'host name from the inventory')
+    .requiredOption('-i, --inventory <file>', 'inventory file (YAML)')
+    .addHelpText('after', `\nExample:\n  $ rha hosts accept redis-b -i inventory.yaml`)
+    .action(act(async (host: string, o: { inventory: string }) => hostsAcceptCommand(host, o.inventory)));
+
+  return program;
+}
+
+/** Parses argv and runs; usage errors exit 4 (invalid input), help exits 0. */
+export async function main(argv: string[] = process.argv, program: Command = buildProgram()): Promise<void> {
+  program.exitOverride();
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const s of c.commands) s.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.invalidInput;
+      return;
+    }
+    process.exitCode = reportError(e);
+  }
+}
+
+// Run only as the entry point (the bin), not when imported (tests, or a caller adding `lab`).
+const self = fileURLToPath(import.meta.url);
+const entry = process.argv[1] ? safeRealpath(process.argv[1]) : '';
+if (entry === self || entry === self.replace(/\.js$/, '')) {
+  // `rha ... | head` closes the pipe early: stop quietly instead of crashing on EPIPE.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
+  }
+  await main();
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}

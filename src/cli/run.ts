@@ -1,0 +1,219 @@
+/**
+ * `rha provision`, `rha run`, `rha validate`, `rha hosts accept`: load and validate everything
+ * before the first connection (exit 4, nothing touched), then run with a reporter, and map the
+ * outcome to the documented exit codes.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { maskSecrets } from '../core/command.js';
+import { ExitCode, formatProblem, InputError, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
+import { ConnectionPool, forgetHostKey } from '../connection/index.js';
+import { gatherFacts } from '../facts/index.js';
+import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
+import { modules } from '../modules/index.js';
+import { loadPlaybook, validatePlaybook } from '../playbook/index.js';
+import { createReporter, defaultOutput } from '../report/index.js';
+import { runPlaybook, type RunOptions } from '../runner/index.js';
+import type { RunCliOptions } from './options.js';
+
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() });
+
+/** The folder holding rha's package.json (where playbooks/ and templates/ ship). */
+export function packageRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'playbooks'))) return dir;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find rha's package root above ${from}`);
+    dir = up;
+  }
+}
+
+/** The shipped site playbook: Redis + keepalived + the documented bring-up order. */
+export function sitePlaybook(): string {
+  return path.join(packageRoot(), 'playbooks', 'site.yaml');
+}
+
+interface Loaded {
+  inv?: Inventory;
+  pb?: Playbook;
+  problems: InputProblem[];
+}
+
+/** Loads the inventory and the playbook and validates them against each other; never connects. */
+async function loadAll(inventoryFile: string, playbookFile: string, io: Io): Promise<Loaded> {
+  const problems: InputProblem[] = [];
+  const collect = (e: unknown): undefined => {
+    if (e instanceof InputError) problems.push(...e.problems);
+    else if (isNotFound(e)) problems.push({ file: e.path ?? '', message: 'no such file', severity: 'error' });
+    else throw e;
+    return undefined;
+  };
+  // Both load at once; problems are listed inventory first whatever finishes first.
+  const [invResult, pbResult] = await Promise.allSettled([
+    loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env }),
+    loadPlaybook(path.resolve(io.cwd, playbookFile)),
+  ]);
+  const inv = invResult.status === 'fulfilled' ? invResult.value : collect(invResult.reason);
+  const pb = pbResult.status === 'fulfilled' ? pbResult.value : collect(pbResult.reason);
+  if (inv) problems.push(...inv.warnings);
+  if (inv && pb) problems.push(...validatePlaybook(pb, inv, modules));
+  return { inv, pb, problems };
+}
+
+function isNotFound(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && (e as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Prints problems as `error: file:line path: message` (warnings without the prefix); returns whether any is an error. */
+export function printProblems(problems: InputProblem[], io: Io, secrets: Iterable<string> = []): boolean {
+  const sorted = [...problems].sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
+  const seen = new Set<string>();
+  for (const p of sorted) {
+    const rel = p.file && path.isAbsolute(p.file) ? path.relative(io.cwd, p.file) : p.file;
+    const file = rel && !rel.startsWith('..') ? rel : p.file;
+    const text = maskSecrets(formatProblem({ ...p, file }), secrets);
+    const line = p.severity === 'error' ? `error: ${text}` : text;
+    if (seen.has(line)) continue;
+    seen.add(line);
+    io.stderr.write(line + '\n');
+  }
+  return problems.some((p) => p.severity === 'error');
+}
+
+/** `rha validate INVENTORY [PLAYBOOK]`: 0 when valid, 4 when not. */
+export async function validateCommand(inventoryFile: string, playbookFile: string | undefined, io: Io = processIo()): Promise<ExitCode> {
+  const pbFile = playbookFile ?? sitePlaybook();
+  const { inv, pb, problems } = await loadAll(inventoryFile, pbFile, io);
+  if (printProblems(problems, io, inv?.secrets)) return ExitCode.invalidInput;
+  const tasks = pb!.plays.reduce((n, p) => n + p.tasks.length + p.handlers.length, 0);
+  io.stdout.write(
+    `valid: ${path.relative(io.cwd, inv!.file) || inv!.file} (${plural(inv!.hosts.size, 'host')}, ${plural(inv!.clusters.size, 'cluster')}) ` +
+      `with ${path.relative(io.cwd, pb!.file) || pb!.file} (${plural(pb!.plays.length, 'play')}, ${plural(tasks, 'task')})\n`,
+  );
+  return ExitCode.ok;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** `rha run PLAYBOOK -i INVENTORY` and `rha provision INVENTORY`: runs and returns the exit code. */
+export async function runCommand(playbookFile: string, inventoryFile: string, o: RunCliOptions, io: Io = processIo()): Promise<ExitCode> {
+  const { inv, pb, problems } = await loadAll(inventoryFile, playbookFile, io);
+  if (inv && pb) problems.push(...checkRunOptions(inv, pb, o));
+  if (printProblems(problems, io, inv?.secrets)) return ExitCode.invalidInput;
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.stderr.write('\ninterrupting: no new task starts, running commands are stopped (Ctrl-C again to exit at once)\n');
+      controller.abort();
+    } else {
+      process.exit(ExitCode.interrupted);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const format = o.output ?? defaultOutput(io.stdout, io.env);
+  const reporter = createReporter(format, { out: io.stdout, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
+  const pool = new ConnectionPool({
+    acceptChangedHostKeys: o.acceptHostKey.includes('all') ? 'all' : new Set(o.acceptHostKey),
+    signal: controller.signal,
+    inventoryPath: inventoryFile,
+    onHostKey: (e) => {
+      if (e.kind === 'replaced' || o.verbose >= 1) {
+        const what = e.kind === 'replaced' ? 'accepted the changed host key' : 'recorded the host key (first contact)';
+        reporter.emit({ kind: 'warning', host: e.host, msg: `${what} ${e.fingerprint} in ${e.knownHosts}` });
+      }
+    },
+  });
+  const opts: RunOptions = {
+    check: o.check,
+    diff: o.diff,
+    limit: o.limit,
+    tags: o.tags,
+    skipTags: o.skipTags,
+    forks: o.forks,
+    extraVars: o.extraVars,
+    signal: controller.signal,
+  };
+  try {
+    const summary = await runPlaybook(pb!, inv!, opts, { modules, connect: (h) => pool.get(h), gatherFacts, reporter });
+    return summary.exitCode;
+  } finally {
+    await reporter.close();
+    await pool.closeAll().catch(() => undefined);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Problems with --limit, --tags and --accept-host-key against this inventory and playbook. */
+function checkRunOptions(inv: Inventory, pb: Playbook, o: RunCliOptions): InputProblem[] {
+  const problems: InputProblem[] = [];
+  const where = { file: '(command line)', severity: 'error' as const };
+  if (o.limit !== undefined) {
+    try {
+      const all = [...new Set(pb.plays.flatMap((p) => selectHosts(inv, p.hosts, { file: p.file, line: p.line, path: 'hosts' })))];
+      if (limitHosts(inv, all, o.limit).length === 0) problems.push({ ...where, path: '--limit', message: `"${o.limit}" matches no host of the playbook's plays` });
+    } catch (e) {
+      if (e instanceof InputError) problems.push(...e.problems.map((p) => ({ ...p, file: '(command line)', path: '--limit' })));
+      else throw e;
+    }
+  }
+  for (const h of o.acceptHostKey) {
+    if (h !== 'all' && !inv.hosts.has(h)) problems.push({ ...where, path: '--accept-host-key', message: `no host "${h}" in the inventory` });
+  }
+  const known = new Set(pb.plays.flatMap((p) => [...p.tags, ...p.tasks.flatMap((t) => t.tags), ...p.handlers.flatMap((t) => t.tags)]));
+  const special = new Set(['all', 'tagged', 'untagged', 'always', 'never']);
+  for (const [flag, list] of [['--tags', o.tags], ['--skip-tags', o.skipTags]] as const) {
+    for (const t of list) {
+      if (!known.has(t) && !special.has(t)) problems.push({ file: '(command line)', path: flag, message: `no task or play has the tag "${t}"`, severity: 'warning' });
+    }
+  }
+  return problems;
+}
+
+/** `rha hosts accept HOST -i INVENTORY`: forgets HOST's known_hosts entries so the next run records its new key. */
+export async function hostsAcceptCommand(host: string, inventoryFile: string, io: Io = processIo()): Promise<ExitCode> {
+  let inv: Inventory;
+  try {
+    inv = await loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env });
+  } catch (e) {
+    if (e instanceof InputError) {
+      printProblems(e.problems, io);
+      return ExitCode.invalidInput;
+    }
+    if (isNotFound(e)) {
+      printProblems([{ file: inventoryFile, message: 'no such file', severity: 'error' }], io);
+      return ExitCode.invalidInput;
+    }
+    throw e;
+  }
+  const spec = inv.hosts.get(host);
+  if (!spec) {
+    const names = [...inv.hosts.keys()].join(', ');
+    printProblems([{ file: '(command line)', path: 'HOST', message: `no host "${host}" in the inventory (hosts: ${names})`, severity: 'error' }], io);
+    return ExitCode.invalidInput;
+  }
+  const { address, port, knownHosts } = spec.connection;
+  const removed = await forgetHostKey(knownHosts, address, port);
+  io.stdout.write(
+    removed > 0
+      ? `forgot ${removed} known_hosts ${removed === 1 ? 'entry' : 'entries'} of ${host} (${address}:${port}) in ${knownHosts}; the next run records its new key\n`
+      : `${knownHosts} has no entry for ${host} (${address}:${port}); the next run records its key\n`,
+  );
+  return ExitCode.ok;
+}
