@@ -1,0 +1,154 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { evalCondition, referencedVariables, renderString, renderTemplateFile, renderValue, TemplateError } from '../../src/template/index.js';
+
+const vars = {
+  node: { role: 'master', peer: 'b', zero: 0, nothing: null },
+  cluster: { name: 'cache', redis: { port: 6379, password: "it's secret", config: { 'tcp-keepalive': 60 } } },
+  xs: ['a', 'b c'],
+  flag: false,
+  word: 'MiXed',
+  empty: '',
+};
+
+describe('renderString', () => {
+  it.each([
+    ['no expression', 'plain text', 'plain text'],
+    ['path', 'port {{cluster.redis.port}}', 'port 6379'],
+    ['no HTML escaping', '{{cluster.redis.password}} <&>', "it's secret <&>"],
+    ['each over a list', '{{#each xs}}[{{this}}]{{/each}}', '[a][b c]'],
+    ['each over a mapping', '{{#each cluster.redis.config}}{{@key}} {{this}}{{/each}}', 'tcp-keepalive 60'],
+    ['if on a defined false value', '{{#if flag}}y{{else}}n{{/if}}', 'n'],
+    ['null is defined', '{{#if node.nothing}}y{{else}}n{{/if}}', 'n'],
+    ['eq', '{{#if (eq node.role "master")}}M{{/if}}', 'M'],
+    ['eq number vs string', '{{eq cluster.redis.port "6379"}}', 'true'],
+    ['ne', '{{ne node.role "master"}}', 'false'],
+    ['gt ge lt le', '{{gt 2 1}} {{ge 1 1}} {{lt 2 1}} {{le 1 2}}', 'true true false true'],
+    ['and or not', '{{and true node.role}} {{or flag empty}} {{not flag}}', 'true false true'],
+    ['in list, string, mapping', '{{in "a" xs}} {{in "z" xs}} {{in "ach" cluster.name}} {{in "tcp-keepalive" cluster.redis.config}}', 'true false true true'],
+    ['default on a missing variable', '{{default node.missing "d"}} {{default node.missing.deeper 5}}', 'd 5'],
+    ['default on null', '{{default node.nothing "d"}}', 'd'],
+    ['default keeps a defined falsy value', '{{default node.zero 5}}', '0'],
+    ['defined', '{{defined node.role}} {{defined node.missing}} {{#if (defined nope)}}y{{else}}n{{/if}}', 'true false n'],
+    ['join', '{{join xs ","}} / {{join xs}}', 'a,b c / a b c'],
+    ['json', '{{json xs}} {{json cluster.redis.config}}', '["a","b c"] {"tcp-keepalive":60}'],
+    ['quote', 'redis-cli -a {{quote cluster.redis.password}} {{quote "plain"}} {{quote xs}}', `redis-cli -a 'it'\\''s secret' plain a 'b c'`],
+    ['lower upper', '{{lower word}} {{upper word}}', 'mixed MIXED'],
+    ['whitespace control', 'a {{~node.role~}} b', 'amasterb'],
+  ])('%s', (_name, src, expected) => {
+    expect(renderString(src, vars)).toBe(expected);
+  });
+
+  it.each([
+    ['missing top-level variable', '{{nope}}', 'f.yml:3 tasks.0.dest: undefined variable "nope"', 'nope'],
+    ['missing nested key names the full path', 'x {{node.rol}}', 'f.yml:3 tasks.0.dest: undefined variable "node.rol"', 'node.rol'],
+    ['missing intermediate key', '{{node.a.b.c}}', 'f.yml:3 tasks.0.dest: undefined variable "node.a.b.c"', 'node.a.b.c'],
+    ['missing variable inside #if', '{{#if node.x}}y{{/if}}', 'f.yml:3 tasks.0.dest: undefined variable "node.x"', 'node.x'],
+    ['missing helper argument', '{{eq node.x "a"}}', 'f.yml:3 tasks.0.dest: undefined variable "node.x"', 'node.x'],
+    ['missing inside a subexpression', '{{#if (eq (lower node.x) "a")}}y{{/if}}', 'f.yml:3 tasks.0.dest: undefined variable "node.x"', 'node.x'],
+    ['missing inside each', '{{#each xs}}{{nope}}{{/each}}', 'f.yml:3 tasks.0.dest: undefined variable "nope"', 'nope'],
+    ['default checks its fallback', '{{default node.x other}}', 'f.yml:3 tasks.0.dest: undefined variable "other"', 'other'],
+    ['line within a multi-line string', 'a\nb\n{{nope}}', 'f.yml:5 tasks.0.dest: undefined variable "nope"', 'nope'],
+  ])('%s', (_name, src, message, variable) => {
+    let err: unknown;
+    try {
+      renderString(src, vars, { file: 'f.yml', line: 3, path: 'tasks.0.dest' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TemplateError);
+    expect((err as TemplateError).message).toBe(message);
+    expect((err as TemplateError).variable).toBe(variable);
+  });
+
+  it.each([
+    ['unclosed mustache', '{{ bad', 'f.yml:3: cannot parse template: unexpected character after "{{"'],
+    ['unclosed block', 'a {{#if x}} b', 'f.yml:3: cannot parse template: unexpected end of text after "a {{#if x}} b"'],
+    ['unknown helper', '{{frobnicate node.role}}', 'f.yml:3: Missing helper: "frobnicate"'],
+    ['numeric helper on text', '{{gt node.role 1}}', 'f.yml:3: helper "gt" needs numbers, got "master"'],
+  ])('%s', (_name, src, message) => {
+    expect(() => renderString(src, vars, { file: 'f.yml', line: 3 })).toThrow(message);
+  });
+
+  it('does not reach prototype properties', () => {
+    expect(() => renderString('{{node.constructor}}', vars)).toThrow('undefined variable "node.constructor"');
+  });
+});
+
+describe('renderValue', () => {
+  it('keeps the type of a single expression and renders deeply', () => {
+    expect(
+      renderValue({ port: '{{cluster.redis.port}}', list: '{{ xs }}', obj: '{{{cluster.redis.config}}}', text: 'p{{cluster.redis.port}}', n: 5, nested: ['{{node.zero}}', { b: '{{flag}}' }] }, vars),
+    ).toEqual({ port: 6379, list: ['a', 'b c'], obj: { 'tcp-keepalive': 60 }, text: 'p6379', n: 5, nested: [0, { b: false }] });
+  });
+  it('returns a helper result raw', () => {
+    expect(renderValue('{{ default node.missing 10 }}', vars)).toBe(10);
+    expect(renderValue('{{ eq node.role "master" }}', vars)).toBe(true);
+  });
+  it('names the key path inside the value', () => {
+    expect(() => renderValue({ a: [{ b: '{{nope}}' }] }, vars, { file: 'f.yml', line: 2, path: 'tasks.0.copy' })).toThrow('f.yml:2 tasks.0.copy.a.0.b: undefined variable "nope"');
+  });
+});
+
+describe('evalCondition', () => {
+  it.each([
+    ['eq node.role "master"', true],
+    ['eq node.role "replica"', false],
+    ['node.role', true],
+    ['flag', false],
+    ['node.zero', false],
+    ['empty', false],
+    ['node.nothing', false],
+    ['xs', true],
+    ['"false"', false],
+    ['"0"', false],
+    ['"null"', false],
+    ['"undefined"', false],
+    ['not flag', true],
+    ['and (eq node.role "master") (not flag)', true],
+    ['or flag (defined node.missing)', false],
+    ['defined node.missing', false],
+    ['true', true],
+  ])('%s → %s', (expr, expected) => {
+    expect(evalCondition(expr, vars)).toBe(expected);
+  });
+  it('is strict about undefined variables', () => {
+    expect(() => evalCondition('eq node.rol "master"', vars, { file: 'site.yml', line: 9, path: '0.tasks.2.when' })).toThrow(
+      'site.yml:9 0.tasks.2.when: undefined variable "node.rol"',
+    );
+    expect(() => evalCondition('nope', vars)).toThrow('undefined variable "nope"');
+  });
+});
+
+describe('renderTemplateFile', () => {
+  it('renders a file and names file and line of an undefined variable', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rha-tpl-'));
+    try {
+      writeFileSync(join(dir, 'ok.hbs'), 'port {{cluster.redis.port}}\n');
+      writeFileSync(join(dir, 'bad.hbs'), 'port {{cluster.redis.port}}\n\nbind {{bind_address}}\n');
+      expect(await renderTemplateFile(join(dir, 'ok.hbs'), vars)).toBe('port 6379\n');
+      await expect(renderTemplateFile(join(dir, 'bad.hbs'), vars)).rejects.toThrow(`${join(dir, 'bad.hbs')}:3: undefined variable "bind_address"`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('referencedVariables', () => {
+  it.each([
+    ['port {{cluster.redis.port}} {{cluster.vip}}', ['cluster']],
+    ['{{eq node.role "master"}} {{quote pw}}', ['node', 'pw']],
+    ['{{#if (defined a)}}{{b}}{{else}}{{c}}{{/if}}', ['a', 'b', 'c']],
+    ['{{#each xs}}{{this}} {{name}} {{@index}} {{../top}} {{@root.root_var}}{{/each}}', ['xs', 'top', 'root_var']],
+    ['{{#each xs as |x|}}{{x.name}} {{outer}}{{/each}}', ['xs']],
+    ['{{join list sep=","}}', ['list']],
+    ['no variables', []],
+  ])('%s', (src, expected) => {
+    expect(referencedVariables(src)).toEqual(expected);
+  });
+  it('reads brace-less expressions', () => {
+    expect(referencedVariables('and (eq node.role "master") conf.changed', { expression: true })).toEqual(['node', 'conf']);
+  });
+});
