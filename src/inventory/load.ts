@@ -303,7 +303,8 @@ class Normaliser {
         else if (MANAGED_REDIS_KEYS[key]) this.error(path, `"${key}" is managed by rha: set ${MANAGED_REDIS_KEYS[key]} instead`, true);
         if (typeof value === 'string' && CONTROL.test(value)) this.error(path, `value contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
       }
-      for (const [key, v] of [['bind', r.bind], ['save', r.save], ['maxmemory', r.maxmemory]] as const) {
+      const maxmemory = String(r.maxmemory);
+      for (const [key, v] of [['bind', r.bind], ['save', r.save], ['maxmemory', maxmemory]] as const) {
         if (CONTROL.test(v)) this.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
       }
       for (const key of ['prefix', 'config_dir', 'data_dir', 'log_dir'] as const) {
@@ -313,6 +314,7 @@ class Normaliser {
 
       const redis: Record<string, unknown> = {
         ...r,
+        maxmemory,
         password: pw?.value ?? '',
         source: r.source
           ? { path: r.source.path ? this.path(r.source.path) : null, url: r.source.url ?? null, sha256: r.source.sha256 ?? null }

@@ -61,7 +61,7 @@ export const redisSchema = z.strictObject({
   data_dir: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/redis'),
   log_dir: z.string().startsWith('/', 'must be an absolute path').default('/var/log/redis'),
   bind: z.string().min(1).default('0.0.0.0'),
-  maxmemory: z.union([z.string(), z.number()]).transform(String).default('0'),
+  maxmemory: z.union([z.string(), z.number()]).default('0'), // a number is bytes; made a string when resolved
   maxmemory_policy: z
     .enum(['noeviction', 'allkeys-lru', 'allkeys-lfu', 'allkeys-random', 'volatile-lru', 'volatile-lfu', 'volatile-random', 'volatile-ttl'])
     .default('noeviction'),

@@ -2,6 +2,7 @@ import { chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { InputError, formatProblem, type Inventory } from '../../src/core/types.js';
 import { inventorySchema, limitHosts, loadInventory, parseInventory, selectHosts } from '../../src/inventory/index.js';
 
@@ -93,8 +94,16 @@ describe('loadInventory: the shipped example', () => {
     await expect(loadInventory('/nonexistent/inv.yaml')).rejects.toThrow('/nonexistent/inv.yaml: cannot read inventory: ENOENT');
   });
 
-  it('exports the raw schema (zod)', () => {
+  it('exports the raw schema (zod), which converts to JSON Schema', () => {
     expect(inventorySchema.safeParse({ hosts: { a: '10.0.0.1' } }).success).toBe(true);
+    expect(z.toJSONSchema(inventorySchema, { io: 'input' })).toMatchObject({ type: 'object', required: ['hosts'] });
+    expect(() => z.toJSONSchema(inventorySchema)).not.toThrow();
+  });
+
+  it('keeps maxmemory as a string for redis.conf whether written as a number or a size', () => {
+    const text = (m: string) => `hosts: { a: 10.0.0.11, b: 10.0.0.12 }\nclusters:\n  c:\n    master: a\n    replica: b\n    vip: 10.0.0.100/24\n    redis: { password: pw, maxmemory: ${m} }\n    keepalived: { virtual_router_id: 1 }\n`;
+    expect(parseInventory('i.yaml', text('1073741824')).clusters.get('c')!.redis.maxmemory).toBe('1073741824');
+    expect(parseInventory('i.yaml', text('2gb')).clusters.get('c')!.redis.maxmemory).toBe('2gb');
   });
 });
 
