@@ -4,7 +4,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError, type InputProblem, type Inventory, type Module, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
 import { selectHosts } from '../inventory/patterns.js';
 import { dotted, lineOf, suggestion, zodProblems, type KeyPath } from '../inventory/source.js';
@@ -19,17 +18,18 @@ export interface ValidateOptions {
   extraVars?: Record<string, unknown>;
 }
 
-/** The package's own templates/ folder (shipped playbooks keep their templates there). */
-const PACKAGE_TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates');
-
-/** Returns the candidate files for a template `src`, in search order (same order the runner uses). */
+/**
+ * Returns the candidate files for a template `src`, in search order. Mirrors the runner
+ * (src/runner searchPathsFor + src/modules/lib/paths resolveSource) so that validate and run
+ * agree: the task's folder and the playbook's folder (each itself, templates/, files/), then
+ * templates/ beside the playbook's folder (the repo's templates/ for shipped playbooks).
+ */
 export function templateCandidates(pb: Playbook, task: TaskSpec, src: string): string[] {
   if (isAbsolute(src)) return [src];
-  const dirs = [dirname(resolve(task.file)), pb.dir];
-  const out: string[] = [];
-  for (const d of dirs) out.push(join(d, 'templates', src), join(d, src));
-  out.push(join(pb.dir, '..', 'templates', src), join(PACKAGE_TEMPLATES, src));
-  return [...new Set(out)];
+  const searchPaths: string[] = [];
+  for (const d of [dirname(resolve(task.file)), pb.dir]) searchPaths.push(d, join(d, 'templates'), join(d, 'files'));
+  searchPaths.push(join(pb.dir, '..', 'templates'));
+  return [...new Set([...new Set(searchPaths)].flatMap((d) => [join(d, 'templates', src), join(d, src)]))];
 }
 
 /** Returns every problem found (errors and warnings); an empty list means the playbook can run. */
