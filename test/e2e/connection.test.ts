@@ -14,6 +14,7 @@ import { UnreachableError, type HostConnectionSpec, type HostSpec } from '../../
 import { connect, ConnectionPool, HostKeyChangedError, hostKeyFingerprint, parseKnownHosts } from '../../src/connection/index.js';
 import type { SshConnection } from '../../src/connection/ssh.js';
 import { labExec, labLink, labReplace } from '../../src/lab/index.js';
+import { run } from '../../src/lab/sh.js';
 import { hostAddress, useLab } from '../support/lab.js';
 
 const LAB = 'conn';
@@ -164,5 +165,204 @@ describe('exec', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     const ps = await labExec(LAB, 'node1', ['ps', '-eo', 'args']);
     expect(ps.stdout.split('\n')).not.toContain('sleep 48');
+  });
+});
+
+describe('authentication', () => {
+  test('a key the host does not accept: clear message, no retries', async () => {
+    const other = path.join(work, 'other_key');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const err = await connect(hostSpec('node1', { privateKey: other, connectRetries: 2 })).catch((e) => e);
+    expect(err).toBeInstanceOf(UnreachableError);
+    expect(err.message).toBe(`node1 (${hostAddress(lab(), 'node1')}:22): authentication failed for user root (tried: publickey ${other})`);
+  });
+
+  test('a private key file that cannot be read', async () => {
+    const err = await connect(hostSpec('node1', { privateKey: path.join(work, 'missing') })).catch((e) => e);
+    expect(err.message).toBe(`node1 (${hostAddress(lab(), 'node1')}:22): cannot read private key ${path.join(work, 'missing')}: ENOENT`);
+  });
+});
+
+describe('become through sudo, and password auth', () => {
+  const PW = 'Adm1n pw-' + randomBytes(4).toString('hex');
+  const secretOf = (v: string) => ({ source: 'test', value: v });
+
+  test('setup: sudo installed, users nopw (NOPASSWD), admin (password), plain (not in sudoers)', async () => {
+    const root = await conn('node1');
+    let r = await root.exec({ argv: ['sh', '-c', 'apt-get update -qq >/dev/null 2>&1; apt-get install -y -qq sudo'], timeoutMs: 120_000 });
+    if (!r.ok) {
+      // The lab's offline apt repository has no sudo: ship Debian's package over this connection.
+      const dir = mkdtempSync(path.join(tmpdir(), 'rha-sudo-deb-'));
+      const dl = await run(['apt-get', 'download', 'sudo'], { cwd: dir, timeoutMs: 120_000 });
+      expect(dl.ok, dl.stderr).toBe(true);
+      const deb = readFileSync(path.join(dir, readdirSync(dir).find((f) => f.endsWith('.deb'))!));
+      r = await root.exec({ argv: ['sh', '-c', 'cat > /tmp/sudo.deb && dpkg -i /tmp/sudo.deb'], stdin: deb, timeoutMs: 120_000 });
+    }
+    expect(r.ok, r.stderr).toBe(true);
+    const setup = [
+      'for u in nopw admin plain; do useradd -m -s /bin/sh "$u"; mkdir -p /home/$u/.ssh;',
+      'cp /root/.ssh/authorized_keys /home/$u/.ssh/; chown -R $u: /home/$u/.ssh; done',
+      "echo 'nopw ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/nopw",
+      "echo 'admin ALL=(ALL) ALL' > /etc/sudoers.d/admin",
+      'chmod 0440 /etc/sudoers.d/nopw /etc/sudoers.d/admin',
+      // Passwords over stdin: `chpasswd` reads NAME:PASSWORD lines.
+      'chpasswd',
+    ].join('\n');
+    const u = await root.exec({ argv: ['sh', '-c', setup], stdin: `admin:${PW}\nplain:${PW}\n` });
+    expect(u.ok, u.stderr).toBe(true);
+  });
+
+  test('password authentication, and its failure message', async () => {
+    const c = await conn('node1', { user: 'admin', privateKey: undefined, password: secretOf(PW) });
+    expect((await c.exec({ argv: ['id', '-un'] })).stdout).toBe('admin\n');
+    const err = await connect(hostSpec('node1', { user: 'admin', privateKey: undefined, password: secretOf('wrong') })).catch((e) => e);
+    expect(err.message).toBe(`node1 (${hostAddress(lab(), 'node1')}:22): authentication failed for user admin (tried: password)`);
+  });
+
+  test('passwordless sudo: root, secrets and stdin pass through', async () => {
+    const c = await conn('node1', { user: 'nopw' });
+    expect((await c.exec({ argv: ['id', '-u'] })).stdout).toBe(`${await uid('nopw')}\n`);
+    expect((await c.exec({ argv: ['id', '-u'], become: true })).stdout).toBe('0\n');
+    const s = await c.exec({ argv: ['sh', '-c', 'echo ${#S}; cat'], env: { S: new Secret('twelve chars') }, stdin: 'in\n', become: true });
+    expect(s).toMatchObject({ ok: true, stdout: '12\nin\n', stderr: '' });
+    const failing = await c.exec({ argv: ['sh', '-c', 'echo bad >&2; exit 4'], become: true });
+    expect(failing).toMatchObject({ ok: false, code: 4, stderr: 'bad\n' });
+  });
+
+  test('NOPASSWD with a become password configured: the password never reaches the command stdin', async () => {
+    const c = await conn('node1', { user: 'nopw', becomePassword: secretOf(PW) });
+    expect((await c.exec({ argv: ['cat'], stdin: 'data\n', become: true })).stdout).toBe('data\n');
+  });
+
+  test('sudo with a password: prompted, answered, output clean', async () => {
+    const c = await conn('node1', { user: 'admin', becomePassword: secretOf(PW) });
+    const r = await c.exec({ argv: ['sh', '-c', 'id -u; echo ${#S}; cat'], env: { S: new Secret('abc') }, stdin: 'data\n', become: true });
+    expect(r).toMatchObject({ ok: true, code: 0, stdout: '0\n3\ndata\n', stderr: '' });
+    // Again, with sudo's cached credentials (it may not prompt): still no password on stdin.
+    expect((await c.exec({ argv: ['cat'], stdin: 'x\n', become: true })).stdout).toBe('x\n');
+    const ps = await labExec(LAB, 'node1', ['ps', '-ef']);
+    expect(ps.stdout).not.toContain(PW);
+  });
+
+  test('wrong sudo password / none configured / not in sudoers: a failed result with a clear stderr, no hang', async () => {
+    const wrong = await conn('node1', { user: 'admin', becomePassword: secretOf('not-it') });
+    const started = Date.now();
+    const r = await wrong.exec({ argv: ['id', '-u'], become: true, timeoutMs: 30_000 });
+    expect(r.ok).toBe(false);
+    expect(r.timedOut).toBeUndefined();
+    expect(r.stderr.split('\n')[0]).toBe('become failed on node1: sudo rejected the become password for user admin');
+    expect(r.stderr).not.toContain('rha-sudo-password');
+    expect(Date.now() - started).toBeLessThan(20_000);
+
+    const none = await conn('node1', { user: 'admin' });
+    const n = await none.exec({ argv: ['id', '-u'], become: true });
+    expect(n).toMatchObject({ ok: false, code: 1 });
+    expect(n.stderr).toBe(
+      'become failed on node1: sudo needs a password for user admin (set become_password in the inventory)\nsudo: a password is required\n',
+    );
+
+    const plain = await conn('node1', { user: 'plain', becomePassword: secretOf(PW) });
+    const p = await plain.exec({ argv: ['id', '-u'], become: true });
+    expect(p.ok).toBe(false);
+    expect(p.stderr.split('\n')[0]).toBe('become failed on node1: user plain may not run commands as root with sudo');
+  });
+
+  test('no sudo on the host', async () => {
+    const setup = await labExec(LAB, 'node2', ['sh', '-c',
+      'useradd -m -s /bin/sh nosudo && mkdir -p /home/nosudo/.ssh && cp /root/.ssh/authorized_keys /home/nosudo/.ssh/ && chown -R nosudo: /home/nosudo/.ssh']);
+    expect(setup.code, setup.stderr).toBe(0);
+    const c = await conn('node2', { user: 'nosudo' });
+    const r = await c.exec({ argv: ['id', '-u'], become: true });
+    expect(r).toMatchObject({ ok: false, code: 127 });
+    expect(r.stderr.split('\n')[0]).toBe('become failed on node2: sudo is not installed (install it, or connect as root)');
+  });
+
+  async function uid(user: string): Promise<string> {
+    return (await labExec(LAB, 'node1', ['id', '-u', user])).stdout.trim();
+  }
+});
+
+describe('unreachable hosts', () => {
+  test('link down: connect times out after the configured time, with the retries counted', async () => {
+    await labLink(LAB, 'node2', 'down');
+    try {
+      const started = Date.now();
+      const err = await connect(hostSpec('node2', { connectTimeoutMs: 1500, connectRetries: 1 })).catch((e) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err.hostName).toBe('node2');
+      expect(err.message).toBe(`node2 (${hostAddress(lab(), 'node2')}:22): connection timed out after 1.5 s (2 attempts)`);
+      expect(Date.now() - started).toBeLessThan(6000);
+    } finally {
+      await labLink(LAB, 'node2', 'up');
+    }
+  });
+
+  test('the link dying mid-run: running and later execs reject with UnreachableError; the pool reconnects', async () => {
+    const pool = new ConnectionPool();
+    const spec = hostSpec('node2', { connectTimeoutMs: 3000 });
+    const c = await pool.get(spec);
+    const running = c.exec({ argv: ['sleep', '60'] });
+    await new Promise((r) => setTimeout(r, 300));
+    await labLink(LAB, 'node2', 'down');
+    try {
+      const started = Date.now();
+      const err = await running.catch((e) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err.message).toMatch(new RegExp(`^node2 \\(${hostAddress(lab(), 'node2').replace(/\./g, '\\.')}:22\\): connection lost`));
+      expect(Date.now() - started).toBeLessThan(15_000);
+      await expect(c.exec({ argv: ['true'] })).rejects.toBeInstanceOf(UnreachableError);
+    } finally {
+      await labLink(LAB, 'node2', 'up');
+    }
+    const again = await pool.get(spec);
+    expect(again).not.toBe(c);
+    expect((await again.exec({ argv: ['true'] })).ok).toBe(true);
+    await pool.closeAll();
+  });
+
+  test('the pool shares one connect between concurrent get() calls', async () => {
+    const pool = new ConnectionPool();
+    const spec = hostSpec('node2');
+    const all = await Promise.all(Array.from({ length: 5 }, () => pool.get(spec)));
+    expect(new Set(all).size).toBe(1);
+    expect(await pool.get(spec)).toBe(all[0]);
+    await pool.closeAll();
+    await expect(all[0].exec({ argv: ['true'] })).rejects.toThrow(/connection closed/);
+  });
+});
+
+describe('a replaced node (new host key)', () => {
+  test('the changed key stops the host with the accept instruction; accepting rewrites known_hosts', async () => {
+    const address = hostAddress(lab(), 'node1');
+    const oldKey = await hostEd25519('node1');
+    await labReplace(LAB, 'node1');
+    const newKey = await hostEd25519('node1');
+    expect(newKey).not.toBe(oldKey);
+    const before = readFileSync(knownHosts, 'utf8');
+    const line = parseKnownHosts(before).find((e) => e.hosts === address)!.line;
+
+    const err = await connect(hostSpec('node1'), { inventoryPath: 'lab.yaml' }).catch((e) => e);
+    expect(err).toBeInstanceOf(HostKeyChangedError);
+    expect(err).toBeInstanceOf(UnreachableError);
+    expect(err.message).toBe(
+      `node1 (${address}:22): host key changed: known_hosts ${knownHosts}:${line} has ssh-ed25519 ${hostKeyFingerprint(oldKey)}, ` +
+        `the host now presents ssh-ed25519 ${hostKeyFingerprint(newKey)}. If node1 was replaced deliberately, accept its new key with ` +
+        '`rha hosts accept node1 -i lab.yaml` or run with `--accept-host-key node1`; otherwise someone may be intercepting the connection.',
+    );
+    expect(readFileSync(knownHosts, 'utf8')).toBe(before);
+
+    // Accepting another host changes nothing for this one.
+    await expect(connect(hostSpec('node1'), { acceptChangedHostKeys: new Set(['node2']) })).rejects.toBeInstanceOf(HostKeyChangedError);
+
+    const events: string[] = [];
+    const c = await conn('node1', {}, { acceptChangedHostKeys: new Set(['node1']), onHostKey: (e) => events.push(e.kind) });
+    expect(events).toEqual(['replaced']);
+    expect((await c.exec({ argv: ['hostname'] })).stdout).toBe('node1\n');
+    const after = parseKnownHosts(readFileSync(knownHosts, 'utf8'));
+    expect(after.filter((e) => e.hosts === address).map((e) => e.key)).toEqual([newKey]);
+    expect(after.some((e) => e.hosts === hostAddress(lab(), 'node2'))).toBe(true);
+
+    // From now on the new key is simply known.
+    expect((await (await conn('node1')).exec({ argv: ['true'] })).ok).toBe(true);
   });
 });
