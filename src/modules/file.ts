@@ -1,6 +1,6 @@
 /** file: a directory, an (empty if new) file's attributes, a symlink, or nothing at a path. */
 import { z } from 'zod';
-import { describeFailure } from '../core/command.js';
+import { describeFailure, quote } from '../core/command.js';
 import type { Module, PlannedChange, Plan } from '../core/types.js';
 import { absPathArg, modeArg, principalArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
@@ -132,18 +132,18 @@ export const fileModule: Module<FileArgs, FileState> = {
       let r;
       switch (step.kind) {
         case 'mkdir':
-          r = await runScript(ctx, 'mkdir -p -- "$1"', [args.path]);
+          r = await runScript(ctx, 'mkdir -p -- "$1"', [args.path], { label: `mkdir -p ${quote(args.path)}` });
           break;
         case 'touch':
           // umask so a file meant to be 0600 is never briefly world-readable.
           r = await runScript(ctx, 'umask 077; : >> "$1" && chmod -- "${2:-0644}" "$1"', [args.path, args.mode ?? '']);
           break;
         case 'remove':
-          r = await runScript(ctx, 'rm -rf -- "$1"', [args.path]);
+          r = await runScript(ctx, 'rm -rf -- "$1"', [args.path], { label: `rm -rf ${quote(args.path)}` });
           break;
         case 'link':
           // -n: a link to a directory is replaced, not followed into.
-          r = await runScript(ctx, 'ln -sfn -- "$1" "$2"', [args.src!, args.path]);
+          r = await runScript(ctx, 'ln -sfn -- "$1" "$2"', [args.src!, args.path], { label: `ln -sfn ${quote(args.src!)} ${quote(args.path)}` });
           break;
         case 'attrs': {
           const h = isLink ? '-h ' : '';

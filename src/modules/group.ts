@@ -1,6 +1,6 @@
 /** group: a (system) group present or absent, planned from `getent group`. */
 import { z } from 'zod';
-import { describeFailure } from '../core/command.js';
+import { describeFailure, quoteArgv } from '../core/command.js';
 import type { Module } from '../core/types.js';
 import { ModuleFailure } from './lib/failure.js';
 import { changed, failed, runScript } from './lib/run.js';
@@ -45,7 +45,7 @@ export const groupModule: Module<GroupArgs, string[]> = {
     return { changes: [{ description: argv.join(' ') }], state: argv };
   },
   async apply(ctx, args, plan) {
-    const r = await runScript(ctx, '"$@"', plan.state!);
+    const r = await runScript(ctx, '"$@"', plan.state!, { label: quoteArgv(plan.state!) });
     if (!r.ok) return failed(describeFailure(r));
     return changed(plan.changes[0].description, { data: { name: args.name } });
   },

@@ -246,7 +246,10 @@ export const packageModule: Module<PackageArgs, PackagePlanState> = {
     const manager = managerOf(ctx);
     const state = plan.state!;
     // Installs can take minutes (and the lab's are offline, so no need for more).
-    const r = await runScript(ctx, applyScript(manager, state, args.policy_rc_d), [], { timeoutMs: 30 * 60_000 });
+    const r = await runScript(ctx, applyScript(manager, state, args.policy_rc_d), [], {
+      timeoutMs: 30 * 60_000,
+      label: `${manager === 'apt' ? 'apt-get' : manager} ${state.action ?? 'update'} ${state.packages.join(' ')}`.trim(),
+    });
     const data = { packages: state.packages, action: state.action ?? 'none', stdout: r.stdout, stderr: r.stderr };
     if (!r.ok) return failed(describeFailure(r), { data });
     return changed(plan.changes.map((c) => c.description).join('; '), { data });

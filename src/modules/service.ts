@@ -228,9 +228,12 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
     for (const step of steps) {
       let r;
       if (backend.kind === 'systemd') {
-        r = step === 'daemon-reload' ? await runScript(ctx, 'systemctl daemon-reload') : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name]);
+        r =
+          step === 'daemon-reload'
+            ? await runScript(ctx, 'systemctl daemon-reload', [], { label: 'systemctl daemon-reload' })
+            : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name], { label: `systemctl ${step} ${args.name}` });
       } else if (backend.kind === 'initd') {
-        r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
+        r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { label: `/etc/init.d/${args.name} ${step}`, timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
       } else {
         const stop = () => runScript(ctx, plainStopScript(), [String(pid), String(args.stop_timeout), args.pidfile!], { timeoutMs: args.stop_timeout * 1000 + 30_000 });
         const start = () =>
@@ -243,7 +246,8 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
           r = await stop();
           if (r.ok) r = await start();
         } else if (step === 'reload') {
-          r = await runScript(ctx, 'kill -s "$2" "$1"', [String(pid), args.reload_signal.replace(/^SIG/, '')]);
+          const sig = args.reload_signal.replace(/^SIG/, '');
+          r = await runScript(ctx, 'kill -s "$2" "$1"', [String(pid), sig], { label: `kill -s ${sig} ${pid}` });
         } else {
           continue; // enable/disable are not planned without systemd
         }
@@ -252,7 +256,11 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
         const killed = /^killed .*$/m.exec(r.stdout);
         if (killed) notes.push(killed[0]);
       }
-      if (!r.ok) return failed(`${step} ${args.name} failed: ${describeFailure(r)}`);
+      if (!r.ok) {
+        // The start/stop scripts explain themselves on stderr (exit status, log tail).
+        const own = backend.kind === 'plain' && r.code !== null && r.code >= 1 && r.code <= 4 && r.stderr.trim();
+        return failed(`${step} ${args.name} failed: ${own ? r.stderr.trim() : describeFailure(r)}`);
+      }
     }
     const msg = plan.changes.map((c) => c.description).join('; ') + (notes.length ? ` (${notes.join('; ')})` : '');
     return changed(msg, { data: { ...(pid ? { pid } : {}) } });

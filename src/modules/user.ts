@@ -1,6 +1,6 @@
 /** user: a (system) user present or absent, planned from `getent passwd`; useradd/usermod/userdel. */
 import { z } from 'zod';
-import { describeFailure } from '../core/command.js';
+import { describeFailure, quoteArgv } from '../core/command.js';
 import type { Module } from '../core/types.js';
 import { absPathArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
@@ -93,7 +93,7 @@ export const userModule: Module<UserArgs, string[]> = {
     return { changes: [{ description: argv.join(' ') }], state: argv };
   },
   async apply(ctx, args, plan) {
-    const r = await runScript(ctx, '"$@"', plan.state!);
+    const r = await runScript(ctx, '"$@"', plan.state!, { label: quoteArgv(plan.state!) });
     if (!r.ok) return failed(describeFailure(r));
     return changed(plan.changes[0].description, { data: { name: args.name } });
   },

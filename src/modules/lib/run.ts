@@ -1,5 +1,5 @@
 import type { Command, CommandResult } from '../../core/command.js';
-import { shellCommand } from '../../core/command.js';
+import { quoteArgv, shellCommand } from '../../core/command.js';
 import type { ModuleOutcome, TaskContext } from '../../core/types.js';
 
 /** Runs a command on the task's host with the task's become setting; returns the result (never throws on exit != 0). */
@@ -9,16 +9,19 @@ export function run(ctx: TaskContext, cmd: Command): Promise<CommandResult> {
 
 /**
  * Runs a fixed shell script with data passed as positional parameters ($1, $2, ...), so user data
- * never becomes shell text: `sh -c SCRIPT sh ARG1 ARG2`. Returns the result.
+ * never becomes shell text: `sh -c SCRIPT sh ARG1 ARG2`. Returns the result, whose `display`
+ * (what failure messages show) is `label`, or `sh -c <rha script> ARGS`: never the whole script.
  */
-export function runScript(
+export async function runScript(
   ctx: TaskContext,
   script: string,
   args: readonly string[] = [],
-  opts: Omit<Command, 'argv'> = {},
+  opts: Omit<Command, 'argv'> & { label?: string } = {},
 ): Promise<CommandResult> {
-  const cmd = shellCommand(script, opts);
-  return run(ctx, { ...cmd, argv: [...cmd.argv, 'sh', ...args] });
+  const { label, ...rest } = opts;
+  const cmd = shellCommand(script, rest);
+  const r = await run(ctx, { ...cmd, argv: [...cmd.argv, 'sh', ...args] });
+  return { ...r, display: label ?? `sh -c <rha script>${args.length ? ` ${quoteArgv(args)}` : ''}` };
 }
 
 /** Returns a changed outcome. */
