@@ -392,7 +392,7 @@ class Normaliser {
           redis: c.redis,
           keepalived: c.keepalived,
         };
-        vars.node = { role, peer, peer_address: hosts.get(peer)?.connection.address ?? null, address: host.connection.address, priority: prio };
+        vars.node = { name: host.name, role, peer, peer_address: hosts.get(peer)?.connection.address ?? null, address: host.connection.address, priority: prio };
         host.groups.push(cname, 'clusters');
       }
       host.vars = vars;

@@ -110,6 +110,11 @@ const helpers: Record<string, (...a: unknown[]) => unknown> = {
   json: (...a) => JSON.stringify(a[0]),
   /** POSIX shell quote; a list becomes a quoted argv. */
   quote: (...a) => (Array.isArray(a[0]) ? quoteArgv(a[0].map(String)) : quote(String(a[0] ?? ''))),
+  /** A redis.conf string argument: double-quoted, with backslash and quote escaped (sdssplitargs rules). */
+  redis_quote: (...a) => '"' + String(a[0] ?? '').replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"',
+  /** Arithmetic for conditions such as the priority rule: `lt master (add replica weight)`. */
+  add: (...a) => num(a[0], 'add') + num(a[1], 'add'),
+  abs: (...a) => Math.abs(num(a[0], 'abs')),
   lower: (...a) => String(a[0] ?? '').toLowerCase(),
   upper: (...a) => String(a[0] ?? '').toUpperCase(),
   [REQUIRED]: (...a) => {
