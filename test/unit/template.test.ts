@@ -154,11 +154,11 @@ describe('referencedVariables', () => {
 });
 
 describe('domain helpers', () => {
-  test('redis_quote escapes for redis.conf (sdssplitargs): quotes and backslashes, the rest verbatim', () => {
+  it('redis_quote escapes for redis.conf (sdssplitargs): quotes and backslashes, the rest verbatim', () => {
     const pw = String.raw`a"b\c d#$'é`;
     expect(renderString('{{redis_quote p}}', { p: pw })).toBe(String.raw`"a\"b\\c d#$'é"`);
   });
-  test('add and abs express the priority rule', () => {
+  it('add and abs express the priority rule', () => {
     expect(evalCondition('lt m (add r (abs w))', { m: 150, r: 140, w: -20 })).toBe(true);
     expect(evalCondition('lt m (add r (abs w))', { m: 200, r: 140, w: -20 })).toBe(false);
   });
