@@ -14,6 +14,7 @@ import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
 import { loadPlaybook, validatePlaybook } from '../playbook/index.js';
 import { createReporter, defaultOutput } from '../report/index.js';
+import { displayPath } from '../report/plain.js';
 import { runPlaybook, type RunOptions } from '../runner/index.js';
 import type { RunCliOptions } from './options.js';
 
@@ -78,8 +79,7 @@ export function printProblems(problems: InputProblem[], io: Io, secrets: Iterabl
   const sorted = [...problems].sort((a, b) => (a.severity === b.severity ? 0 : a.severity === 'error' ? -1 : 1));
   const seen = new Set<string>();
   for (const p of sorted) {
-    const rel = p.file && path.isAbsolute(p.file) ? path.relative(io.cwd, p.file) : p.file;
-    const file = rel && !rel.startsWith('..') ? rel : p.file;
+    const file = p.file && path.isAbsolute(p.file) ? displayPath(p.file, io.cwd) : p.file;
     const text = maskSecrets(formatProblem({ ...p, file }), secrets);
     const line = p.severity === 'error' ? `error: ${text}` : text;
     if (seen.has(line)) continue;
@@ -96,8 +96,8 @@ export async function validateCommand(inventoryFile: string, playbookFile: strin
   if (printProblems(problems, io, inv?.secrets)) return ExitCode.invalidInput;
   const tasks = pb!.plays.reduce((n, p) => n + p.tasks.length + p.handlers.length, 0);
   io.stdout.write(
-    `valid: ${path.relative(io.cwd, inv!.file) || inv!.file} (${plural(inv!.hosts.size, 'host')}, ${plural(inv!.clusters.size, 'cluster')}) ` +
-      `with ${path.relative(io.cwd, pb!.file) || pb!.file} (${plural(pb!.plays.length, 'play')}, ${plural(tasks, 'task')})\n`,
+    `valid: ${displayPath(inv!.file, io.cwd)} (${plural(inv!.hosts.size, 'host')}, ${plural(inv!.clusters.size, 'cluster')}) ` +
+      `with ${displayPath(pb!.file, io.cwd)} (${plural(pb!.plays.length, 'play')}, ${plural(tasks, 'task')})\n`,
   );
   return ExitCode.ok;
 }

@@ -18,9 +18,12 @@ export type OutputFormat = 'pretty' | 'plain' | 'json';
 export const outputFormats: readonly OutputFormat[] = ['pretty', 'plain', 'json'];
 
 /** `pretty` on an interactive terminal outside CI, else `plain`. */
-export function defaultOutput(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): OutputFormat {
+export function defaultOutput(out: { isTTY?: boolean; columns?: number }, env: NodeJS.ProcessEnv = process.env): OutputFormat {
   const ci = env.CI !== undefined && env.CI !== '' && env.CI !== 'false' && env.CI !== '0';
-  return out.isTTY === true && !ci && env.TERM !== 'dumb' ? 'pretty' : 'plain';
+  // A pseudo-terminal without a size (`script`, some CI runners) reports 0 columns: listr2 would
+  // then wrap every character onto its own line.
+  const sized = out.columns === undefined || out.columns > 0;
+  return out.isTTY === true && sized && !ci && env.TERM !== 'dumb' ? 'pretty' : 'plain';
 }
 
 /** A masked reporter of the given format writing to `o.out`. */

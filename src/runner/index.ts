@@ -316,14 +316,13 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Folders searched for a task's relative `src:`/template paths: beside the task file, then the playbook's. */
+/**
+ * Folders searched for a task's relative `src:` paths (modules also try each one's `templates/` or
+ * `files/`): the task file's folder, the playbook's, then the playbook's parent, which is where the
+ * shipped playbooks/ find the package's templates/.
+ */
 export function searchPathsFor(pb: Playbook, task: TaskSpec): string[] {
-  const dirs = [path.dirname(task.file), pb.dir];
-  const out: string[] = [];
-  for (const d of dirs) out.push(d, path.join(d, 'templates'), path.join(d, 'files'));
-  // Shipped playbooks keep their templates in the package's top-level templates/ folder.
-  out.push(path.join(pb.dir, '..', 'templates'));
-  return [...new Set(out)];
+  return [...new Set([path.dirname(task.file), pb.dir, path.dirname(pb.dir)])];
 }
 
 export { magicVars };

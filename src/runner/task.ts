@@ -109,7 +109,9 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
 
     const maxAttempts = Math.max(1, task.retries + 1);
     let a: Attempt;
+    let attempts = 0;
     for (let attempt = 1; ; attempt++) {
+      attempts = attempt;
       a = await attemptOnce(module, ctx, args);
       // changed_when / failed_when / until see the result under the register name (or `result`).
       const resultVars = (): Record<string, unknown> => {
@@ -142,6 +144,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
       }
     }
     const status: TaskStatus = a.failed ? 'failed' : a.changed ? 'changed' : 'ok';
+    if (attempts > 1 && !a.msg.startsWith('until:')) a.msg = `${a.msg} (attempt ${attempts} of ${maxAttempts})`;
     return finish(status, a.msg, a);
   } catch (e) {
     if (isUnreachable(e)) return finish('unreachable', errorMessage(e));

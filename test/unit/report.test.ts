@@ -61,7 +61,7 @@ describe('plain reporter', () => {
     await r.close();
     expect(s.text()).toBe(
       [
-        'rha: playbooks/site.yaml on 2 hosts (inventory inv.yaml)',
+        'rha: playbooks/site.yaml on 2 hosts of inv.yaml',
         '',
         'PLAY [Redis] ' + '*'.repeat(66),
         '[node1] ok: install redis — redis 7.0.15 is installed',
@@ -236,4 +236,6 @@ test('default output: pretty only on a TTY outside CI', () => {
   expect(defaultOutput({ isTTY: true }, { CI: 'true' })).toBe('plain');
   expect(defaultOutput({ isTTY: false }, {})).toBe('plain');
   expect(defaultOutput({}, {})).toBe('plain');
+  expect(defaultOutput({ isTTY: true, columns: 0 }, {})).toBe('plain');
+  expect(defaultOutput({ isTTY: true, columns: 120 }, { TERM: 'dumb' })).toBe('plain');
 });

@@ -33,7 +33,7 @@ describe('serial batches', () => {
     [0, [1], []],
   ] as const)('%i hosts, serial %j → %j', (n, serial, sizes) => {
     const hosts = Array.from({ length: n }, (_, i) => `h${i}`);
-    const batches = planBatches(hosts, serial as Array<number | string>);
+    const batches = planBatches(hosts, serial);
     expect(batches.map((b) => b.length)).toEqual(sizes);
     expect(batches.flat()).toEqual(hosts);
   });
@@ -237,6 +237,7 @@ describe('register, retries, until', () => {
     expect(h.calls.map((c) => c.name)).toEqual(['counter1', 'counter2', 'counter3']);
     expect(h.sleeps).toEqual([2000, 2000]);
     expect(h.reporter.results()).toEqual(['a wait ok']);
+    expect(h.reporter.of('task-end')[0].msg).toBe('n=3 (attempt 3 of 6)');
   });
 
   test('until still false after all attempts → failed with the expression', async () => {
