@@ -108,8 +108,9 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     ...(agent ? [`ssh-agent ${agent}`] : []),
     ...(spec.password ? ['password'] : []),
   ];
-  // Dead-link detection: a few missed keepalives mark the host unreachable instead of hanging.
-  const keepaliveInterval = Math.min(5000, Math.max(1000, Math.round(spec.connectTimeoutMs / 3)));
+  // Dead-link detection: 3 unanswered keepalives mark the host unreachable instead of hanging.
+  // Not below 2 s: a busy 2-core host (compiling Redis) must not look dead.
+  const keepaliveInterval = Math.min(5000, Math.max(2000, Math.round(spec.connectTimeoutMs / 3)));
 
   const ssh = new NodeSSH();
   const connecting = ssh.connect({

@@ -227,6 +227,11 @@ describe('become through sudo, and password auth', () => {
     expect(s).toMatchObject({ ok: true, stdout: '12\nin\n', stderr: '' });
     const failing = await c.exec({ argv: ['sh', '-c', 'echo bad >&2; exit 4'], become: true });
     expect(failing).toMatchObject({ ok: false, code: 4, stderr: 'bad\n' });
+    // A timed-out become command (a root process under sudo) is killed too.
+    const slow = await c.exec({ argv: ['sleep', '49'], become: true, timeoutMs: 1000 });
+    expect(slow).toMatchObject({ ok: false, timedOut: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await labExec(LAB, 'node1', ['ps', '-eo', 'args'])).stdout.split('\n')).not.toContain('sleep 49');
   });
 
   test('NOPASSWD with a become password configured: the password never reaches the command stdin', async () => {
