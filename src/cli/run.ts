@@ -152,6 +152,13 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
   try {
     const summary = await runPlaybook(pb!, inv!, opts, { modules, connect: (h) => pool.get(h), gatherFacts, reporter });
     return summary.exitCode;
+  } catch (e) {
+    // An internal error is printed by main with its stack: mask it like everything else.
+    if (e instanceof Error) {
+      e.message = maskSecrets(e.message, inv!.secrets);
+      if (e.stack) e.stack = maskSecrets(e.stack, inv!.secrets);
+    }
+    throw e;
   } finally {
     await reporter.close();
     await pool.closeAll().catch(() => undefined);

@@ -424,6 +424,19 @@ describe('secrets', () => {
   });
 });
 
+test('a reporter that throws does not stop the run', async () => {
+  const h = harness();
+  h.deps.reporter = {
+    emit() {
+      throw new Error('reporter bug');
+    },
+    async close() {},
+  };
+  const s = await runPlaybook(playbook(play('p', [task('t1', { change: true })])), inventory(['a']), h.opts, h.deps);
+  expect(s.recap.a).toMatchObject({ ok: 1, changed: 1 });
+  expect(s.exitCode).toBe(0);
+});
+
 test('exit codes from recap', () => {
   const r = (o: Partial<ReturnType<typeof emptyRecap>>) => ({ ...emptyRecap(), ...o });
   expect(exitCodeFor({ a: r({ ok: 3 }) }, false)).toBe(0);
