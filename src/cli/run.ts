@@ -127,7 +127,7 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
   process.on('SIGTERM', onSignal);
 
   const format = o.output ?? defaultOutput(io.stdout, io.env);
-  const reporter = createReporter(format, { out: io.stdout, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
+  const reporter = createReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
   const pool = new ConnectionPool({
     acceptChangedHostKeys: o.acceptHostKey.includes('all') ? 'all' : new Set(o.acceptHostKey),
     signal: controller.signal,

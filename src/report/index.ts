@@ -27,7 +27,11 @@ export function defaultOutput(out: { isTTY?: boolean; columns?: number }, env: N
 }
 
 /** A masked reporter of the given format writing to `o.out`. */
-export function createReporter(format: OutputFormat, o: ReporterOptions, secrets: ReadonlySet<string>): Reporter {
+export function createReporter(
+  format: OutputFormat,
+  o: ReporterOptions & { err?: NodeJS.WritableStream },
+  secrets: ReadonlySet<string>,
+): Reporter {
   const inner = format === 'json' ? new JsonReporter(o) : format === 'pretty' ? new PrettyReporter(o) : new PlainReporter(o);
   return maskingReporter(inner, secrets);
 }

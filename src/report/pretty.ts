@@ -11,6 +11,11 @@ import { formatDuration, recapLines, runStartLine, safeWriter, taskLines, type R
 export interface PrettyOptions extends ReporterOptions {
   /** Render even when `out` is not a terminal (tests). */
   forceRender?: boolean;
+  /**
+   * The error stream, held back while the live view draws so that messages (Ctrl-C notice) do
+   * not tear it; they appear once the play's view is done. Default: `out`.
+   */
+  err?: NodeJS.WritableStream;
   /** How many running / failed hosts to list before "… and N more" (default 12 each). */
   maxListed?: number;
 }
@@ -183,12 +188,12 @@ export class PrettyReporter implements Reporter {
         renderer: this.o.forceRender ? AnyStreamRenderer : 'default',
         fallbackRenderer: 'simple',
         rendererOptions: {
-          logger: new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(this.o.out as NodeJS.WriteStream, this.o.out as NodeJS.WriteStream) }),
+          logger: new ListrLogger({ useIcons: true, processOutput: this.processOutput() }),
           collapseErrors: false,
           showErrorMessage: false,
         },
         fallbackRendererOptions: {
-          logger: new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(this.o.out as NodeJS.WriteStream, this.o.out as NodeJS.WriteStream) }),
+          logger: new ListrLogger({ useIcons: true, processOutput: this.processOutput() }),
         },
         exitOnError: false,
         registerSignalListeners: false,
@@ -202,6 +207,10 @@ export class PrettyReporter implements Reporter {
     }
     if (view.details.length) this.write(view.details);
     if (this.o.verbosity >= 2) this.write([`(${view.name}: ${formatDuration(Date.now() - started)})`]);
+  }
+
+  private processOutput(): ProcessOutput {
+    return new ProcessOutput(this.o.out as NodeJS.WriteStream, (this.o.err ?? this.o.out) as NodeJS.WriteStream);
   }
 
   private scheduleRefresh(): void {
