@@ -164,11 +164,11 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
 
   // One host's share of a play: facts, tasks in order, then its notified handlers.
   const runHostPlay = async (play: PlaySpec, hs: HostState, batch: BatchState): Promise<void> => {
-    const hostFailed = (task: TaskSpec): void => {
+    const hostFailed = (taskName: string): void => {
       batch.failed++;
       if (play.anyErrorsFatal && !batch.stopped) {
         batch.stopped = stopRun = true;
-        warn(undefined, `any_errors_fatal: ${hs.spec.name} failed "${task.name}" in play "${play.name}", stopping all hosts`);
+        warn(undefined, `any_errors_fatal: ${hs.spec.name} failed "${taskName}" in play "${play.name}", stopping all hosts`);
       } else if (
         play.maxFailPercentage !== undefined &&
         !batch.stopped &&
@@ -185,7 +185,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     if (play.gatherFacts && !hs.facts) {
       if (stopped(batch)) return;
       await gatherFactsFor(rc, deps, play, hs);
-      if (hs.out) return hostFailed({ name: 'Gathering Facts' } as TaskSpec);
+      if (hs.out) return hostFailed('Gathering Facts');
     }
 
     const notified = new Set<string>();
@@ -195,7 +195,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
       if (!selectedByTags([...task.tags, ...play.tags], filter)) continue;
       const out = await executeTask(rc, play, task, hs, false);
       noteNotify(task, out, notified);
-      if (hs.out) return hostFailed(task);
+      if (hs.out) return hostFailed(task.name);
     }
 
     // Handlers: in definition order, once each, only when a changed task notified them. A handler
@@ -207,7 +207,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
       if (stopped(batch)) return;
       const out = await executeTask(rc, play, handler, hs, true);
       noteNotify(handler, out, notified);
-      if (hs.out) return hostFailed(handler);
+      if (hs.out) return hostFailed(handler.name);
     }
   };
 
