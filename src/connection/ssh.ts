@@ -473,6 +473,9 @@ export class SshConnection implements Connection {
   async close(): Promise<void> {
     const alreadyGone = this.lostReason !== undefined;
     if (!this.lostReason) this.lostReason = 'connection closed';
+    const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
+    for (const fail of this.inflight) fail(err);
+    this.inflight.clear();
     if (alreadyGone) {
       this.ssh.dispose();
       return;
