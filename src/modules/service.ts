@@ -172,7 +172,38 @@ export interface ServicePlanState {
   steps: ServiceStep[];
 }
 
-const INITD_STATUS = `if [ -x "/etc/init.d/$1" ]; then "/etc/init.d/$1" status >/dev/null 2>&1; echo "initd $?"; else echo noinitd; fi`;
+// Init scripts are not reliable witnesses: Debian's keepalived script has no status action (it
+// prints its usage) and exits 0 for everything when its config is missing. So a service runs when
+// /run/NAME.pid names a live NAME process, or else when `status` answers (some output, not the
+// usage text) with 0. $1 name, $2 1 = after a start: wait up to 10 s for it to be running.
+const INITD_STATUS = `${ALIVE}
+[ -x "/etc/init.d/$1" ] || { echo noinitd; exit 0; }
+want=$(printf '%.15s' "$1")
+i=0
+while :; do
+  pid=$(head -n1 "/run/$1.pid" 2>/dev/null | tr -dc 0-9); comm=
+  if alive "$pid"; then comm=$(cat "/proc/$pid/comm"); else pid=; fi
+  out=$("/etc/init.d/$1" status 2>&1 </dev/null); rc=$?
+  if [ -z "$out" ] || printf '%s' "$out" | grep -qi usage; then lsb=silent; else lsb=answered; fi
+  i=$((i + 1))
+  { [ -n "$pid" ] && [ "$comm" = "$want" ]; } || { [ "$lsb" = answered ] && [ "$rc" = 0 ]; } && break
+  [ "$2" = 1 ] && [ "$i" -lt 50 ] || break
+  sleep 0.2
+done
+echo "lsb $rc $lsb"
+echo "pid \${pid:-none} $comm"`;
+
+/** Returns whether an init.d service runs, from the init.d status script's output (pure); undefined = no init script. */
+export function parseInitdStatus(stdout: string, name: string): { running: boolean; status: string } | undefined {
+  const lsb = /^lsb (\d+) (answered|silent)$/m.exec(stdout);
+  const pid = /^pid (\d+|none) ?(.*)$/m.exec(stdout);
+  if (!lsb || !pid) return undefined;
+  if (pid[1] !== 'none' && pid[2] === name.slice(0, 15)) return { running: true, status: `running (pid ${pid[1]} in /run/${name}.pid)` };
+  if (lsb[2] === 'answered') {
+    return lsb[1] === '0' ? { running: true, status: 'running (init.d status 0)' } : { running: false, status: `stopped (init.d status ${lsb[1]})` };
+  }
+  return { running: false, status: `stopped (no live ${name} in /run/${name}.pid)` };
+}
 
 function describe(step: ServiceStep, name: string, backend: Backend): string {
   const how = backend.kind === 'systemd' ? '' : backend.kind === 'initd' ? ' (init.d)' : '';
@@ -194,15 +225,14 @@ async function observe(ctx: TaskContext, args: ServiceArgs): Promise<{ backend: 
       ? { backend: { kind: 'plain', pid: s.pid }, running: true, status: `running (pid ${s.pid})` }
       : { backend: { kind: 'plain' }, running: false, status: `stopped (${s.why})` };
   }
-  const r = await runScript(ctx, INITD_STATUS, [args.name]);
-  const m = /^initd (\d+)/.exec(r.stdout);
-  if (!m) {
+  const r = await runScript(ctx, INITD_STATUS, [args.name, '0']);
+  const st = parseInitdStatus(r.stdout, args.name);
+  if (!st) {
     throw new ModuleFailure(
       `service ${args.name}: ${ctx.host.name} has no systemd, no exec/pidfile was given, and there is no /etc/init.d/${args.name}`,
     );
   }
-  const running = m[1] === '0';
-  return { backend: { kind: 'initd' }, running, status: running ? 'running (init.d status 0)' : `stopped (init.d status ${m[1]})` };
+  return { backend: { kind: 'initd' }, running: st.running, status: st.status };
 }
 
 export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
@@ -234,6 +264,12 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
             : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name], { label: `systemctl ${step} ${args.name}` });
       } else if (backend.kind === 'initd') {
         r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { label: `/etc/init.d/${args.name} ${step}`, timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
+        if (r.ok && (step === 'start' || step === 'restart')) {
+          // Init scripts exit 0 without starting anything (Debian's keepalived without a config):
+          // believe the status, not the exit code.
+          const after = parseInitdStatus((await runScript(ctx, INITD_STATUS, [args.name, '1'])).stdout, args.name);
+          if (!after?.running) return failed(`${step} ${args.name} failed: /etc/init.d/${args.name} ${step} exited 0 but ${args.name} is ${after?.status ?? 'not running'}`);
+        }
       } else {
         const stop = () => runScript(ctx, plainStopScript(), [String(pid), String(args.stop_timeout), args.pidfile!], { timeoutMs: args.stop_timeout * 1000 + 30_000 });
         const start = () =>

@@ -123,6 +123,8 @@ describe('package', () => {
     const r = await contract('package', args, () => onHost('dpkg-query -W -f "${db:Status-Abbrev}" keepalived 2>/dev/null || echo none'));
     expect(r.check.plan.changes.map((c) => c.description)).toContain('install keepalived');
     expect(r.second.outcome.msg).toBe('keepalived already installed');
+    // The maintainer script asked, and was told no.
+    expect(`${r.first.outcome.data?.stdout}${r.first.outcome.data?.stderr}`).toMatch(/policy-rc\.d denied execution of (re)?start/);
     expect(await onHost('pgrep -x keepalived || echo not-running; ls /usr/sbin/policy-rc.d 2>/dev/null || echo no-policy-rc.d')).toBe('not-running\nno-policy-rc.d');
   }, 600_000);
 
@@ -197,6 +199,25 @@ describe('service (plain: no systemd in the lab)', () => {
     };
     await contract('service', { ...ka, state: 'started' }, () => onHost('pgrep -x keepalived | wc -l'));
     await contract('service', { ...ka, state: 'stopped' }, () => onHost('pgrep -x keepalived | wc -l'));
+  });
+
+  test('/etc/init.d/NAME when there is no systemd and no exec/pidfile', async () => {
+    // Debian's init script exits 0 without starting anything when there is no config.
+    await onHost('rm -f /etc/keepalived/keepalived.conf');
+    const noConfig = await runModule(mod('service'), ctx(), { name: 'keepalived', state: 'started' });
+    expect(noConfig.outcome).toMatchObject({
+      failed: true,
+      msg: 'start keepalived failed: /etc/init.d/keepalived start exited 0 but keepalived is stopped (no live keepalived in /run/keepalived.pid)',
+    });
+    await onHost(`printf 'global_defs { router_id rha_test }\\n' > /etc/keepalived/keepalived.conf`);
+    const r = await contract('service', { name: 'keepalived', state: 'started' }, () => onHost('pgrep -x keepalived | wc -l'));
+    expect(r.check.plan.changes).toEqual([{ description: 'start keepalived (init.d)' }]);
+    await contract('service', { name: 'keepalived', state: 'stopped' }, () => onHost('pgrep -x keepalived | wc -l'));
+    const none = await runModule(mod('service'), ctx(), { name: 'rha-nosuch', state: 'started' });
+    expect(none.outcome).toMatchObject({
+      failed: true,
+      msg: 'service rha-nosuch: node1 has no systemd, no exec/pidfile was given, and there is no /etc/init.d/rha-nosuch',
+    });
   });
 });
 

@@ -14,7 +14,7 @@ import {
   planPackages,
   statusScript,
 } from '../../src/modules/package.js';
-import { parsePlainStatus, parseSystemdStatus, planServiceSteps } from '../../src/modules/service.js';
+import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps } from '../../src/modules/service.js';
 import { groupCommand, parseGroupEntry } from '../../src/modules/group.js';
 import { parsePasswdEntry, userCommand } from '../../src/modules/user.js';
 import { normalizeValue, procPath, upsertSysctlLine } from '../../src/modules/sysctl.js';
@@ -303,6 +303,13 @@ describe('service module', () => {
     // comm is cut to 15 characters by the kernel
     expect(parsePlainStatus('pid 7\ncomm redis-server-ex\ncmdline x\n', 'redis-server-extra', '/p')).toMatchObject({ running: true });
   });
+  it.each([
+    ['lsb 1 silent\npid 42 keepalived\n', { running: true, status: 'running (pid 42 in /run/keepalived.pid)' }],
+    ['lsb 0 silent\npid none \n', { running: false, status: 'stopped (no live keepalived in /run/keepalived.pid)' }],
+    ['lsb 0 answered\npid none \n', { running: true, status: 'running (init.d status 0)' }],
+    ['lsb 3 answered\npid 42 sleep\n', { running: false, status: 'stopped (init.d status 3)' }],
+    ['noinitd\n', undefined],
+  ])('init.d: %j', (out, want) => expect(parseInitdStatus(out, 'keepalived')).toEqual(want));
   it('exec and pidfile go together; state or enabled needed', () => {
     expect(argsError('service', { name: 'x', state: 'started', exec: 'x' })).toBe('exec and pidfile go together');
     expect(argsError('service', { name: 'x' })).toBe('give state, enabled, or both');
