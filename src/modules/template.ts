@@ -4,6 +4,7 @@ import type { Module } from '../core/types.js';
 import { renderTemplateFile } from '../template/index.js';
 import { fileTargetArgs, planWrite, type WriteState } from './copy.js';
 import { applyFilePlan } from './lib/files.js';
+import { ModuleFailure } from './lib/failure.js';
 import { resolveSource } from './lib/paths.js';
 
 const templateArgs = z.strictObject({
@@ -18,7 +19,13 @@ export const templateModule: Module<TemplateArgs, WriteState> = {
   args: templateArgs,
   async plan(ctx, args) {
     const path = await resolveSource(ctx.searchPaths, args.src, 'templates');
-    const content = await renderTemplateFile(path, ctx.vars);
+    let content: string;
+    try {
+      content = await renderTemplateFile(path, ctx.vars);
+    } catch (e) {
+      // A template that does not render (unknown variable, bad syntax) is this task's failure, not a crash.
+      throw new ModuleFailure((e as Error).message);
+    }
     return planWrite(ctx, args, content);
   },
   async apply(ctx, _args, plan) {

@@ -2,6 +2,8 @@
  * Test support: a TaskContext over a real connection to a lab host, and runModule(), which does
  * what the runner does for one task: validate args → plan → (check ? stop : apply).
  */
+import { spawn } from 'node:child_process';
+import { displayCommand, Secret, type Command, type CommandResult } from '../../src/core/command.js';
 import type { Connection, HostFacts, HostSpec, Module, ModuleOutcome, Plan, TaskContext } from '../../src/core/types.js';
 import { ModuleFailure } from '../../src/modules/lib/failure.js';
 
@@ -80,4 +82,36 @@ export async function runModule(module: Module, ctx: TaskContext, rawArgs: unkno
   if (ctx.check) return { plan, outcome: { changed: true, failed: false, msg: plan.changes.map((c) => c.description).join('; '), data: plan.data } };
   const outcome = await module.apply(ctx, args, plan);
   return { plan, outcome: { ...outcome, data: { ...(plan.data ?? {}), ...(outcome.data ?? {}) } } };
+}
+
+/**
+ * Runs commands on this machine (optionally behind a prefix such as `ip netns exec NS`): the same
+ * scripts the modules send over SSH, for fast tests on real files and processes.
+ */
+export class LocalConnection implements Connection {
+  constructor(
+    readonly hostName = 'local',
+    private readonly prefix: string[] = [],
+  ) {}
+
+  exec(cmd: Command): Promise<CommandResult> {
+    return new Promise((resolve) => {
+      const env: Record<string, string> = { ...process.env } as Record<string, string>;
+      for (const [k, v] of Object.entries(cmd.env ?? {})) env[k] = v instanceof Secret ? v.value : v;
+      const argv = [...this.prefix, ...cmd.argv];
+      const p = spawn(argv[0], argv.slice(1), { cwd: cmd.cwd, env });
+      let stdout = '';
+      let stderr = '';
+      const t0 = Date.now();
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.stdin.on('error', () => undefined);
+      p.stdin.end(cmd.stdin ?? '');
+      p.on('close', (code, signal) =>
+        resolve({ display: displayCommand(cmd), code, signal, stdout, stderr, ok: code === 0, durationMs: Date.now() - t0 }),
+      );
+    });
+  }
+
+  async close(): Promise<void> {}
 }

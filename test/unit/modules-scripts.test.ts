@@ -2,39 +2,14 @@
  * The modules' remote scripts run for real by a local sh in a temp folder (no SSH): atomic write,
  * validate, backup, file states, command creates/removes, wait_for polling. Fast; real files.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { displayCommand, Secret, type Command, type CommandResult } from '../../src/core/command.js';
-import type { Connection, HostFacts, Module, TaskContext } from '../../src/core/types.js';
+import type { HostFacts, Module, TaskContext } from '../../src/core/types.js';
 import { modules } from '../../src/modules/index.js';
 import { writeFileAtomic } from '../../src/modules/lib/files.js';
-import { runModule } from '../support/context.js';
-
-/** Runs commands on this machine: the same scripts the modules send over SSH. */
-class LocalConnection implements Connection {
-  readonly hostName = 'local';
-  exec(cmd: Command): Promise<CommandResult> {
-    return new Promise((resolve) => {
-      const env: Record<string, string> = { ...process.env } as Record<string, string>;
-      for (const [k, v] of Object.entries(cmd.env ?? {})) env[k] = v instanceof Secret ? v.value : v;
-      const p = spawn(cmd.argv[0], cmd.argv.slice(1), { cwd: cmd.cwd, env });
-      let stdout = '';
-      let stderr = '';
-      const t0 = Date.now();
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.stdin.on('error', () => undefined);
-      p.stdin.end(cmd.stdin ?? '');
-      p.on('close', (code, signal) =>
-        resolve({ display: displayCommand(cmd), code, signal, stdout, stderr, ok: code === 0, durationMs: Date.now() - t0 }),
-      );
-    });
-  }
-  async close() {}
-}
+import { LocalConnection, runModule } from '../support/context.js';
 
 const facts = { hostname: 'local', osFamily: 'debian', packageManager: 'apt', serviceManager: 'plain' } as HostFacts;
 let dir: string;
