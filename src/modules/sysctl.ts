@@ -126,7 +126,10 @@ export const sysctlModule: Module<SysctlArgs, SysctlState> = {
       if (!w.ok) return failed(w.msg);
     }
     if (setRuntime) {
-      const r = await runScript(ctx, 'printf "%s\\n" "$2" > "$1"', [procPath(args.name), value]);
+      // tee, not a shell redirect: dash reports a refused write as "I/O error", tee gives the errno.
+      const r = await runScript(ctx, 'printf "%s\\n" "$2" | tee -- "$1" >/dev/null', [procPath(args.name), value], {
+        label: `sysctl -w ${args.name}=${value}`,
+      });
       if (!r.ok) {
         const why = r.stderr.trim().split('\n').pop() ?? '';
         const msg = `the kernel refused ${args.name} = ${value} on ${ctx.host.name}: ${why}`;
