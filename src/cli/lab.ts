@@ -89,15 +89,33 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .option('--python', 'hosts have python3 (for Ansible side-by-side runs)', false)
     .option('--recreate', 'remove a lab of this name first, if one is up', false)
+    .option('--subnet <cidr>', 'a private /24 for the lab (default: a free 10.213.X.0/24)')
     .action(
-      act(async (o: { hosts: number; name: string; python: boolean; recreate: boolean }) => {
-        const info = await labUp({
-          name: o.name,
-          hosts: o.hosts,
-          python: o.python,
-          recreate: o.recreate,
-          log: (l) => process.stderr.write(`  ${l}\n`),
-        });
+      act(async (o: { hosts: number; name: string; python: boolean; recreate: boolean; subnet?: string }) => {
+        // Ctrl-C during up removes the half-made lab (never an existing one: up refuses those first).
+        const existing = !o.recreate && (await labStatus(o.name).catch(() => undefined));
+        const onSignal = () => {
+          process.stderr.write(`\ninterrupted: removing the half-made lab ${o.name}\n`);
+          void labDown(o.name).finally(() => process.exit(ExitCode.interrupted));
+        };
+        if (!existing) {
+          process.once('SIGINT', onSignal);
+          process.once('SIGTERM', onSignal);
+        }
+        let info: LabInfo;
+        try {
+          info = await labUp({
+            name: o.name,
+            hosts: o.hosts,
+            python: o.python,
+            recreate: o.recreate,
+            subnet: o.subnet,
+            log: (l) => process.stderr.write(`  ${l}\n`),
+          });
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
         process.stdout.write(
           formatLab(info) +
             `\nnext:\n` +

@@ -30,7 +30,7 @@ import {
   subnetOf,
 } from './names.js';
 import {
-  allocateOctet,
+  allocatePrefix,
   createHostNetwork,
   createLabNetwork,
   hostLinkUp,
@@ -72,7 +72,8 @@ export interface LabInfo {
 interface LabState {
   version: 1;
   name: string;
-  octet: number;
+  /** First three octets of the lab's /24. */
+  prefix: string;
   python: boolean;
   hosts: Array<{ name: string; address: string }>;
   clusters: LabCluster[];
@@ -129,7 +130,10 @@ function statePath(name: string): string {
 
 async function readState(name: string): Promise<LabState | undefined> {
   try {
-    return JSON.parse(await fs.readFile(statePath(name), 'utf8')) as LabState;
+    const s = JSON.parse(await fs.readFile(statePath(name), 'utf8')) as LabState & { octet?: number };
+    // Labs made before the prefix was stored kept only the third octet of 10.213.X.0/24.
+    if (!s.prefix && s.octet !== undefined) s.prefix = `10.213.${s.octet}`;
+    return s;
   } catch {
     return undefined;
   }
@@ -143,7 +147,8 @@ async function writeState(s: LabState): Promise<void> {
 
 async function describe(s: LabState): Promise<LabInfo> {
   const dir = labDir(s.name);
-  const { subnet, prefix } = subnetOf(s.octet);
+  const { prefix } = s;
+  const subnet = subnetOf(prefix);
   const hosts: LabHost[] = [];
   for (const h of s.hosts) {
     const pid = await findHostInit(s.name, h.name);
@@ -200,7 +205,16 @@ async function writeKnownHosts(s: LabState): Promise<void> {
 
 /** Brings up a lab of fresh hosts and returns what it made (hosts, inventory, keys). */
 export async function labUp(
-  opts: { name?: string; hosts?: number; python?: boolean; recreate?: boolean; log?: (line: string) => void } = {},
+  opts: {
+    name?: string;
+    hosts?: number;
+    python?: boolean;
+    /** Remove a lab of this name first instead of refusing. */
+    recreate?: boolean;
+    /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
+    subnet?: string;
+    log?: (line: string) => void;
+  } = {},
 ): Promise<LabInfo> {
   const name = checkLabName(opts.name ?? DEFAULT_LAB);
   const count = opts.hosts ?? 2;
@@ -212,7 +226,7 @@ export async function labUp(
   const existing = await readState(name);
   if (existing && !opts.recreate) {
     throw new LabError(
-      `lab ${name} is already up (${existing.hosts.length} hosts in ${subnetOf(existing.octet).subnet}); ` +
+      `lab ${name} is already up (${existing.hosts.length} hosts in ${subnetOf(existing.prefix)}); ` +
         `remove it first (rha lab down${name === DEFAULT_LAB ? '' : ` --name ${name}`}) or use --recreate`,
     );
   }
@@ -229,13 +243,12 @@ export async function labUp(
       what: 'generating the lab key',
     });
     const state = await withSubnetLock(async () => {
-      const octet = await allocateOctet(name);
-      const { prefix } = subnetOf(octet);
+      const prefix = await allocatePrefix(name, opts.subnet);
       const hosts = Array.from({ length: count }, (_, i) => ({ name: hostName(i), address: `${prefix}.${11 + i}` }));
       const s: LabState = {
         version: 1,
         name,
-        octet,
+        prefix,
         python: !!opts.python,
         hosts,
         clusters: pairHosts(hosts.map((h) => h.name), prefix),
@@ -244,15 +257,15 @@ export async function labUp(
       };
       // Written before anything else exists, so `down` after a crash knows what to remove.
       await writeState(s);
-      await createLabNetwork(name, octet);
+      await createLabNetwork(name, prefix);
       return s;
     });
-    const { prefix } = subnetOf(state.octet);
+    const { prefix } = state;
     await fs.writeFile(
       path.join(dir, 'hosts'),
       ['127.0.0.1 localhost', '::1 localhost ip6-localhost ip6-loopback', `${prefix}.1 controller`, ...state.hosts.map((h) => `${h.address} ${h.name}`)].join('\n') + '\n',
     );
-    log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(state.octet).subnet}`);
+    log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(prefix)}`);
     for (const h of state.hosts) await createHostNetwork(name, h.name, h.address);
     await Promise.all(state.hosts.map((h) => startLabHost(state, h)));
     await writeKnownHosts(state);
@@ -341,7 +354,11 @@ export async function labAcceptHostKey(name: string, host: string): Promise<stri
   return fresh;
 }
 
-/** Runs argv inside a host's namespaces and root (not over SSH); a non-zero exit is a result. */
+/**
+ * Runs argv inside a host's namespaces and root (not over SSH); resolves with its exit code and
+ * output (a non-zero exit is a result) once its output pipes close: a daemon started this way
+ * must redirect its output (`</dev/null >/dev/null 2>&1`), as over SSH.
+ */
 export async function labExec(
   name: string,
   host: string,

@@ -62,7 +62,7 @@ export function hostName(index: number): string {
   return `node${index + 1}`;
 }
 
-/** The lab's /24: 10.213.X.0/24. */
-export function subnetOf(octet: number): { subnet: string; prefix: string } {
-  return { subnet: `10.213.${octet}.0/24`, prefix: `10.213.${octet}` };
+/** The lab's /24 from its first three octets: `10.213.7` → `10.213.7.0/24`. */
+export function subnetOf(prefix: string): string {
+  return `${prefix}.0/24`;
 }

@@ -7,6 +7,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { controllerIf, hostNetns, labNetns, subnetOf } from './names.js';
+
+const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'];
 import { LabError, must, run } from './sh.js';
 
 /** a.b.c.d → 32-bit number. */
@@ -80,16 +82,25 @@ export async function withSubnetLock<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The third octet of a free 10.213.X.0/24: the one derived from the lab name when free, else the
- * next free one. Throws when the whole 10.213.0.0/16 is taken or routed (e.g. by a VPN).
+ * The first three octets of the lab's /24. A requested one (`A.B.C.0/24`, private) is refused when
+ * the machine already routes it; otherwise a free 10.213.X.0/24, X derived from the lab name when
+ * free, else the next free one. Throws when the whole 10.213.0.0/16 is taken or routed (e.g. by a VPN).
  */
-export async function allocateOctet(name: string): Promise<number> {
+export async function allocatePrefix(name: string, requested?: string): Promise<string> {
+  if (requested !== undefined) {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.0\/24$/.exec(requested);
+    if (!m || m.slice(1).some((o) => Number(o) > 255) || !PRIVATE.some((p) => cidrOverlap(p, requested))) {
+      throw new LabError(`--subnet ${requested}: expected a private /24 such as 10.213.7.0/24`);
+    }
+    const conflict = await subnetConflict(requested);
+    if (conflict) throw new LabError(`${conflict}; choose another --subnet`);
+    return m.slice(1).join('.');
+  }
   const nets = await machineNetworks();
   const start = createHash('sha1').update(name).digest()[0] % 254;
   for (let i = 0; i < 254; i++) {
-    const octet = 1 + ((start + i) % 254);
-    const { subnet } = subnetOf(octet);
-    if (!nets.some((n) => cidrOverlap(n.cidr, subnet))) return octet;
+    const prefix = `10.213.${1 + ((start + i) % 254)}`;
+    if (!nets.some((n) => cidrOverlap(n.cidr, subnetOf(prefix)))) return prefix;
   }
   const hit = nets.find((n) => cidrOverlap(n.cidr, '10.213.0.0/16'));
   throw new LabError(
@@ -98,10 +109,9 @@ export async function allocateOctet(name: string): Promise<number> {
 }
 
 /** Creates the lab namespace, its bridge and the controller's veth with its address. */
-export async function createLabNetwork(name: string, octet: number): Promise<void> {
+export async function createLabNetwork(name: string, prefix: string): Promise<void> {
   const ns = labNetns(name);
   const ctl = controllerIf(name);
-  const { prefix } = subnetOf(octet);
   await must(['ip', 'netns', 'add', ns], { what: 'creating the lab network namespace' });
   await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
   await must(['ip', '-n', ns, 'link', 'add', 'br0', 'type', 'bridge']);

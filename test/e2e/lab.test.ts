@@ -210,6 +210,17 @@ describe('rha lab', () => {
     await expect(labUp({ name: 'x', hosts: 0 })).rejects.toThrow('--hosts must be a whole number from 1 to 100, not 0');
   });
 
+  it("refuses a subnet the machine already routes (here: the running lab's own)", async () => {
+    const { subnet } = lab();
+    await expect(labUp({ name: 'e2e-sub', hosts: 1, subnet })).rejects.toThrow(
+      `${subnet} overlaps ${subnet} (dev ${controllerIf(NAME)}), which this machine already routes; choose another --subnet`,
+    );
+    await expect(labUp({ name: 'e2e-sub', hosts: 1, subnet: '8.8.8.0/24' })).rejects.toThrow(
+      '--subnet 8.8.8.0/24: expected a private /24 such as 10.213.7.0/24',
+    );
+    expect(await leftovers('e2e-sub')).toEqual([]);
+  });
+
   it('refuses to run without root', async () => {
     const spy = vi.spyOn(process, 'getuid').mockReturnValue(1000);
     try {
