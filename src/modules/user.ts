@@ -15,7 +15,7 @@ const userArgs = z.strictObject({
   /** Primary group (must exist). Default: useradd's choice (a group named after the user). */
   group: accountName.optional(),
   home: absPathArg.optional(),
-  /** Default /usr/sbin/nologin for system users; unmanaged otherwise. */
+  /** Default /usr/sbin/nologin when creating a system user; otherwise changed only when given. */
   shell: absPathArg.optional(),
   create_home: z.boolean().default(false),
   comment: z.string().regex(/^[^:\n]*$/, 'no ":" or newline').optional(),
@@ -60,7 +60,8 @@ export function userCommand(args: UserArgs, current: PasswdEntry | undefined, gr
   if (args.uid !== undefined && current.uid !== args.uid) mod.push('--uid', String(args.uid));
   if (args.group && groupGid !== current.gid) mod.push('--gid', args.group);
   if (args.home && current.home !== args.home) mod.push('--home', args.home);
-  if (shell && current.shell !== shell) mod.push('--shell', shell);
+  // nologin is a default for creating system users only: an existing user's shell changes only when asked.
+  if (args.shell && current.shell !== args.shell) mod.push('--shell', args.shell);
   if (args.comment !== undefined && current.comment !== args.comment) mod.push('--comment', args.comment);
   return mod.length ? ['usermod', ...mod, args.name] : undefined;
 }

@@ -331,6 +331,7 @@ describe('user and group', () => {
     [{ name: 'redis', system: true, home: '/var/lib/redis', group: 'redis' }, entry, 998, undefined],
     [{ name: 'redis', system: true, shell: '/bin/sh' }, entry, undefined, ['usermod', '--shell', '/bin/sh', 'redis']],
     [{ name: 'redis', group: 'other' }, entry, 1000, ['usermod', '--gid', 'other', 'redis']],
+    [{ name: 'redis', system: true }, { ...entry, shell: '/bin/false' }, undefined, undefined],
     [{ name: 'redis', state: 'absent' }, entry, undefined, ['userdel', 'redis']],
     [{ name: 'redis', state: 'absent' }, undefined, undefined, undefined],
   ])('%j', (a, cur, gid, want) => expect(userCommand(args('user', a), cur, gid)).toEqual(want));
