@@ -92,16 +92,15 @@ export function labCommand(): Command {
     .option('--subnet <cidr>', 'a private /24 for the lab (default: a free 10.213.X.0/24)')
     .action(
       act(async (o: { hosts: number; name: string; python: boolean; recreate: boolean; subnet?: string }) => {
-        // Ctrl-C during up removes the half-made lab (never an existing one: up refuses those first).
-        const existing = !o.recreate && (await labStatus(o.name).catch(() => undefined));
+        // Ctrl-C during up stops it between steps and removes the half-made lab (labUp cleans up
+        // what it made when it fails); a second Ctrl-C kills at once, `rha lab down` then cleans.
+        const abort = new AbortController();
         const onSignal = () => {
           process.stderr.write(`\ninterrupted: removing the half-made lab ${o.name}\n`);
-          void labDown(o.name).finally(() => process.exit(ExitCode.interrupted));
+          abort.abort();
         };
-        if (!existing) {
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
-        }
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
         let info: LabInfo;
         try {
           info = await labUp({
@@ -110,8 +109,13 @@ export function labCommand(): Command {
             python: o.python,
             recreate: o.recreate,
             subnet: o.subnet,
+            signal: abort.signal,
             log: (l) => process.stderr.write(`  ${l}\n`),
           });
+        } catch (e) {
+          if (!abort.signal.aborted) throw e;
+          process.exitCode = ExitCode.interrupted;
+          return;
         } finally {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);

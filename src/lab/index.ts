@@ -214,6 +214,8 @@ export async function labUp(
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
     subnet?: string;
     log?: (line: string) => void;
+    /** Aborting stops the build between steps and removes what was made (Ctrl-C). */
+    signal?: AbortSignal;
   } = {},
 ): Promise<LabInfo> {
   const name = checkLabName(opts.name ?? DEFAULT_LAB);
@@ -230,9 +232,13 @@ export async function labUp(
         `remove it first (rha lab down${name === DEFAULT_LAB ? '' : ` --name ${name}`}) or use --recreate`,
     );
   }
+  const stopIfAborted = () => {
+    if (opts.signal?.aborted) throw new LabError(`interrupted: lab ${name} removed`);
+  };
   // Leftovers of a crashed or interrupted run (or the lab being recreated) never break this one.
   await labDown(name);
   const cache = await ensureCache({ python: opts.python, log });
+  stopIfAborted();
 
   const dir = labDir(name);
   await fs.mkdir(path.dirname(dir), { recursive: true, mode: 0o700 });
@@ -266,8 +272,13 @@ export async function labUp(
       ['127.0.0.1 localhost', '::1 localhost ip6-localhost ip6-loopback', `${prefix}.1 controller`, ...state.hosts.map((h) => `${h.address} ${h.name}`)].join('\n') + '\n',
     );
     log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(prefix)}`);
-    for (const h of state.hosts) await createHostNetwork(name, h.name, h.address);
+    for (const h of state.hosts) {
+      stopIfAborted();
+      await createHostNetwork(name, h.name, h.address);
+    }
+    stopIfAborted();
     await Promise.all(state.hosts.map((h) => startLabHost(state, h)));
+    stopIfAborted();
     await writeKnownHosts(state);
     await writeLabInventory({ dir, labName: name, hosts: state.hosts, clusters: state.clusters, redisSource: cache.redisSource });
     return await describe(state);
