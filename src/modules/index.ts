@@ -11,6 +11,9 @@ import { sysctlModule } from './sysctl.js';
 import { templateModule } from './template.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait_for.js';
+import { haTopology } from './ha/ha-topology.js';
+import { redisInstall } from './ha/redis-install.js';
+import { redisReplication } from './ha/redis-replication.js';
 
 const all: Module<any, any>[] = [
   commandModule,
@@ -25,6 +28,10 @@ const all: Module<any, any>[] = [
   sysctlModule,
   waitForModule,
   assertModule,
+  // The pair: Redis binaries, live topology, replication.
+  redisInstall,
+  haTopology,
+  redisReplication,
 ];
 
 export const modules: ReadonlyMap<string, Module> = new Map(all.map((m) => [m.name, m as Module]));

@@ -7,6 +7,7 @@ import type { Connection, Module, TaskContext } from '../../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
 import { decideTopology } from './topology.js';
 import { pairOf } from './pair.js';
+import { ModuleFailure } from '../lib/failure.js';
 
 const args = z.strictObject({
   /** Refuse (fail) instead of reporting when the pair is in a state rha will not act on. */
@@ -81,7 +82,7 @@ export const haTopology: Module<Args, Data> = {
 };
 
 /** Thrown from plan() when acting would risk data; the runner reports it as the task's failure. */
-export class TopologyRefusal extends Error {
+export class TopologyRefusal extends ModuleFailure {
   override name = 'TopologyRefusal';
 }
 

@@ -1,5 +1,6 @@
 /** The pair a host belongs to, read from the derived inventory vars `cluster` and `node`. */
 import type { TaskContext } from '../../core/types.js';
+import { ModuleFailure } from '../lib/failure.js';
 
 export interface PairView {
   cluster: string;
@@ -19,7 +20,7 @@ export interface PairView {
 export function pairOf(ctx: TaskContext): PairView {
   const cluster = ctx.vars.cluster as Record<string, any> | undefined;
   const node = ctx.vars.node as Record<string, any> | undefined;
-  if (!cluster || !node) throw new Error(`${ctx.host.name} is not in any cluster: run this task on hosts of \`clusters\``);
+  if (!cluster || !node) throw new ModuleFailure(`${ctx.host.name} is not in any cluster: run this task on hosts of \`clusters\``);
   const redis = cluster.redis as Record<string, any>;
   const self = ctx.host.name;
   const peer = String(node.peer);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { describeFailure, quote, shellCommand, type Command } from '../../core/command.js';
 import type { Connection, HostFacts, Module, PlannedChange, TaskContext } from '../../core/types.js';
+import { ModuleFailure } from '../lib/failure.js';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits');
 
@@ -157,9 +158,9 @@ export const redisInstall: Module<Args, State> = {
   name: 'redis_install',
   args,
   async plan(ctx, a) {
-    if (a.install === 'source' && !a.source) throw new Error('redis_install: install "source" needs `source` (path or url, and sha256)');
+    if (a.install === 'source' && !a.source) throw new ModuleFailure('redis_install: install "source" needs `source` (path or url, and sha256)');
     const r = await ctx.conn.exec(probeCommand(a, ctx.become));
-    if (!r.ok) throw new Error(describeFailure(r));
+    if (!r.ok) throw new ModuleFailure(describeFailure(r));
     const probe = parseProbe(r.stdout);
     const key = buildKey(a, ctx.facts);
     const data = probe.installed ? { version: probe.installed.version, malloc: probe.installed.malloc } : {};
@@ -216,7 +217,7 @@ export const redisInstall: Module<Args, State> = {
   },
 };
 
-class BuildError extends Error {
+class BuildError extends ModuleFailure {
   override name = 'BuildError';
 }
 

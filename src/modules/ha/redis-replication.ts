@@ -9,6 +9,7 @@ import type { Module, TaskContext } from '../../core/types.js';
 import { readNodeState, type NodeState } from './redis-state.js';
 import { pairOf, type PairView } from './pair.js';
 import { forcedClusters, TopologyRefusal } from './ha-topology.js';
+import { ModuleFailure } from '../lib/failure.js';
 
 const args = z.strictObject({
   /** Inventory name of the live master (from `ha_topology`). */
@@ -30,16 +31,16 @@ export const redisReplication: Module<Args, State> = {
   args,
   async plan(ctx, a) {
     const pair = pairOf(ctx);
-    if (a.master === ctx.host.name) throw new Error(`redis_replication runs on the replica; ${a.master} is the master`);
+    if (a.master === ctx.host.name) throw new ModuleFailure(`redis_replication runs on the replica; ${a.master} is the master`);
     const masterAddress = pair.addressOf(a.master);
     const q = { cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become };
     const [self, master] = await Promise.all([
       readNodeState(ctx.conn, q),
       ctx.connectTo!(a.master).then((c) => readNodeState(c, q), () => readNodeState(undefined, q)),
     ]);
-    if (!self.redisUp) throw new Error(`Redis on ${ctx.host.name} is not answering: ${self.error}`);
-    if (!master.redisUp) throw new Error(`Redis on the master ${a.master} is not answering: ${master.error}`);
-    if (master.role !== 'master') throw new Error(`${a.master} is not a master (role ${master.role}): nothing safe to replicate from`);
+    if (!self.redisUp) throw new ModuleFailure(`Redis on ${ctx.host.name} is not answering: ${self.error}`);
+    if (!master.redisUp) throw new ModuleFailure(`Redis on the master ${a.master} is not answering: ${master.error}`);
+    if (master.role !== 'master') throw new ModuleFailure(`${a.master} is not a master (role ${master.role}): nothing safe to replicate from`);
     const base = { pair, masterAddress, self };
     const following = self.role === 'slave' && self.masterHost === masterAddress;
     if (following && self.linkUp && !self.syncInProgress) {
