@@ -17,7 +17,7 @@ export const ROOTFS_INCLUDE = ['openssh-server', 'iproute2', 'procps'] as const;
 /** Benchmark hosts also get python3 (Ansible needs it on managed hosts). */
 export const PYTHON_INCLUDE = ['python3'] as const;
 /** What a provisioning run installs from a mirror: the lab's local repository carries these and their dependencies. */
-export const REPO_PACKAGES = ['keepalived', 'gcc', 'make', 'libc6-dev', 'tar', 'gzip', 'ca-certificates', 'pkg-config'] as const;
+export const REPO_PACKAGES = ['keepalived', 'gcc', 'make', 'libc6-dev', 'tar', 'gzip', 'ca-certificates', 'pkg-config', 'sudo'] as const;
 /** Bump when the build steps change in a way the lists above do not show. */
 const RECIPE_VERSION = 1;
 
