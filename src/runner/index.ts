@@ -220,11 +220,17 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
   try {
     for (const play of pb.plays) {
       if (stopped()) break;
-      const names = playHosts(play).filter((h) => !hosts.get(h)?.out);
+      const matched = playHosts(play);
+      const names = matched.filter((h) => !hosts.get(h)?.out);
       const batches = planBatches(names, play.serial);
       if (batches.length === 0) {
         rc.emit({ kind: 'play-start', play: play.name, hosts: [] });
-        warn(undefined, `play "${play.name}": no hosts matched "${play.hosts}"${opts.limit ? ` with --limit ${opts.limit}` : ''}`);
+        warn(
+          undefined,
+          matched.length > 0
+            ? `play "${play.name}": skipped, every host it matches failed or was unreachable earlier`
+            : `play "${play.name}": no hosts matched "${play.hosts}"${opts.limit ? ` with --limit ${opts.limit}` : ''}`,
+        );
         rc.emit({ kind: 'play-end', play: play.name });
         continue;
       }

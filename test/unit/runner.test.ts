@@ -153,6 +153,7 @@ describe('tasks', () => {
     expect(h.reporter.results().filter((r) => r.startsWith('b'))).toEqual(['b t1 failed']);
     expect(h.reporter.results().filter((r) => r.startsWith('a'))).toEqual(['a t1 changed', 'a t2 ok', 'a t3 ok']);
     expect(h.reporter.of('play-start')[1].hosts).toEqual(['a', 'c']);
+    expect(h.reporter.of('warning')).toEqual([]);
     expect(h.reporter.of('task-end').find((e) => e.host === 'b')!.msg).toBe('failed on b');
     expect(s.recap.b).toMatchObject({ failed: 1, ok: 0 });
     expect(s.exitCode).toBe(2);
@@ -401,6 +402,13 @@ describe('connections and facts', () => {
     expect(h.connects.sort()).toEqual(['a', 'b']);
     expect(h.reporter.of('task-end').filter((e) => e.task === 'Gathering Facts')).toHaveLength(2);
     expect(h.reporter.of('task-end').find((e) => e.task === 't1')!.msg).toMatch(/^debian (a|b)$/);
+  });
+
+  test('a play whose hosts all failed earlier is skipped with a warning that says so', async () => {
+    const h = harness();
+    const pb = playbook(play('p', [task('t1', { change: true, fail: true })]), play('q', [task('t2')]));
+    await runPlaybook(pb, inventory(['a']), h.opts, h.deps);
+    expect(h.reporter.of('warning').map((w) => w.msg)).toEqual(['play "q": skipped, every host it matches failed or was unreachable earlier']);
   });
 
   test('no host matched → warning, play skipped', async () => {
