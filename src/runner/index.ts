@@ -1,7 +1,7 @@
 /**
  * The runner: plays in order, hosts of a play in `serial` batches, at most `forks` hosts at once.
- * Within a batch every host walks the task list on its own (a failed host stops, the others go
- * on); notified handlers run per host at the end of its play. Everything it learns goes to the
+ * Within a batch each task runs on every host before the next task starts (a failed host stops,
+ * the others go on); notified handlers run at the end of the play. Everything it learns goes to the
  * Reporter as RunEvents; it never prints.
  */
 import path from 'node:path';
@@ -162,9 +162,12 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
   let stopRun = false;
   const stopped = (batch?: BatchState): boolean => stopRun || opts.signal.aborted || (batch?.stopped ?? false);
 
-  // One host's share of a play: facts, tasks in order, then its notified handlers.
-  const runHostPlay = async (play: PlaySpec, hs: HostState, batch: BatchState): Promise<void> => {
-    const hostFailed = (taskName: string): void => {
+  // One batch of a play, linear like Ansible's default strategy: each task finishes on every host
+  // of the batch before the next task starts. That is what lets a playbook express an order across
+  // hosts ("start keepalived on the master, wait for the VIP, then on the replica"). A failed host
+  // stops there while the others go on; notified handlers run at the end, in definition order.
+  const runBatch = async (play: PlaySpec, batchHosts: HostState[], batch: BatchState): Promise<void> => {
+    const hostFailed = (hs: HostState, taskName: string): void => {
       batch.failed++;
       if (play.anyErrorsFatal && !batch.stopped) {
         batch.stopped = stopRun = true;
@@ -181,33 +184,43 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
         );
       }
     };
+    const active = (): HostState[] => batchHosts.filter((hs) => !hs.out);
+    const onEach = (hosts: HostState[], fn: (hs: HostState) => Promise<void>): Promise<void> =>
+      runPool(hosts, opts.forks, (hs) => (stopped(batch) ? Promise.resolve() : fn(hs)));
 
-    if (play.gatherFacts && !hs.facts) {
-      if (stopped(batch)) return;
-      await gatherFactsFor(rc, deps, play, hs);
-      if (hs.out) return hostFailed('Gathering Facts');
+    if (play.gatherFacts) {
+      await onEach(active().filter((hs) => !hs.facts), async (hs) => {
+        await gatherFactsFor(rc, deps, play, hs);
+        if (hs.out) hostFailed(hs, 'Gathering Facts');
+      });
     }
 
-    const notified = new Set<string>();
+    const notified = new Map<HostState, Set<string>>(batchHosts.map((hs) => [hs, new Set<string>()]));
     const filter = { only: opts.tags, skip: opts.skipTags };
     for (const task of play.tasks) {
       if (stopped(batch)) return;
       if (!selectedByTags([...task.tags, ...play.tags], filter)) continue;
-      const out = await executeTask(rc, play, task, hs, false);
-      noteNotify(task, out, notified);
-      if (hs.out) return hostFailed(task.name);
+      await onEach(active(), async (hs) => {
+        const out = await executeTask(rc, play, task, hs, false);
+        noteNotify(task, out, notified.get(hs)!);
+        if (hs.out) hostFailed(hs, task.name);
+      });
     }
 
-    // Handlers: in definition order, once each, only when a changed task notified them. A handler
-    // may notify a later handler (the set grows while we walk the list).
-    const unknown = [...notified].filter((n) => !play.handlers.some((h) => handles(h, n)));
-    for (const n of unknown) warn(hs.spec.name, `"${n}" was notified but no handler of play "${play.name}" has that name or listens to it`);
+    // Handlers: in definition order, once each per host, only where a changed task notified them.
+    // A handler may notify a later handler (the sets grow while we walk the list).
+    for (const hs of active()) {
+      const unknown = [...notified.get(hs)!].filter((n) => !play.handlers.some((h) => handles(h, n)));
+      for (const n of unknown) warn(hs.spec.name, `"${n}" was notified but no handler of play "${play.name}" has that name or listens to it`);
+    }
     for (const handler of play.handlers) {
-      if (![...notified].some((n) => handles(handler, n))) continue;
       if (stopped(batch)) return;
-      const out = await executeTask(rc, play, handler, hs, true);
-      noteNotify(handler, out, notified);
-      if (hs.out) return hostFailed(handler.name);
+      const due = active().filter((hs) => [...notified.get(hs)!].some((n) => handles(handler, n)));
+      await onEach(due, async (hs) => {
+        const out = await executeTask(rc, play, handler, hs, true);
+        noteNotify(handler, out, notified.get(hs)!);
+        if (hs.out) hostFailed(hs, handler.name);
+      });
     }
   };
 
@@ -243,7 +256,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
           ...(batches.length > 1 ? { batch: { index: i + 1, count: batches.length } } : {}),
         });
         const batch: BatchState = { size: batchHosts.length, failed: 0, stopped: false };
-        await runPool(batchHosts, opts.forks, (h) => runHostPlay(play, state(h), batch));
+        await runBatch(play, batchHosts.map(state), batch);
         rc.emit({ kind: 'play-end', play: play.name });
         // A rolling update whose whole batch failed must not roll on to the next batch.
         if (batch.failed === batch.size && i < batches.length - 1 && !stopped()) {

@@ -6,6 +6,7 @@
 import type { FileDiff, Module, PlannedChange, PlaySpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
 import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './index.js';
 import { magicVars, mergeVars, type VarLayers } from './vars.js';
+import { ModuleFailure } from '../modules/lib/failure.js';
 
 export interface TaskOutcome {
   status: TaskStatus;
@@ -105,6 +106,12 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
       secrets: rc.inv.secrets,
       warn: (m) => warnings.push(m),
       signal: rc.opts.signal,
+      inventory: rc.inv,
+      connectTo: (name) => {
+        const peer = rc.inv.hosts.get(name);
+        if (!peer) throw new Error(`host ${name} is not in the inventory`);
+        return rc.connect(peer);
+      },
     };
 
     const maxAttempts = Math.max(1, task.retries + 1);
@@ -177,6 +184,10 @@ async function attemptOnce(module: Module, ctx: TaskContext, args: unknown): Pro
     };
   } catch (e) {
     if (isUnreachable(e)) throw e;
+    // A failure found while planning is an ordinary task failure with the module's message.
+    if (e instanceof ModuleFailure) {
+      return { changed: false, failed: true, msg: e.message, changes: [], diffs: [], warnings: [], data: e.data ?? {} };
+    }
     // A module that throws is a bug in rha (or the module), not in the host: fail this task only.
     return { changed: false, failed: true, msg: `module ${module.name} crashed: ${errorMessage(e)}`, changes: [], diffs: [], warnings: [], data: {} };
   }

@@ -1,5 +1,7 @@
 import { describe, expect, test, vi } from 'vitest';
-import type { Inventory } from '../../src/core/types.js';
+import { z } from 'zod';
+import type { Inventory, Module } from '../../src/core/types.js';
+import { ModuleFailure } from '../../src/modules/lib/failure.js';
 import { planBatches, runPlaybook, selectedByTags, exitCodeFor, emptyRecap } from '../../src/runner/index.js';
 import { harness, inventory, play, playbook, task } from './runner-helpers.js';
 
@@ -156,6 +158,38 @@ describe('tasks', () => {
     expect(h.reporter.of('warning')).toEqual([]);
     expect(h.reporter.of('task-end').find((e) => e.host === 'b')!.msg).toBe('failed on b');
     expect(s.recap.b).toMatchObject({ failed: 1, ok: 0 });
+    expect(s.exitCode).toBe(2);
+  });
+
+  test('linear: every host finishes a task before any host starts the next (order across hosts)', async () => {
+    const h = harness();
+    // a is slow on t1; b must still not start t2 before a finished t1.
+    const pb = playbook(play('p', [task('t1', { name: 't1', delayMs: '{{d}}' }), task('t2', { name: 't2' })]));
+    const inv = inventory(['a', 'b']);
+    inv.hosts.get('a')!.vars = { d: 50 };
+    inv.hosts.get('b')!.vars = { d: 0 };
+    await runPlaybook(pb, inv, h.opts, h.deps);
+    const order = h.calls.map((c) => `${c.host}:${c.name}`);
+    expect(order.indexOf('b:t2')).toBeGreaterThan(Math.max(order.indexOf('a:t1'), order.indexOf('b:t1')));
+    expect(h.reporter.results().slice(0, 2).sort()).toEqual(['a t1 ok', 'b t1 ok']);
+  });
+
+  test('a ModuleFailure from plan is an ordinary failure with its message, not a crash', async () => {
+    const h = harness();
+    const failing: Module = {
+      name: 'refuse',
+      args: z.strictObject({}),
+      async plan() {
+        throw new ModuleFailure('would discard 3 keys on b');
+      },
+      async apply() {
+        throw new Error('not reached');
+      },
+    };
+    const modules = new Map([...h.deps.modules, ['refuse', failing]]);
+    const pb = playbook(play('p', [task('t', {}, { module: 'refuse' })]));
+    const s = await runPlaybook(pb, inventory(['a']), h.opts, { ...h.deps, modules });
+    expect(h.reporter.of('task-end').map((e) => [e.status, e.msg])).toEqual([['failed', 'would discard 3 keys on b']]);
     expect(s.exitCode).toBe(2);
   });
 
