@@ -80,7 +80,8 @@ export const userModule: Module<UserArgs, string[]> = {
     const current = parsePasswdEntry(/^passwd (.*)$/m.exec(r.stdout)?.[1] ?? '');
     const groupLine = /^group (.*)$/m.exec(r.stdout)?.[1] ?? '';
     const groupGid = groupLine.includes(':') ? Number(groupLine.split(':')[2]) : undefined;
-    if (args.group && args.state === 'present' && groupGid === undefined) {
+    // In check mode an earlier task of the same run (the group module) would have created it.
+    if (args.group && args.state === 'present' && groupGid === undefined && !ctx.check) {
       throw new ModuleFailure(`user ${args.name}: group ${args.group} does not exist on ${ctx.host.name} (create it first with the group module)`);
     }
     const argv = userCommand(args, current, groupGid);

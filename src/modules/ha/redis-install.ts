@@ -21,10 +21,11 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase h
 const args = z.strictObject({
   version: z.string().regex(/^\d+\.\d+\.\d+$/, 'a version looks like 7.0.15'),
   install: z.enum(['source', 'package']).default('source'),
+  // The inventory resolves absent keys to null; null and absent mean the same here.
   source: z
-    .strictObject({ path: z.string().optional(), url: z.string().url().optional(), sha256: sha256Hex })
+    .strictObject({ path: z.string().nullish(), url: z.string().url().nullish(), sha256: sha256Hex })
     .refine((s) => Boolean(s.path) !== Boolean(s.url), 'give exactly one of source.path and source.url')
-    .optional(),
+    .nullish(),
   prefix: z.string().startsWith('/').default('/usr/local'),
   malloc: z.enum(['auto', 'jemalloc', 'libc']).default('auto'),
   build_dir: z.string().startsWith('/').default('/usr/local/src/rha'),
