@@ -7,10 +7,13 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../core/types.js';
 import { addRunOptions, normalizeRunOptions, type RunCliOptions } from './options.js';
 import { hostsAcceptCommand, printProblems, processIo, runCommand, sitePlaybook, validateCommand } from './run.js';
+import { labCommand } from './lab.js';
+import { statusCommand } from './status.js';
+import { demoCommand } from './demo.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -47,7 +50,7 @@ function reportError(e: unknown): ExitCode {
   return ExitCode.internalError;
 }
 
-/** The `rha` program with its sub-commands (`lab` is added by the caller that owns it). */
+/** The `rha` program with its sub-commands. */
 export function buildProgram(): Command {
   const program = new Command('rha')
     .description('Provision highly available Redis pairs (master/replica behind a keepalived virtual IP) over SSH.')
@@ -111,6 +114,29 @@ ${EXIT_CODES}`,
     .addHelpText('after', `\nExample:\n  $ rha hosts accept redis-b -i inventory.yaml`)
     .action(act(async (host: string, o: { inventory: string }) => hostsAcceptCommand(host, o.inventory)));
 
+  program
+    .command('status')
+    .description('per cluster and node: VIP holder, Redis role, link, lag, keys, keepalived, and a verdict; exit 0 only when every cluster is healthy')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .option('-c, --cluster <name>', 'only this cluster (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('-o, --output <format>', 'table for people, json for machines').choices(['table', 'json']).default('table'))
+    .option('--accept-host-key <host>', 'accept a changed SSH host key of this host (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addHelpText('after', `\nExamples:\n  $ rha status inventory.yaml\n  $ rha status inventory.yaml --cluster cache -o json   # exit 2 unless healthy: gates a CI job`)
+    .action(
+      act(async (inventory: string, o: { cluster?: string[]; output: 'table' | 'json'; acceptHostKey?: string[] }) =>
+        statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
+      ),
+    );
+
+  program
+    .command('demo')
+    .description('bring up a two-host lab on this machine, provision a pair into it, and show it working (root)')
+    .option('-n, --name <name>', 'lab name', 'default')
+    .addOption(new Option('-o, --output <format>', 'run output').choices(['pretty', 'plain', 'json']))
+    .addHelpText('after', `\nExample:\n  $ rha demo && rha lab down`)
+    .action(act(async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => demoCommand(o)));
+
+  program.addCommand(labCommand());
   return program;
 }
 

@@ -18,6 +18,8 @@ export interface RunCliOptions {
   verbose: number;
   extraVars: Record<string, unknown>;
   acceptHostKey: string[];
+  /** Clusters whose inventory preference wins even where data would be lost (`--force NAME`). */
+  force: string[];
 }
 
 /** `a,b` and repeated flags → one list, blanks dropped. */
@@ -68,6 +70,11 @@ export function addRunOptions(cmd: Command): Command {
       '--accept-host-key <host>',
       'accept a changed SSH host key of this host for this run (a replaced node; repeatable, or `all`)',
       (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--force <cluster>',
+      "let the inventory's master win in this cluster even where rha refuses because data would be lost (repeatable)",
+      (v: string, prev: string[] = []) => [...prev, v],
     );
 }
 
@@ -85,5 +92,6 @@ export function normalizeRunOptions(o: Partial<RunCliOptions>): RunCliOptions {
     verbose: o.verbose ?? 0,
     extraVars: o.extraVars ?? {},
     acceptHostKey: o.acceptHostKey ?? [],
+    force: o.force ?? [],
   };
 }

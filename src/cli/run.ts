@@ -146,7 +146,8 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
     tags: o.tags,
     skipTags: o.skipTags,
     forks: o.forks,
-    extraVars: o.extraVars,
+    // The pair modules read `rha_force` (ha_topology, redis_replication).
+    extraVars: o.force.length ? { ...o.extraVars, rha_force: o.force } : o.extraVars,
     signal: controller.signal,
   };
   try {
@@ -179,6 +180,9 @@ function checkRunOptions(inv: Inventory, pb: Playbook, o: RunCliOptions): InputP
       if (e instanceof InputError) problems.push(...e.problems.map((p) => ({ ...p, file: '(command line)', path: '--limit' })));
       else throw e;
     }
+  }
+  for (const c of o.force) {
+    if (!inv.clusters.has(c)) problems.push({ ...where, path: '--force', message: `no cluster "${c}" in the inventory (clusters: ${[...inv.clusters.keys()].join(', ') || 'none'})` });
   }
   for (const h of o.acceptHostKey) {
     if (h !== 'all' && !inv.hosts.has(h)) problems.push({ ...where, path: '--accept-host-key', message: `no host "${h}" in the inventory` });
