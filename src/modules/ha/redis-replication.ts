@@ -49,11 +49,13 @@ export const redisReplication: Module<Args, State> = {
     if (following) {
       return { changes: [{ description: `wait for the sync from ${a.master} to complete` }], state: { ...base, needReplicaof: false } };
     }
+    // The one wipe rha refuses: this node's data replaced by an empty master's nothing. A master
+    // holding data (the VIP holder, or the only node with data) is the live data: a node coming
+    // back from a failure with a stale copy rejoins it, as the notify hook would do.
     const loses = self.keys;
-    if (loses > 0 && !forcedClusters(ctx).includes(pair.cluster)) {
-      const why = master.keys === 0 ? `${a.master} is empty` : `${a.master} holds ${master.keys} keys`;
+    if (loses > 0 && master.keys === 0 && !forcedClusters(ctx).includes(pair.cluster)) {
       throw new TopologyRefusal(
-        `cluster ${pair.cluster}: REPLICAOF ${masterAddress} would discard the ${loses} keys ${ctx.host.name} holds (${why}); ` +
+        `cluster ${pair.cluster}: REPLICAOF ${masterAddress} would discard the ${loses} keys ${ctx.host.name} holds and copy ${a.master}, which is empty; ` +
           `rerun with --force ${pair.cluster} only if ${ctx.host.name}'s data may be lost`,
       );
     }
