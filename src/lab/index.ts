@@ -37,6 +37,7 @@ import {
   listNetns,
   netnsPids,
   setHostLink,
+  setHostPower,
   withSubnetLock,
 } from './net.js';
 import { LabError, have, must, run } from './sh.js';
@@ -348,6 +349,8 @@ export async function labReplace(name: string, host: string): Promise<LabHost> {
   const h = requireHost(s, host);
   await stopHost(s.name, h.name);
   await wipeHostDisk(s.name, h.name);
+  // A new machine has only its own address (not a VIP the old one's killed keepalived left).
+  await setHostPower(s.name, h.name, h.address, 'on');
   const pid = await startLabHost(s, h);
   return { name: h.name, address: h.address, netns: hostNetns(s.name, h.name), running: true, pid, linkUp: await hostLinkUp(s.name, h.name) };
 }
@@ -399,8 +402,9 @@ export async function labLink(name: string, host: string, state: 'up' | 'down'):
 /** Stops a host entirely (every process killed, as on power loss); its disk is kept. */
 export async function labStopHost(name: string, host: string): Promise<void> {
   const s = await requireState(name);
-  requireHost(s, host);
+  const h = requireHost(s, host);
   await stopHost(s.name, host);
+  await setHostPower(s.name, host, h.address, 'off');
 }
 
 /** Starts a stopped host again with its disk (and SSH host keys) as it was. */
@@ -408,6 +412,7 @@ export async function labStartHost(name: string, host: string): Promise<void> {
   const s = await requireState(name);
   const h = requireHost(s, host);
   if (await findHostInit(s.name, h.name)) return;
+  await setHostPower(s.name, host, h.address, 'on');
   await startLabHost(s, h);
 }
 

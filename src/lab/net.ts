@@ -136,6 +136,20 @@ export async function createHostNetwork(name: string, host: string, address: str
   await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);
 }
 
+/**
+ * A powered-off host's NIC: down, addresses gone (so it answers no ARP for an address a killed
+ * keepalived left behind, like the VIP). Powering on restores only the host's own address, as a
+ * reboot does.
+ */
+export async function setHostPower(name: string, host: string, address: string, state: 'on' | 'off'): Promise<void> {
+  const ns = hostNetns(name, host);
+  await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'down'], { what: `powering ${host}'s NIC down` });
+  await must(['ip', '-n', ns, 'addr', 'flush', 'dev', 'eth0']);
+  if (state === 'off') return;
+  await must(['ip', '-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);
+  await must(['ip', '-n', ns, 'link', 'set', 'eth0', 'up'], { what: `powering ${host}'s NIC up` });
+}
+
 /** Pulls or plugs a host's cable: its port on the lab bridge goes down or up. */
 export async function setHostLink(name: string, host: string, state: 'up' | 'down'): Promise<void> {
   await must(['ip', '-n', labNetns(name), 'link', 'set', host, state], { what: `setting ${host}'s link ${state}` });

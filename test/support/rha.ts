@@ -1,0 +1,74 @@
+/**
+ * Drives the real `rha` CLI (dist/, built by `npm test` before vitest runs) and reads lab hosts'
+ * Redis without SSH, for end-to-end tests of the pair.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClusterSpec } from '../../src/core/types.js';
+import { loadInventory } from '../../src/inventory/index.js';
+import { labExec, type LabInfo } from '../../src/lab/index.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const RHA = path.join(root, 'dist/cli/main.js');
+
+export interface RhaRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout + stderr, for messages. */
+  all: string;
+}
+
+/** Runs `rha ARGS` as a user would (plain output, no TTY); never throws. */
+export function rha(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RhaRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [RHA, ...args], {
+      env: { ...process.env, CI: 'true', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20 * 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, all: stdout + stderr });
+    });
+  });
+}
+
+/** The recap line counts of a plain run: { node1: { ok, changed, ... } }. */
+export function recapOf(out: string): Record<string, Record<string, number>> {
+  const recap: Record<string, Record<string, number>> = {};
+  for (const m of out.matchAll(/^(\S+)\s+:\s+(ok=.*)$/gm)) {
+    recap[m[1]] = Object.fromEntries([...m[2].matchAll(/(\w+)=(\d+)/g)].map((x) => [x[1], Number(x[2])]));
+  }
+  return recap;
+}
+
+/** The lab's first cluster, resolved from its inventory (secrets included). */
+export async function labCluster(info: LabInfo): Promise<ClusterSpec> {
+  const inv = await loadInventory(info.inventoryPath);
+  return [...inv.clusters.values()][0];
+}
+
+/** redis-cli on a lab host (inside its namespaces, not over SSH); the password travels over stdin. */
+export async function redisOn(info: LabInfo, host: string, c: ClusterSpec, args: string[]): Promise<{ code: number; out: string }> {
+  const r = c.redis as { port: number; password: string; prefix: string };
+  const script = `IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec "$0" --no-auth-warning -h 127.0.0.1 -p ${r.port} "$@"`;
+  const res = await labExec(info.name, host, ['sh', '-c', script, `${r.prefix}/bin/redis-cli`, ...args], { stdin: `${r.password}\n` });
+  return { code: res.code, out: (res.stdout + res.stderr).trim() };
+}
+
+/** Polls `probe` every 100 ms until it returns a truthy value or `timeoutMs` passes; returns the value or undefined. */
+export async function waitFor<T>(probe: () => Promise<T>, timeoutMs: number): Promise<T | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > end) return undefined;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
