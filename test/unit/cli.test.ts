@@ -44,6 +44,7 @@ describe('option parsers', () => {
       verbose: 0,
       extraVars: {},
       acceptHostKey: [],
+      force: [],
     });
   });
 });

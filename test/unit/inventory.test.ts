@@ -72,7 +72,7 @@ describe('loadInventory: the shipped example', () => {
       connectRetries: 2,
     });
     expect(a.groups).toEqual(['all', 'cache', 'clusters']);
-    expect(a.vars.node).toEqual({ role: 'master', peer: 'redis-b', peer_address: '10.0.0.12', address: '10.0.0.11', priority: 150 });
+    expect(a.vars.node).toEqual({ name: 'redis-a', role: 'master', peer: 'redis-b', peer_address: '10.0.0.12', address: '10.0.0.11', priority: 150 });
     expect(inv.hosts.get('redis-b')!.vars.node).toMatchObject({ role: 'replica', peer: 'redis-a', priority: 140 });
     expect((a.vars.cluster as { redis: { port: number } }).redis.port).toBe(6379);
     expect([...inv.secrets].sort()).toEqual(['redis-secret', 'vrrp1234']);
@@ -149,7 +149,7 @@ describe('loadInventory: full fixture (groups, vars precedence, two clusters, se
     expect(inv.warnings.map(formatProblem)).toEqual([
       expect.stringMatching(/full\.yaml:52 clusters\.sessions\.keepalived\.auth_pass: warning: is 14 characters but keepalived uses only the first 8: shorten it$/),
     ]);
-    expect(inv.hosts.get('node4')!.vars.node).toEqual({ role: 'master', peer: 'node3', peer_address: '10.0.1.11', address: '10.0.1.12', priority: 110 });
+    expect(inv.hosts.get('node4')!.vars.node).toEqual({ name: 'node4', role: 'master', peer: 'node3', peer_address: '10.0.1.11', address: '10.0.1.12', priority: 110 });
   });
 });
 

@@ -27,9 +27,10 @@ const argsError = (name: string, raw: unknown) => {
 };
 
 describe('registry', () => {
-  it('has every core module under its task key', () => {
+  it('has every core module and the pair modules under their task keys', () => {
     expect([...modules.keys()].sort()).toEqual(
-      ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for'].sort(),
+      ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for',
+        'redis_install', 'ha_topology', 'redis_replication'].sort(),
     );
   });
   it.each([...modules.keys()])('%s rejects unknown keys', (name) => {
@@ -46,6 +47,9 @@ describe('registry', () => {
       service: { name: 's', state: 'started' },
       sysctl: { name: 'net.ipv4.ip_forward', value: 1 },
       wait_for: { port: 1 },
+      redis_install: { version: '7.0.15', source: { path: '/x.tar.gz', sha256: 'a'.repeat(64) } },
+      ha_topology: {},
+      redis_replication: { master: 'node1' },
     };
     expect(modules.get(name)!.args.safeParse(base[name]).success).toBe(true);
     expect(modules.get(name)!.args.safeParse({ ...(base[name] as object), bogus: 1 }).success).toBe(false);
