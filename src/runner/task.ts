@@ -120,6 +120,9 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
     for (let attempt = 1; ; attempt++) {
       attempts = attempt;
       a = await attemptOnce(module, ctx, args);
+      // In check mode a task with planned changes did not run: there is no output for
+      // changed_when/failed_when to judge (Ansible skips them too), the plan stands.
+      if (rc.opts.check && a.changed && !a.failed) break;
       // changed_when / failed_when / until see the result under the register name (or `result`).
       const resultVars = (): Record<string, unknown> => {
         const reg = registerValue(a, false, maxAttempts > 1 ? attempt : undefined);

@@ -38,6 +38,13 @@ export const redisReplication: Module<Args, State> = {
       readNodeState(ctx.conn, q),
       ctx.connectTo!(a.master).then((c) => readNodeState(c, q), () => readNodeState(undefined, q)),
     ]);
+    if ((!self.redisUp || !master.redisUp) && ctx.check) {
+      // Check mode on hosts where earlier tasks (install, start) have not really run.
+      return {
+        changes: [{ description: `REPLICAOF ${masterAddress} ${pair.port} (${a.master}) once both Redis servers run, then wait for the sync` }],
+        state: { pair, masterAddress, self, needReplicaof: true },
+      };
+    }
     if (!self.redisUp) throw new ModuleFailure(`Redis on ${ctx.host.name} is not answering: ${self.error}`);
     if (!master.redisUp) throw new ModuleFailure(`Redis on the master ${a.master} is not answering: ${master.error}`);
     if (master.role !== 'master') throw new ModuleFailure(`${a.master} is not a master (role ${master.role}): nothing safe to replicate from`);
