@@ -68,6 +68,15 @@ export interface HostConnectionSpec {
   connectTimeoutMs: number; // default 10000
   /** Extra connection attempts after the first fails to connect (not auth failures). */
   connectRetries: number; // default 2
+  /** Reach the host through this jump host (its own jump, if any, first): ssh's ProxyJump. */
+  jump?: JumpHostSpec;
+}
+
+/** A jump (bastion) host: an inventory host or one named only by ProxyJump / `jump:`. */
+export interface JumpHostSpec {
+  /** The inventory host's name, or the `[user@]host[:port]` as written. */
+  name: string;
+  connection: HostConnectionSpec;
 }
 
 export interface HostSpec {

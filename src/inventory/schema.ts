@@ -29,11 +29,17 @@ const connectionFields = {
   known_hosts: z.string().min(1).optional(),
   connect_timeout: seconds.optional(),
   connect_retries: z.number().int().min(0).max(20).optional(),
+  /** Reach the host through this one: another inventory host, or `[user@]host[:port]` (ssh's ProxyJump; a comma-separated chain allowed). */
+  jump: z.string().min(1).optional(),
 };
 
 const vars = z.record(z.string(), z.unknown());
 
-export const sshSchema = z.strictObject(connectionFields);
+export const sshSchema = z.strictObject({
+  ...connectionFields,
+  /** An OpenSSH client config to honour (default ~/.ssh/config when it exists); false ignores every ssh config. */
+  config: z.union([z.string().min(1), z.literal(false)]).optional(),
+});
 
 export const hostSchema = z.union([
   z.string().min(1),

@@ -204,7 +204,7 @@ describe('inventory problems: one row per bad input, message pinned', () => {
       ['inventory.yaml:4 hosts.a.pasword: unknown key "pasword" — did you mean "password"?'],
     ],
     ['unknown key far from any', 'ssh:\n  colour: red\nhosts: { a: 10.0.0.1 }\n', [
-      'inventory.yaml:2 ssh.colour: unknown key "colour" (expected one of: port, user, private_key, password, become, become_password, known_hosts, connect_timeout, connect_retries)',
+      'inventory.yaml:2 ssh.colour: unknown key "colour" (expected one of: port, user, private_key, password, become, become_password, known_hosts, connect_timeout, connect_retries, jump, config)',
     ]],
     ['wrong type', 'ssh:\n  port: "22"\nhosts: { a: 10.0.0.1 }\n', ['inventory.yaml:2 ssh.port: expected a number, got a string ("22")']],
     ['port out of range', 'ssh:\n  port: 70000\nhosts: { a: 10.0.0.1 }\n', ['inventory.yaml:2 ssh.port: 70000 is too big (maximum 65535)']],
