@@ -4,6 +4,7 @@
  * running and later exec into an UnreachableError.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { promises as fs } from 'node:fs';
 import { NodeSSH } from 'node-ssh';
 import { displayCommand, type Command, type CommandResult } from '../core/command.js';
@@ -112,8 +113,32 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   // Not below 2 s: a busy 2-core host (compiling Redis) must not look dead.
   const keepaliveInterval = Math.min(5000, Math.max(2000, Math.round(spec.connectTimeoutMs / 3)));
 
+  // Through a bastion: connect to it first (its host key verified like any host's), then reach
+  // this host over a direct-tcpip channel of that connection; this host's key is verified as usual.
+  let jump: SshConnection | undefined;
+  let sock: Duplex | undefined;
+  if (spec.jump) {
+    const j = spec.jump;
+    try {
+      jump = await connect({ name: j.name, connection: j.connection, groups: [], vars: {} }, opts);
+    } catch (err) {
+      if (err instanceof HostKeyChangedError) throw err;
+      throw new UnreachableError(host.name, `${label}: through jump host ${(err as Error).message}`);
+    }
+    try {
+      sock = await jump.forwardOut(spec.address, spec.port);
+    } catch (err) {
+      await jump.close();
+      throw new ConnectAttemptError({
+        kind: 'network',
+        message: `jump host ${hostLabel(j.name, j.connection.address, j.connection.port)} cannot open a connection to ${spec.address}:${spec.port}: ${(err as Error).message}`,
+      });
+    }
+  }
+
   const ssh = new NodeSSH();
   const connecting = ssh.connect({
+    ...(sock ? { sock } : {}),
     host: spec.address,
     port: spec.port,
     username: spec.user,
@@ -151,6 +176,7 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     await connecting;
   } catch (err) {
     client.destroy();
+    await jump?.close();
     if (opts.signal?.aborted) throw new UnreachableError(host.name, `${label}: interrupted`);
     if (verdict?.kind === 'changed') {
       throw new HostKeyChangedError(host.name, spec.address, spec.port, verdict.stored, verdict.presented, opts.inventoryPath);
@@ -172,7 +198,7 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   if (presented && v && (v.kind === 'learned' || v.kind === 'replaced')) {
     opts.onHostKey?.({ host: host.name, kind: v.kind, fingerprint: hostKeyFingerprint(presented), knownHosts: spec.knownHosts });
   }
-  return new SshConnection(host, ssh, client, opts.signal);
+  return new SshConnection(host, ssh, client, opts.signal, jump);
 }
 
 /** A small counting semaphore: resolves with a release function. */
@@ -205,6 +231,8 @@ export class SshConnection implements Connection {
     private readonly ssh: NodeSSH,
     private readonly client: Ssh2Client,
     private readonly signal?: AbortSignal,
+    /** The bastion connection this one travels through; closed with it. */
+    private readonly jump?: SshConnection,
   ) {
     this.hostName = host.name;
     this.label = hostLabel(host.name, host.connection.address, host.connection.port);
@@ -218,6 +246,7 @@ export class SshConnection implements Connection {
       const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
       for (const fail of this.inflight) fail(err);
       this.inflight.clear();
+      void this.jump?.close();
     };
     client.on('end', lost);
     client.on('close', lost);
@@ -231,6 +260,11 @@ export class SshConnection implements Connection {
   /** The command's result; rejects only with UnreachableError when the link is gone. */
   exec(cmd: Command): Promise<CommandResult> {
     return this.execInternal(cmd, {});
+  }
+
+  /** Like exec, but runs even after the run was interrupted: cleanup such as releasing the run lock (src/lock). */
+  execCleanup(cmd: Command): Promise<CommandResult> {
+    return this.execInternal(cmd, { ignoreAbort: true });
   }
 
   private async execInternal(cmd: Command, internal: ExecInternals): Promise<CommandResult> {
@@ -469,8 +503,28 @@ export class SshConnection implements Connection {
     });
   }
 
-  /** Closes the connection; running commands fail as unreachable. */
+  /** A TCP stream from the remote host to `address:port` (this host as a jump host); rejects when the host cannot open it. */
+  forwardOut(address: string, port: number): Promise<Duplex> {
+    if (this.lostReason) return Promise.reject(new Error(this.lostReason));
+    return new Promise((resolve, reject) => {
+      try {
+        this.client.forwardOut('127.0.0.1', 0, address, port, (err, stream) => (err ? reject(err) : resolve(stream)));
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** Closes the connection (and the jump host's under it); running commands fail as unreachable. */
   async close(): Promise<void> {
+    try {
+      await this.closeOwn();
+    } finally {
+      await this.jump?.close();
+    }
+  }
+
+  private async closeOwn(): Promise<void> {
     const alreadyGone = this.lostReason !== undefined;
     if (!this.lostReason) this.lostReason = 'connection closed';
     const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);

@@ -3,7 +3,7 @@
  * @types/ssh2 is not a dependency, so node-ssh's `connection` is untyped: these keep our use checked.
  */
 import type { EventEmitter } from 'node:events';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 
 export interface Ssh2Channel extends Writable {
   stderr: Readable;
@@ -20,6 +20,8 @@ export interface Ssh2Client extends EventEmitter {
   exec(command: string, options: Record<string, unknown>, cb: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
   end(): void;
   destroy(): void;
+  /** A TCP connection opened by the remote host (direct-tcpip): how a jump host reaches the next hop. */
+  forwardOut(srcIP: string, srcPort: number, dstIP: string, dstPort: number, cb: (err: Error | undefined, stream: Duplex) => void): boolean;
 }
 
 /** Errors ssh2 emits carry a `level` saying which phase failed. */

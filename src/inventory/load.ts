@@ -2,12 +2,13 @@
  * loadInventory: YAML → zod safeParse → normalise into the resolved Inventory → semantic rules
  * that push problems. Every problem names file, line and key path; all are reported at once.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { InputError, type ClusterSpec, type HostSpec, type InputProblem, type Inventory, type NodeRole, type SecretValue } from '../core/types.js';
+import { InputError, type ClusterSpec, type HostConnectionSpec, type JumpHostSpec, type HostSpec, type InputProblem, type Inventory, type NodeRole, type SecretValue } from '../core/types.js';
 import { addressProblem, interfaceNameProblem, parseCidr, parseIPv4, type Cidr } from './net.js';
+import { defaultSshConfig, parseJumpSpec, readSshConfig, type SshConfigFile, type SshConfigHost } from '../connection/ssh-config.js';
 import { inventorySchema, NAME_PATTERN, NAME_RULE, type RawInventory, type RawSecret } from './schema.js';
 import { dotted, lineOf, parseYaml, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
 
@@ -40,6 +41,39 @@ export const MANAGED_REDIS_KEYS: Record<string, string> = {
 };
 
 const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** What keepalived.conf can carry unquoted in `auth_pass`: printable ASCII without its special characters. */
+const AUTH_PASS_CHARS = /^[A-Za-z0-9%&()*+,\-./:;<=>?@[\]^_`|~]*$/;
+const AUTH_PASS_RULE =
+  'may contain only ASCII letters, digits and %&()*+,-./:;<=>?@[]^_`|~ (no spaces, quotes, #, !, $, \\, braces or non-ASCII): keepalived.conf has no quoting for auth_pass';
+
+/** Paths rha writes into shell scripts and config files: no shell or config metacharacters. */
+const SAFE_PATH = /^\/[A-Za-z0-9._\/+@-]*$/;
+
+/** Why a redis.conf value would not split into the words it says (redis's sdssplitargs rules), or undefined. */
+export function redisWordsProblem(value: string): string | undefined {
+  let i = 0;
+  while (i < value.length) {
+    while (i < value.length && value[i] === ' ') i++;
+    if (i >= value.length) break;
+    const q = value[i];
+    if (q === '"' || q === "'") {
+      i++;
+      for (;;) {
+        if (i >= value.length) return `has an unbalanced ${q === '"' ? 'double' : 'single'} quote: redis-server would refuse to start`;
+        if (q === '"' && value[i] === '\\') i += 2;
+        else if (value[i] === q) {
+          i++;
+          if (i < value.length && value[i] !== ' ') return 'has a closing quote not followed by a space: redis-server would refuse to start';
+          break;
+        } else i++;
+      }
+    } else {
+      while (i < value.length && value[i] !== ' ') i++;
+    }
+  }
+  return undefined;
+}
 
 export interface LoadInventoryOptions {
   env?: NodeJS.ProcessEnv;
@@ -199,6 +233,8 @@ class Normaliser {
     // --- hosts: connection settings
     const ssh = raw.ssh;
     const hosts = new Map<string, HostSpec>();
+    const sshCfgOf = new Map<string, SshConfigHost>();
+    this.loadSshConfig();
     for (const name of hostNames) {
       const h = raw.hosts[name];
       const o = typeof h === 'string' ? { address: h } : h;
@@ -209,7 +245,10 @@ class Normaliser {
         typeof h !== 'string' && (h as Record<string, unknown>)[k] !== undefined
           ? { v: (h as typeof ssh)[k], path: ['hosts', name, k] }
           : { v: ssh[k], path: ['ssh', k] };
-      const user = pick('user').v ?? 'root';
+      // Inventory settings win over the ssh config, which wins over rha's defaults (README).
+      const cfg = this.sshConfigFor(o.address, hp);
+      sshCfgOf.set(name, cfg);
+      const user = pick('user').v ?? cfg.user ?? 'root';
       const key = pick('private_key').v;
       const pw = pick('password');
       const bpw = pick('become_password');
@@ -217,10 +256,10 @@ class Normaliser {
       hosts.set(name, {
         name,
         connection: {
-          address: o.address,
-          port: pick('port').v ?? 22,
+          address: cfg.hostName ?? o.address,
+          port: pick('port').v ?? cfg.port ?? 22,
           user,
-          privateKey: key ? this.path(key) : undefined,
+          privateKey: key ? this.path(key) : firstExisting(cfg.identityFiles),
           password: this.secret(pw.v, pw.path),
           become: pick('become').v ?? user !== 'root',
           becomePassword: this.secret(bpw.v, bpw.path),
@@ -231,6 +270,30 @@ class Normaliser {
         groups: [],
         vars: {},
       });
+    }
+
+    // --- jump hosts (bastions): `jump:` in the inventory, else the ssh config's ProxyJump
+    const jumpMemo = new Map<string, JumpHostSpec | undefined>();
+    const resolveJump = (name: string, stack: string[]): JumpHostSpec | undefined => {
+      if (jumpMemo.has(name)) return jumpMemo.get(name);
+      const h = raw.hosts[name];
+      const own = typeof h !== 'string' ? h.jump : undefined;
+      let spec: string | undefined;
+      let path: KeyPath;
+      let from: string;
+      if (own !== undefined) [spec, path, from] = [own, ['hosts', name, 'jump'], 'jump'];
+      else if (ssh.jump !== undefined) [spec, path, from] = [ssh.jump, ['ssh', 'jump'], 'ssh.jump'];
+      else [spec, path, from] = [sshCfgOf.get(name)?.proxyJump, typeof h === 'string' ? ['hosts', name] : ['hosts', name, 'address'], `ProxyJump in ${this.sshConfig?.file}`];
+      let out: JumpHostSpec | undefined;
+      // The inventory-wide jump does not apply to the bastion itself (a host does not jump via itself).
+      const selfOnly = own === undefined && ssh.jump !== undefined && parseJumpSpecHosts(ssh.jump).includes(name);
+      if (spec !== undefined && spec !== 'none' && !selfOnly) out = this.jumpChain(spec, path, from, [...stack, name], hosts, resolveJump);
+      jumpMemo.set(name, out);
+      return out;
+    };
+    for (const name of hostNames) {
+      const j = resolveJump(name, []);
+      if (j) hosts.get(name)!.connection.jump = j;
     }
 
     // --- clusters
@@ -274,6 +337,9 @@ class Normaliser {
       const auth = this.secret(k.auth_pass, [...kp, 'auth_pass']);
       if (auth) {
         if (CONTROL.test(auth.value)) this.error([...kp, 'auth_pass'], `contains a newline or control character: it would inject a directive into keepalived.conf`);
+        // keepalived.conf has no quoting: whitespace splits the word, "#" and "!" start a comment,
+        // "$" expands a definition, braces are block tokens. Refuse rather than render it wrong.
+        else if (!AUTH_PASS_CHARS.test(auth.value)) this.error([...kp, 'auth_pass'], AUTH_PASS_RULE);
         if (auth.value.length > 8) {
           this.warn([...kp, 'auth_pass'], `is ${auth.value.length} characters but keepalived uses only the first 8: shorten it`);
           this.secrets.add(auth.value.slice(0, 8));
@@ -302,15 +368,24 @@ class Normaliser {
         else if (!/^[a-z][a-z0-9-]*$/.test(key)) this.error(path, `"${key}" does not look like a redis.conf directive (lowercase letters, digits and "-", e.g. tcp-keepalive)`, true);
         else if (MANAGED_REDIS_KEYS[key]) this.error(path, `"${key}" is managed by rha: set ${MANAGED_REDIS_KEYS[key]} instead`, true);
         if (typeof value === 'string' && CONTROL.test(value)) this.error(path, `value contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
+        else if (typeof value === 'string') {
+          const bad = redisWordsProblem(value);
+          if (bad) this.error(path, `value ${bad}`);
+        }
       }
       const maxmemory = String(r.maxmemory);
       for (const [key, v] of [['bind', r.bind], ['save', r.save], ['maxmemory', maxmemory]] as const) {
         if (CONTROL.test(v)) this.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
+        else if (/["'\\]/.test(v)) this.error([...rp, key], `must not contain quotes or backslashes: it is written unquoted into redis.conf`);
       }
+      // These paths go unquoted into redis.conf, keepalived.conf and the root-run health/notify
+      // scripts: a "$(...)" or ";" there would run as root on every health check.
+      const pathRule = 'path may contain only letters, digits and "/", ".", "_", "+", "@", "-" (it is written into shell scripts and config files)';
       for (const key of ['prefix', 'config_dir', 'data_dir', 'log_dir'] as const) {
-        if (/[\s\x00-\x1f\x7f]/.test(r[key])) this.error([...rp, key], `path must not contain whitespace or control characters`);
+        if (!SAFE_PATH.test(r[key])) this.error([...rp, key], pathRule);
       }
-      if (/[\s\x00-\x1f\x7f]/.test(k.log_file)) this.error([...kp, 'log_file'], `path must not contain whitespace or control characters`);
+      if (!SAFE_PATH.test(k.log_file)) this.error([...kp, 'log_file'], pathRule);
+      if (r.source?.path && !r.source.url && r.install === 'source') this.checkTarball(r.source.path, r.source.sha256, [...rp, 'source']);
 
       const redis: Record<string, unknown> = {
         ...r,
@@ -401,6 +476,98 @@ class Normaliser {
     return { file: this.src.file, dir: this.dir, hosts, groups, clusters, secrets: this.secrets, warnings: [] };
   }
 
+  private sshConfig: SshConfigFile | undefined;
+
+  /** Reads `ssh.config` (or ~/.ssh/config when it exists; none with `config: false`). */
+  private loadSshConfig(): void {
+    const c = this.raw.ssh.config;
+    if (c === false) return;
+    try {
+      this.sshConfig = c === undefined ? defaultSshConfig(this.home()) : readSshConfig(this.path(c), this.home());
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      this.error(['ssh', 'config'], code === 'ENOENT' ? `ssh config ${c} does not exist (looked at ${this.path(String(c))})` : `cannot read ssh config ${c}: ${code ?? (e as Error).message}`);
+    }
+  }
+
+  /** What the ssh config says for `alias` (nothing without a config); warns about directives rha does not follow. */
+  private sshConfigFor(alias: string, path: KeyPath): SshConfigHost {
+    if (!this.sshConfig) return { identityFiles: [] };
+    for (const d of this.sshConfig.unsupported(alias)) {
+      this.warn(path, `ssh config ${this.sshConfig.file} sets ${d} for "${alias}", which rha does not follow: use jump: / ProxyJump, or set it in the inventory`);
+    }
+    return this.sshConfig.lookup(alias);
+  }
+
+  /**
+   * The last hop of a jump chain, each hop carrying the one before it: a hop is an inventory host
+   * (its settings, and its own jump when it is the first hop) or a name the ssh config may describe.
+   */
+  private jumpChain(
+    spec: string,
+    path: KeyPath,
+    from: string,
+    stack: string[],
+    hosts: Map<string, HostSpec>,
+    resolveJump: (name: string, stack: string[]) => JumpHostSpec | undefined,
+  ): JumpHostSpec | undefined {
+    const hops = parseJumpSpec(spec);
+    if (typeof hops === 'string') {
+      this.error(path, `${from}: ${hops} (a jump host is an inventory host or [user@]host[:port], several separated by ",")`);
+      return undefined;
+    }
+    let prev: JumpHostSpec | undefined;
+    for (const [i, hop] of hops.entries()) {
+      let conn: HostConnectionSpec;
+      const inv = hosts.get(hop.host);
+      if (inv) {
+        if (stack.includes(hop.host)) {
+          this.error(path, `jump cycle ${[...stack, hop.host].join(' → ')}: a host cannot be reached through itself`);
+          return undefined;
+        }
+        conn = { ...inv.connection, ...(hop.user ? { user: hop.user } : {}), ...(hop.port ? { port: hop.port } : {}) };
+        // An explicit chain says how to reach every hop; otherwise the first hop's own jump applies.
+        conn.jump = i === 0 ? resolveJump(hop.host, stack) : prev;
+      } else {
+        // Not in the inventory: the ssh config describes it (it wins over the inventory-wide ssh: defaults here).
+        const cfg = this.sshConfigFor(hop.host, path);
+        const ssh = this.raw.ssh;
+        const key = firstExisting(cfg.identityFiles) ?? (ssh.private_key ? this.path(ssh.private_key) : undefined);
+        conn = {
+          address: cfg.hostName ?? hop.host,
+          port: hop.port ?? cfg.port ?? ssh.port ?? 22,
+          user: hop.user ?? cfg.user ?? ssh.user ?? 'root',
+          privateKey: key,
+          become: false,
+          knownHosts: ssh.known_hosts ? this.path(ssh.known_hosts) : join(this.home(), '.ssh', 'known_hosts'),
+          connectTimeoutMs: Math.round((ssh.connect_timeout ?? 10) * 1000),
+          connectRetries: ssh.connect_retries ?? 2,
+        };
+        if (i > 0) conn.jump = prev;
+        else if (cfg.proxyJump && cfg.proxyJump !== 'none' && !stack.includes(hop.text)) {
+          conn.jump = this.jumpChain(cfg.proxyJump, path, `ProxyJump of ${hop.host} in ${this.sshConfig?.file}`, [...stack, hop.text], hosts, resolveJump);
+        }
+      }
+      prev = { name: inv ? hop.host : hop.text, connection: conn };
+    }
+    return prev;
+  }
+
+  /** A local source tarball must exist, and match its pinned sha256, before any host is touched. */
+  private checkTarball(p: string, sha256: string | undefined, at: KeyPath): void {
+    const file = this.path(p);
+    let st;
+    try {
+      st = statSync(file);
+    } catch {
+      this.error([...at, 'path'], `source ${file} does not exist: give the path of the Redis source tarball (or tree)`);
+      return;
+    }
+    if (!st.isFile() || !sha256) return;
+    const actual = createHash('sha256').update(readFileSync(file)).digest('hex');
+    if (actual !== sha256) this.error([...at, 'sha256'], `${file} has sha256 ${actual}, not the pinned ${sha256}: the tarball is not the one you meant (re-download it, or update source.sha256)`);
+  }
+
   /** Reports every group cycle once (`a → b → a`); returns whether any exists. */
   private findCycles(): boolean {
     const groups = this.raw.groups;
@@ -427,4 +594,15 @@ class Normaliser {
     for (const g of Object.keys(groups)) if (!state.has(g)) visit(g, [g]);
     return found;
   }
+}
+
+/** The first of `files` that exists (OpenSSH would try each; rha's connection takes one key). */
+function firstExisting(files: string[]): string | undefined {
+  return files.find((f) => existsSync(f));
+}
+
+/** Host names in a jump spec (for "does the inventory-wide jump name this host"). */
+function parseJumpSpecHosts(spec: string): string[] {
+  const hops = parseJumpSpec(spec);
+  return typeof hops === 'string' ? [] : hops.map((h) => h.host);
 }
