@@ -2,6 +2,7 @@
  * loadInventory: YAML → zod safeParse → normalise into the resolved Inventory → semantic rules
  * that push problems. Every problem names file, line and key path; all are reported at once.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
