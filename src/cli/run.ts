@@ -12,6 +12,7 @@ import { ConnectionPool, forgetHostKey } from '../connection/index.js';
 import { gatherFacts } from '../facts/index.js';
 import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
+import { RunLocks } from '../lock/index.js';
 import { loadPlaybook, validatePlaybook } from '../playbook/index.js';
 import { createReporter, defaultOutput } from '../report/index.js';
 import { displayPath } from '../report/plain.js';
@@ -150,8 +151,20 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
     extraVars: o.force.length ? { ...o.extraVars, rha_force: o.force } : o.extraVars,
     signal: controller.signal,
   };
+  // Check mode changes nothing, so it neither needs nor takes the per-host run lock.
+  const locks = o.check
+    ? undefined
+    : new RunLocks({
+        command: `rha ${path.basename(playbookFile)} -i ${displayPath(path.resolve(io.cwd, inventoryFile), io.cwd)}`,
+        warn: (host, msg) => reporter.emit({ kind: 'warning', host, msg }),
+      });
+  const connect = async (h: Parameters<ConnectionPool['get']>[0]) => {
+    const conn = await pool.get(h);
+    await locks?.acquire(h, conn);
+    return conn;
+  };
   try {
-    const summary = await runPlaybook(pb!, inv!, opts, { modules, connect: (h) => pool.get(h), gatherFacts, reporter });
+    const summary = await runPlaybook(pb!, inv!, opts, { modules, connect, gatherFacts, reporter });
     return summary.exitCode;
   } catch (e) {
     // An internal error is printed by main with its stack: mask it like everything else.
@@ -161,6 +174,7 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
     }
     throw e;
   } finally {
+    await locks?.releaseAll();
     await reporter.close();
     await pool.closeAll().catch(() => undefined);
     process.off('SIGINT', onSignal);

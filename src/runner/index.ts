@@ -297,7 +297,9 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
     const msg = `${f.osId} ${f.osVersion} ${f.arch}, ${f.serviceManager}, ${f.packageManager}`;
     rc.emit({ kind: 'task-end', ...base, status: 'ok', msg, durationMs: rc.now() - t0 });
   } catch (e) {
-    const unreachable = isUnreachable(e) || !hs.conn;
+    // Another run's lock on the host (src/lock) is a failure of this host, not unreachability.
+    const locked = e instanceof Error && e.name === 'HostLockedError';
+    const unreachable = !locked && (isUnreachable(e) || !hs.conn);
     hs.out = unreachable ? 'unreachable' : 'failed';
     if (unreachable) hs.recap.unreachable++;
     else hs.recap.failed++;
@@ -305,7 +307,7 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
       kind: 'task-end',
       ...base,
       status: unreachable ? 'unreachable' : 'failed',
-      msg: unreachable ? errorMessage(e) : `gathering facts failed: ${errorMessage(e)}`,
+      msg: unreachable || locked ? errorMessage(e) : `gathering facts failed: ${errorMessage(e)}`,
       durationMs: rc.now() - t0,
     });
   }
