@@ -1,0 +1,387 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: rha against Ansible on the same lab hosts, plus from-scratch provisioning of a
+ * pair, failover and switchover times. Prints one table and writes the same numbers as JSON
+ * (bench/results/latest.json or --json PATH). Needs root (the lab). Timings are the machine's:
+ * run it on an otherwise idle machine for numbers worth comparing over time.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ClusterSpec } from '../core/types.js';
+import { loadInventory } from '../inventory/index.js';
+import { labDown, labExec, labKill, labUp, type LabInfo } from '../lab/index.js';
+import { call, vipTarget } from '../pair/client.js';
+import { packageRoot } from '../cli/run.js';
+import { runPool } from '../runner/pool.js';
+import { parseBenchArgs, type BenchOptions } from './options.js';
+import { ansibleEnv, ensureAnsible, writeAnsibleInventory } from './ansible.js';
+import { mustSucceed, running, timed, type Timed } from './proc.js';
+import { judgeTargets, renderResult, samples, type BenchResult, type BuildResult, type ScaleResult, type ToolRuns } from './result.js';
+import { parseRecap, recapTotals } from './stats.js';
+
+const ROOT = packageRoot();
+const BENCH = path.join(ROOT, 'bench');
+const RHA = path.join(ROOT, 'dist', 'cli', 'main.js');
+const SCALE_LAB = 'bench';
+const PAIR_LAB = 'benchpair';
+
+const log = (line: string): void => {
+  process.stderr.write(`[bench] ${line}\n`);
+};
+const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+const controller = new AbortController();
+function checkAborted(): void {
+  if (controller.signal.aborted) throw new Error('interrupted');
+}
+
+/** Runs the CLI as a user would in a pipe (plain output), timed, with its peak RSS. */
+function rha(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
+  return timed([process.execPath, RHA, ...args], {
+    env: { ...process.env, CI: 'true', NO_COLOR: '1', ...env },
+    measureRss: true,
+    timeoutMs: 30 * 60_000,
+  });
+}
+
+/** Checks a job run: success, every host in the recap, and (for a re-run) nothing changed; returns hosts changed. */
+function checkRun(tool: string, what: string, r: Timed, hosts: number, expectNoChange: boolean): number {
+  const totals = recapTotals(parseRecap(r.stdout));
+  if (r.code !== 0 || totals.hosts !== hosts || totals.failed || totals.unreachable) {
+    throw new Error(
+      `${tool} ${what} on ${hosts} hosts did not succeed (exit ${r.code}, recap: ${JSON.stringify(totals)}):\n` +
+        (r.stdout + r.stderr).trim().split('\n').slice(-30).join('\n'),
+    );
+  }
+  const changedHosts = Object.values(parseRecap(r.stdout)).filter((h) => (h.changed ?? 0) > 0).length;
+  if (expectNoChange && changedHosts) throw new Error(`${tool} ${what}: ${changedHosts} hosts changed on a re-run that should change nothing`);
+  return changedHosts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bench job on N hosts, both tools.
+
+/** The files and folders the job writes, from the lab's resolved values. */
+function jobPaths(c: ClusterSpec): { files: string[]; dirs: string[] } {
+  const r = c.redis as { config_dir: string; data_dir: string; log_dir: string };
+  return {
+    files: [
+      `${r.config_dir}/redis.conf`,
+      `${r.config_dir}/replication.conf`,
+      '/etc/systemd/system/redis-server.service',
+      '/etc/keepalived/rha/redis.auth',
+      '/etc/keepalived/rha/check_redis.sh',
+      '/etc/keepalived/rha/notify.sh',
+      '/etc/keepalived/keepalived.conf',
+    ],
+    dirs: [r.config_dir, r.data_dir, r.log_dir, '/etc/keepalived'],
+  };
+}
+
+/** Per host: sha256, mode and owner of every file the job writes (inside the host, not over SSH). */
+async function fileSums(lab: LabInfo, hosts: string[], files: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  await runPool(hosts, 8, async (h) => {
+    const r = await labExec(lab.name, h, ['sh', '-c', 'stat -c "%a %U:%G %n" "$@" && sha256sum "$@"', 'sums', ...files]);
+    out.set(h, r.code === 0 ? r.stdout : `error ${r.code}: ${r.stderr}`);
+  });
+  return out;
+}
+
+async function wipeJob(lab: LabInfo, hosts: string[], p: { files: string[]; dirs: string[] }): Promise<void> {
+  await runPool(hosts, 8, async (h) => {
+    const r = await labExec(lab.name, h, ['rm', '-rf', '--', ...p.files, ...p.dirs]);
+    if (r.code !== 0) throw new Error(`wiping the job's files on ${h} failed: ${r.stderr}`);
+  });
+}
+
+async function scaleRun(n: number, o: BenchOptions, ansibleVersion: string | undefined): Promise<ScaleResult> {
+  log(`N=${n}: starting ${n} lab hosts (python3 in their root, for Ansible)`);
+  const lab = await labUp({ name: SCALE_LAB, hosts: n, python: true, recreate: true, signal: controller.signal, log });
+  try {
+    const inv = await loadInventory(lab.inventoryPath);
+    const hosts = inv.groups.get('clusters') ?? [];
+    const paths = jobPaths([...inv.clusters.values()][0]);
+    const job = path.join(BENCH, 'rha-job.yaml');
+    const args = ['run', job, '-i', lab.inventoryPath, '--forks', String(o.forks), '--output', 'plain'];
+
+    checkAborted();
+    const first = await rha(args);
+    const firstChanged = checkRun('rha', 'first run', first, hosts.length, false);
+    log(`N=${n}: rha first run ${secs(first.wallMs)} (${firstChanged} hosts changed)`);
+    checkAborted();
+    const noop = await rha(args);
+    checkRun('rha', 'no-op re-run', noop, hosts.length, true);
+    log(`N=${n}: rha no-op re-run ${secs(noop.wallMs)}`);
+    const peaks = [first.peakRssMb, noop.peakRssMb].filter((v): v is number => v !== undefined);
+    const rhaRuns: ToolRuns = {
+      firstMs: first.wallMs,
+      noopMs: noop.wallMs,
+      firstChanged,
+      noopChanged: 0,
+      ...(peaks.length ? { peakRssMb: Math.max(...peaks) } : {}),
+    };
+    if (!ansibleVersion) return { hosts: n, clusters: inv.clusters.size, forks: o.forks, rha: rhaRuns };
+
+    // Ansible gets the same fresh start: the job's files removed again, everything else as it was.
+    const rhaSums = await fileSums(lab, hosts, paths.files);
+    await wipeJob(lab, hosts, paths);
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-ansible-'));
+    try {
+      for (const d of ['cp', 'tmp', 'home']) await fs.mkdir(path.join(tmp, d), { mode: 0o700 });
+      const ansInv = await writeAnsibleInventory(tmp, inv, { privateKey: lab.privateKeyPath, knownHosts: lab.knownHostsPath });
+      const env = ansibleEnv(BENCH, tmp);
+      const play = ['ansible-playbook', '-i', ansInv, '-f', String(o.forks), path.join(BENCH, 'ansible', 'site.yml')];
+      checkAborted();
+      const aFirst = await timed(play, { env, measureRss: true, timeoutMs: 60 * 60_000 });
+      const aFirstChanged = checkRun('ansible', 'first run', aFirst, hosts.length, false);
+      log(`N=${n}: ansible first run ${secs(aFirst.wallMs)} (${aFirstChanged} hosts changed)`);
+      checkAborted();
+      const aNoop = await timed(play, { env, measureRss: true, timeoutMs: 60 * 60_000 });
+      checkRun('ansible', 'no-op re-run', aNoop, hosts.length, true);
+      log(`N=${n}: ansible no-op re-run ${secs(aNoop.wallMs)}`);
+      const ansSums = await fileSums(lab, hosts, paths.files);
+      const differing = hosts.filter((h) => rhaSums.get(h) !== ansSums.get(h));
+      if (differing.length) {
+        const h = differing[0];
+        log(`N=${n}: the tools left different files on ${differing.length} hosts; ${h}:\n  rha:\n${rhaSums.get(h)}\n  ansible:\n${ansSums.get(h)}`);
+      }
+      // Ansible's peak RSS is its main process only (forks are separate processes): not comparable, not reported.
+      return {
+        hosts: n,
+        clusters: inv.clusters.size,
+        forks: o.forks,
+        rha: rhaRuns,
+        ansible: { firstMs: aFirst.wallMs, noopMs: aNoop.wallMs, firstChanged: aFirstChanged, noopChanged: 0, version: ansibleVersion },
+        identicalFiles: differing.length === 0,
+      };
+    } finally {
+      // ControlPersist masters die with the lab's hosts; the folder goes now.
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  } finally {
+    await labDown(SCALE_LAB);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One pair from scratch, failover, switchover.
+
+/** The lab host holding the cluster's VIP, if any. */
+async function vipHolder(lab: LabInfo, c: ClusterSpec): Promise<string | undefined> {
+  const vip = c.vip.split('/')[0];
+  for (const h of [c.master, c.replica]) {
+    const r = await labExec(lab.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', c.interface]);
+    if (r.stdout.includes(` inet ${vip}/`)) return h;
+  }
+  return undefined;
+}
+
+/** Writes through the VIP until one succeeds; resolves with the time of that success, or undefined after `limitMs`. */
+async function firstWrite(c: ClusterSpec, key: string, startedAt: number, limitMs: number): Promise<number | undefined> {
+  for (let i = 0; performance.now() - startedAt < limitMs; i++) {
+    checkAborted();
+    try {
+      await call(vipTarget(c), ['SET', key, String(i)], 300);
+      return performance.now();
+    } catch {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  return undefined;
+}
+
+async function provision(lab: LabInfo, env: NodeJS.ProcessEnv = {}): Promise<Timed> {
+  return mustSucceed(`rha provision on lab ${lab.name}`, await rha(['provision', lab.inventoryPath, '--output', 'plain'], env));
+}
+
+async function bareBaseline(lab: LabInfo, spare: string): Promise<Omit<BuildResult, 'pairMs'>> {
+  // Package installs on a fresh host of the same kind, from the lab's local repository.
+  const t0 = performance.now();
+  const pk = await labExec(lab.name, spare, [
+    'sh',
+    '-c',
+    'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc make libc6-dev keepalived',
+  ], { timeoutMs: 15 * 60_000 });
+  const packageInstallMs = performance.now() - t0;
+  if (pk.code !== 0) throw new Error(`apt-get install on ${spare} failed: ${pk.stderr.trim().split('\n').slice(-5).join('\n')}`);
+  // The bare build: the same source tree, make -j2, in a temp dir on the controller.
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-make-'));
+  try {
+    mustSucceed('unpacking the Redis source', await timed(['tar', '-xzf', lab.redisSource.path, '-C', tmp, '--strip-components=1']));
+    checkAborted();
+    const mk = mustSucceed('make -j2 of the Redis source', await timed(['make', '-j2'], { cwd: tmp, timeoutMs: 30 * 60_000 }));
+    return { bareBuildMs: mk.wallMs, packageInstallMs };
+  } finally {
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+async function switchoverAvailable(): Promise<string | undefined> {
+  const r = await timed([process.execPath, RHA, 'switchover', '--help']);
+  return r.code === 0 ? undefined : `rha switchover --help exited ${r.code}`;
+}
+
+async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
+  // node3 sits outside the pair (the lab pairs hosts two by two): the fresh host for the baseline.
+  log(`pair: starting a ${o.build ? 3 : 2}-host lab`);
+  const lab = await labUp({ name: PAIR_LAB, hosts: o.build ? 3 : 2, recreate: true, signal: controller.signal, log });
+  const cacheDir = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-cache-'));
+  try {
+    if (o.build) {
+      log('pair: rha provision from scratch (empty RHA_CACHE_DIR: packages, one Redis build, shipping, bring-up)');
+      const p = await provision(lab, { RHA_CACHE_DIR: cacheDir });
+      log(`pair: provisioned in ${secs(p.wallMs)}; now the baseline (package installs on node3, bare make -j2)`);
+      checkAborted();
+      const base = await bareBaseline(lab, 'node3');
+      result.build = { pairMs: p.wallMs, ...base };
+      log(`pair: bare make -j2 ${secs(base.bareBuildMs)}, package installs ${secs(base.packageInstallMs)}`);
+    } else {
+      log('pair: rha provision (shared build cache)');
+      await provision(lab);
+    }
+    if (!o.failover) return;
+    const c = [...(await loadInventory(lab.inventoryPath)).clusters.values()][0];
+
+    const failover: number[] = [];
+    for (let i = 1; i <= o.repeat; i++) {
+      checkAborted();
+      if ((await firstWrite(c, 'rha:bench:warmup', performance.now(), 30_000)) === undefined) throw new Error('writes through the VIP never succeeded before the failover');
+      const master = await vipHolder(lab, c);
+      if (!master) throw new Error('no node holds the VIP before the failover');
+      if ((await labKill(lab.name, master, 'redis-server')) === 0) throw new Error(`no redis-server to kill on ${master}`);
+      const t0 = performance.now();
+      const t1 = await firstWrite(c, 'rha:bench:failover', t0, 30_000);
+      if (t1 === undefined) throw new Error(`failover ${i}: no write through the VIP succeeded within 30 s of killing Redis on ${master}`);
+      failover.push(t1 - t0);
+      log(`failover ${i}/${o.repeat}: Redis killed on ${master}, writes resumed after ${secs(t1 - t0)}; restoring the pair with rha provision`);
+      await provision(lab);
+    }
+    result.failover = samples(failover);
+
+    const why = await switchoverAvailable();
+    if (why) {
+      result.switchover = { available: false, why };
+      return;
+    }
+    const resume: number[] = [];
+    const commandMs: number[] = [];
+    for (let i = 1; i <= o.repeat; i++) {
+      checkAborted();
+      if ((await firstWrite(c, 'rha:bench:warmup', performance.now(), 30_000)) === undefined) throw new Error('writes through the VIP never succeeded before the switchover');
+      // A writer runs through the switchover: the outage ends at the first success after the last failure.
+      let stop = false;
+      let lastFailure: number | undefined;
+      let resumedAt: number | undefined;
+      const t0 = performance.now();
+      const writer = (async () => {
+        for (let k = 0; !stop || (lastFailure !== undefined && resumedAt === undefined); k++) {
+          if (performance.now() - t0 > 60_000) break;
+          try {
+            await call(vipTarget(c), ['SET', 'rha:bench:switchover', String(k)], 300);
+            if (lastFailure !== undefined && resumedAt === undefined) resumedAt = performance.now();
+          } catch {
+            lastFailure = performance.now();
+            resumedAt = undefined;
+            await new Promise((r) => setTimeout(r, 25));
+          }
+        }
+      })();
+      const sw = await rha(['switchover', lab.inventoryPath, c.name, '--output', 'plain']);
+      stop = true;
+      await writer;
+      if (sw.code !== 0) throw new Error(`rha switchover failed (exit ${sw.code}):\n${(sw.stdout + sw.stderr).trim().split('\n').slice(-20).join('\n')}`);
+      if (lastFailure !== undefined && resumedAt === undefined) throw new Error(`switchover ${i}: writes through the VIP did not resume within 60 s`);
+      const gap = resumedAt === undefined ? 0 : resumedAt - t0;
+      resume.push(gap);
+      commandMs.push(sw.wallMs);
+      log(`switchover ${i}/${o.repeat}: command ${secs(sw.wallMs)}, writes ${lastFailure === undefined ? 'never failed' : `resumed ${secs(gap)} after the start`}`);
+    }
+    const cmd = samples(commandMs);
+    result.switchover = { available: true, ...samples(resume), ...(cmd.medianMs !== undefined ? { commandMedianMs: cmd.medianMs } : {}) };
+  } finally {
+    await fs.rm(cacheDir, { recursive: true, force: true });
+    await labDown(PAIR_LAB);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function commit(): Promise<string | undefined> {
+  const r = await timed(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
+async function main(): Promise<number> {
+  let o: BenchOptions;
+  try {
+    o = parseBenchArgs(process.argv.slice(2), path.join(BENCH, 'results', 'latest.json'));
+  } catch (e) {
+    const code = (e as { exitCode?: number }).exitCode;
+    return code ?? 4;
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('npm run bench needs root: it starts lab hosts (network namespaces, mounts)\n');
+    return 4;
+  }
+  let interrupts = 0;
+  const onSignal = (): void => {
+    if (++interrupts > 1) process.exit(130);
+    log('interrupted: stopping, taking the labs down (Ctrl-C again to exit at once)');
+    controller.abort();
+    for (const pid of running) {
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const started = Date.now();
+  const result: BenchResult = {
+    version: 1,
+    startedAt: new Date(started).toISOString(),
+    durationMs: 0,
+    machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release(), commit: await commit() },
+    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover },
+    scale: [],
+    switchover: { available: false, why: 'not run (--skip-failover)' },
+    targets: [],
+  };
+  try {
+    const ansibleVersion = o.ansible ? await ensureAnsible(log) : undefined;
+    if (ansibleVersion) log(`using ${ansibleVersion}`);
+    for (const n of o.sizes) {
+      checkAborted();
+      result.scale.push(await scaleRun(n, o, ansibleVersion));
+    }
+    if (o.build || o.failover) await pairRuns(o, result);
+  } catch (e) {
+    // Clean-up happened in the finally blocks; what was measured so far is still printed.
+    log(controller.signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
+    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB)]).catch(() => undefined);
+    result.durationMs = Date.now() - started;
+    result.targets = judgeTargets(result);
+    process.stdout.write(renderResult(result));
+    return controller.signal.aborted ? 130 : 1;
+  }
+  result.durationMs = Date.now() - started;
+  result.targets = judgeTargets(result);
+  process.stdout.write('\n' + renderResult(result));
+  await fs.mkdir(path.dirname(o.json), { recursive: true });
+  await fs.writeFile(o.json, JSON.stringify(result, null, 2) + '\n');
+  log(`results written to ${path.relative(process.cwd(), o.json) || o.json}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`bench: internal error: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

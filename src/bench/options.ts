@@ -1,0 +1,53 @@
+/** `npm run bench` options: by default everything runs; flags pick a quick subset. */
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+
+export interface BenchOptions {
+  sizes: number[];
+  ansible: boolean;
+  build: boolean;
+  failover: boolean;
+  repeat: number;
+  forks: number;
+  json: string;
+}
+
+export function sizesList(v: string): number[] {
+  const sizes = v.split(',').map((s) => Number(s.trim()));
+  if (!sizes.length || sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 100 || n % 2)) {
+    throw new InvalidArgumentError('expected even host counts from 2 to 100, comma-separated (the lab pairs hosts two by two)');
+  }
+  return sizes;
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
+/** The bench's options from argv (defaults: everything). */
+export function parseBenchArgs(argv: string[], defaultJson: string): BenchOptions {
+  const program = new Command('npm run bench --')
+    .description('rha against Ansible on the same lab hosts, a pair from scratch, failover and switchover (needs root)')
+    .option('--sizes <list>', 'host counts for the side-by-side job', sizesList, [2, 20, 100])
+    .option('--skip-ansible', 'rha only (no Ansible runs)')
+    .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
+    .option('--skip-failover', 'no failover or switchover measurements')
+    .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
+    .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
+    .option('--json <file>', 'where to write the results', defaultJson)
+    .exitOverride();
+  program.parse(argv, { from: 'user' });
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; repeat: number; forks: number; json: string }>();
+  return {
+    sizes: o.sizes,
+    ansible: !o.skipAnsible,
+    build: !o.skipBuild,
+    failover: !o.skipFailover,
+    repeat: o.repeat,
+    forks: o.forks,
+    json: path.resolve(o.json),
+  };
+}
+

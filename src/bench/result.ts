@@ -1,0 +1,220 @@
+/**
+ * The benchmark's result: one JSON document (bench/results/latest.json, for tracking over time),
+ * the targets of issue 7 judged against it, and the table printed for a person.
+ */
+import { maximum, median, speedup } from './stats.js';
+
+/** One tool's two runs of the bench job on N hosts. */
+export interface ToolRuns {
+  /** Wall time of the first run on fresh hosts (process start to exit), ms. */
+  firstMs: number;
+  /** Wall time of the immediate re-run, which must change nothing, ms. */
+  noopMs: number;
+  /** Hosts changed by the first run / by the re-run (from the recap). */
+  firstChanged: number;
+  noopChanged: number;
+  /** Peak resident memory of the controller process over both runs (MB), where measured. */
+  peakRssMb?: number;
+}
+
+export interface ScaleResult {
+  hosts: number;
+  clusters: number;
+  forks: number;
+  rha: ToolRuns;
+  ansible?: ToolRuns & { version: string };
+  /** Whether both tools left byte-identical files (sha256 and mode) on every host; absent without Ansible. */
+  identicalFiles?: boolean;
+}
+
+export interface BuildResult {
+  /** `rha provision` of a fresh pair with an empty build cache: packages, one Redis build, shipping, bring-up. */
+  pairMs: number;
+  /** `make -j2` of the same source in a temp dir on the controller. */
+  bareBuildMs: number;
+  /** `apt-get install` of the toolchain and keepalived on a fresh lab host (what the pair also installs). */
+  packageInstallMs: number;
+}
+
+export interface Samples {
+  samplesMs: number[];
+  medianMs?: number;
+  maxMs?: number;
+}
+
+export interface Target {
+  name: string;
+  goal: string;
+  /** The measured value, in words (e.g. "41.2x", "0.84 s"). */
+  measured: string;
+  /** undefined: not measured in this run. */
+  met?: boolean;
+  /** How far from the goal, in words ("2.1x better than needed", "0.4 s over"). */
+  margin: string;
+}
+
+export interface BenchResult {
+  version: 1;
+  startedAt: string;
+  durationMs: number;
+  machine: { cpus: number; memoryMb: number; node: string; kernel: string; commit?: string };
+  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean };
+  scale: ScaleResult[];
+  build?: BuildResult;
+  failover?: Samples;
+  switchover: (Samples & { available: true; commandMedianMs?: number }) | { available: false; why: string };
+  targets: Target[];
+}
+
+/** Builds Samples from raw samples (median and max filled in when there are any). */
+export function samples(values: number[]): Samples {
+  const medianMs = median(values);
+  const maxMs = maximum(values);
+  return { samplesMs: values, ...(medianMs !== undefined ? { medianMs } : {}), ...(maxMs !== undefined ? { maxMs } : {}) };
+}
+
+const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const x = (r: number): string => `${r.toFixed(1)}x`;
+
+/** The issue's targets judged against a result; a target whose inputs were not measured has met undefined. */
+export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'>): Target[] {
+  const at = (n: number) => r.scale.find((e) => e.hosts === n);
+  const out: Target[] = [];
+
+  const two = at(2);
+  const noopRatio = speedup(two?.ansible?.noopMs, two?.rha.noopMs);
+  out.push(
+    noopRatio === undefined
+      ? { name: 'no-op re-run vs Ansible, N=2', goal: '≥ 20x faster', measured: 'not measured', margin: '' }
+      : {
+          name: 'no-op re-run vs Ansible, N=2',
+          goal: '≥ 20x faster',
+          measured: x(noopRatio),
+          met: noopRatio >= 20,
+          margin: noopRatio >= 20 ? `${(noopRatio / 20).toFixed(2)}x the goal` : `${(20 / noopRatio).toFixed(2)}x short`,
+        },
+  );
+
+  const hundred = at(100);
+  out.push(
+    hundred === undefined
+      ? { name: 'no-op re-run, N=100', goal: '< 5 s', measured: 'not measured', margin: '' }
+      : {
+          name: 'no-op re-run, N=100',
+          goal: '< 5 s',
+          measured: s(hundred.rha.noopMs),
+          met: hundred.rha.noopMs < 5000,
+          margin: hundred.rha.noopMs < 5000 ? `${s(5000 - hundred.rha.noopMs)} under` : `${s(hundred.rha.noopMs - 5000)} over`,
+        },
+  );
+
+  const mem = hundred?.rha.peakRssMb;
+  out.push(
+    mem === undefined
+      ? { name: 'controller memory, N=100', goal: '< 200 MB', measured: 'not measured', margin: '' }
+      : {
+          name: 'controller memory, N=100',
+          goal: '< 200 MB',
+          measured: `${mem.toFixed(0)} MB`,
+          met: mem < 200,
+          margin: mem < 200 ? `${(200 - mem).toFixed(0)} MB under` : `${(mem - 200).toFixed(0)} MB over`,
+        },
+  );
+
+  if (r.build) {
+    const base = r.build.bareBuildMs + r.build.packageInstallMs;
+    const ratio = r.build.pairMs / base;
+    out.push({
+      name: 'pair from scratch vs bare build + packages',
+      goal: '≤ 1.3x',
+      measured: `${x(ratio)} (${s(r.build.pairMs)} vs ${s(base)})`,
+      met: ratio <= 1.3,
+      margin: ratio <= 1.3 ? `${s(1.3 * base - r.build.pairMs)} to spare` : `${s(r.build.pairMs - 1.3 * base)} over`,
+    });
+  } else {
+    out.push({ name: 'pair from scratch vs bare build + packages', goal: '≤ 1.3x', measured: 'not measured', margin: '' });
+  }
+
+  const worst = r.failover?.maxMs;
+  out.push(
+    worst === undefined
+      ? { name: 'failover: writes resume after kill -9', goal: '≤ 3 s (every repetition)', measured: 'not measured', margin: '' }
+      : {
+          name: 'failover: writes resume after kill -9',
+          goal: '≤ 3 s (every repetition)',
+          measured: `median ${s(r.failover!.medianMs!)}, max ${s(worst)}`,
+          met: worst <= 3000,
+          margin: worst <= 3000 ? `${s(3000 - worst)} under` : `${s(worst - 3000)} over`,
+        },
+  );
+  return out;
+}
+
+/** Pads cells into aligned columns (first column left, the others right). */
+export function formatTable(rows: string[][]): string[] {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** The one table a person reads: scale runs, build, failover, switchover, targets. */
+export function renderResult(r: BenchResult): string {
+  const lines: string[] = [];
+  const dash = '—';
+  const rows: string[][] = [
+    ['hosts', 'rha first', 'rha no-op', 'rha peak RSS', 'ansible first', 'ansible no-op', 'first ratio', 'no-op ratio', 'same files'],
+  ];
+  for (const e of r.scale) {
+    const a = e.ansible;
+    const ratio = (slow?: number, fast?: number) => {
+      const v = speedup(slow, fast);
+      return v === undefined ? dash : x(v);
+    };
+    rows.push([
+      String(e.hosts),
+      s(e.rha.firstMs),
+      s(e.rha.noopMs),
+      e.rha.peakRssMb === undefined ? dash : `${e.rha.peakRssMb.toFixed(0)} MB`,
+      a ? s(a.firstMs) : dash,
+      a ? s(a.noopMs) : dash,
+      ratio(a?.firstMs, e.rha.firstMs),
+      ratio(a?.noopMs, e.rha.noopMs),
+      e.identicalFiles === undefined ? dash : e.identicalFiles ? 'yes' : 'NO',
+    ]);
+  }
+  const forks = r.scale[0]?.forks ?? r.options.forks;
+  lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows), '');
+
+  if (r.build) {
+    const base = r.build.bareBuildMs + r.build.packageInstallMs;
+    lines.push(
+      'From scratch (one pair, empty build cache)',
+      ...formatTable([
+        ['rha provision', 'bare make -j2', 'package installs', 'ratio'],
+        [s(r.build.pairMs), s(r.build.bareBuildMs), s(r.build.packageInstallMs), x(r.build.pairMs / base)],
+      ]),
+      '',
+    );
+  }
+  const fmt = (v: Samples) =>
+    v.samplesMs.length ? `median ${s(v.medianMs!)}, max ${s(v.maxMs!)} (${v.samplesMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')})` : 'no samples';
+  if (r.failover) lines.push(`Failover (kill -9 of the master's Redis → first write through the VIP): ${fmt(r.failover)}`);
+  lines.push(
+    r.switchover.available
+      ? `Switchover (rha switchover → writes through the VIP resume): ${fmt(r.switchover)}`
+      : `Switchover: not available (${r.switchover.why})`,
+    '',
+  );
+  lines.push(
+    'Targets',
+    ...formatTable([
+      ['target', 'goal', 'measured', 'verdict', ''],
+      ...r.targets.map((t) => [t.name, t.goal, t.measured, t.met === undefined ? 'not run' : t.met ? 'met' : 'MISSED', t.margin]),
+    ]),
+  );
+  return lines.join('\n') + '\n';
+}
