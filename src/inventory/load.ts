@@ -11,6 +11,8 @@ import { InputError, type ClusterSpec, type HostConnectionSpec, type JumpHostSpe
 import { addressProblem, interfaceNameProblem, parseCidr, parseIPv4, type Cidr } from './net.js';
 import { defaultSshConfig, parseJumpSpec, readSshConfig, type SshConfigFile, type SshConfigHost } from '../connection/ssh-config.js';
 import { inventorySchema, NAME_PATTERN, NAME_RULE, type RawInventory, type RawSecret } from './schema.js';
+import { Document, LineCounter } from 'yaml';
+import { addVarsDirs, detectFormat, locateIn, readAnsibleIni, readAnsibleYaml, toNative } from './ansible.js';
 import { dotted, lineOf, parseYaml, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
 
 /** Group names rha defines itself. */
@@ -93,8 +95,26 @@ export async function loadInventory(file: string, opts: LoadInventoryOptions = {
 
 /** Returns the resolved inventory for already-read text (the file name is used for messages and relative paths). */
 export function parseInventory(file: string, text: string, opts: LoadInventoryOptions = {}): Inventory {
+  // Ansible inventories (INI, or YAML with all:/children:) are converted into native data first.
+  if (detectFormat(file, text) === 'ansible-ini') return fromAnsible(file, readAnsibleIni(file, text), opts);
   const { source, problems } = parseYaml(file, text);
   if (problems.length) throw new InputError(problems);
+  if (detectFormat(file, text, source.data) === 'ansible-yaml') return fromAnsible(file, readAnsibleYaml(source), opts);
+  return fromSource(source, opts);
+}
+
+function fromAnsible(file: string, read: ReturnType<typeof readAnsibleIni>, opts: LoadInventoryOptions): Inventory {
+  if (read.problems.some((p) => p.severity === 'error')) throw new InputError(sortProblems(read.problems));
+  addVarsDirs(read.model, file);
+  const conv = toNative(file, read.model);
+  const source: YamlSource = { file, doc: new Document(conv.data), lc: new LineCounter(), data: conv.data, locate: (p) => locateIn(conv.lines, p) };
+  return fromSource(source, opts, conv.problems);
+}
+
+/** The resolved inventory from native data; `extra` are problems found while converting it. */
+function fromSource(source: YamlSource, opts: LoadInventoryOptions, extra: InputProblem[] = []): Inventory {
+  const file = source.file;
+  if (extra.some((p) => p.severity === 'error')) throw new InputError(sortProblems(extra));
   if (source.data === null || source.data === undefined || typeof source.data !== 'object' || Array.isArray(source.data)) {
     throw new InputError([{ file, line: 1, message: 'expected a mapping with hosts: (and usually clusters:) at the top level', severity: 'error' }]);
   }
@@ -103,8 +123,8 @@ export function parseInventory(file: string, text: string, opts: LoadInventoryOp
   const n = new Normaliser(source, parsed.data as RawInventory, opts.env ?? process.env);
   const inv = n.run();
   const errors = n.problems.filter((p) => p.severity === 'error');
-  if (errors.length) throw new InputError(sortProblems(n.problems));
-  inv.warnings = sortProblems(n.problems);
+  if (errors.length) throw new InputError(sortProblems([...extra, ...n.problems]));
+  inv.warnings = sortProblems([...extra, ...n.problems]);
   return inv;
 }
 

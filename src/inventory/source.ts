@@ -15,6 +15,8 @@ export interface YamlSource {
   doc: Document;
   lc: LineCounter;
   data: unknown;
+  /** For data converted from another format (an Ansible inventory): where a key path came from. */
+  locate?: (path: KeyPath) => number | undefined;
 }
 
 /** Returns the parsed document and any syntax problems (with the parser's position). */
@@ -46,6 +48,7 @@ export function dotted(path: KeyPath): string {
  * existing ancestor when the path does not exist (e.g. a missing required key: its parent).
  */
 export function lineOf(src: YamlSource, path: KeyPath, opts: { key?: boolean } = {}): number | undefined {
+  if (src.locate) return src.locate(path);
   let node: unknown = src.doc.contents;
   let best: number | undefined = rangeLine(src, node);
   for (let i = 0; i < path.length; i++) {
