@@ -35,7 +35,9 @@ export function detectFormat(file: string, text: string, data?: unknown): Invent
     const groupKeys = ['hosts', 'children', 'vars'];
     const values = Object.values(top);
     const groupLike = (v: unknown) => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).every((k) => groupKeys.includes(k)));
-    if (values.length > 0 && ('all' in top || values.every(groupLike)) && values.every(groupLike)) return 'ansible-yaml';
+    // A native file missing hosts: (`vars: {}`) is not Ansible: a group must list hosts or children.
+    const hasMembers = values.some((v) => v !== null && typeof v === 'object' && ('hosts' in v || 'children' in v));
+    if (values.length > 0 && values.every(groupLike) && ('all' in top || hasMembers)) return 'ansible-yaml';
   }
   return 'rha';
 }
