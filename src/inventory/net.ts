@@ -42,6 +42,8 @@ export function interfaceNameProblem(name: string): string | undefined {
   if (name.length < 1 || name.length > 15) return `interface name "${name}" must be 1-15 characters (Linux IFNAMSIZ)`;
   if (name === '.' || name === '..') return `interface name "${name}" is not allowed`;
   if (/[/:\s]/.test(name) || /[\x00-\x1f\x7f]/.test(name)) return `interface name "${name}" must not contain "/", ":" or whitespace`;
+  // Linux allows more, but the name goes unquoted into keepalived.conf and scripts.
+  if (!/^[A-Za-z0-9_.@-]+$/.test(name)) return `interface name "${name}" may contain only letters, digits, "_", ".", "@" and "-"`;
   return undefined;
 }
 
