@@ -14,6 +14,7 @@ import { hostsAcceptCommand, printProblems, processIo, runCommand, sitePlaybook,
 import { labCommand } from './lab.js';
 import { statusCommand } from './status.js';
 import { demoCommand } from './demo.js';
+import { initCommand } from './init.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -127,6 +128,13 @@ ${EXIT_CODES}`,
         statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
       ),
     );
+
+  program
+    .command('init')
+    .description('write a commented starter inventory for one pair (two hosts, one VIP) into DIR, with random secrets (mode 0600); never overwrites')
+    .argument('[dir]', 'folder to write into (default: the current folder)')
+    .addHelpText('after', `\nExample:\n  $ rha init prod-cache && rha validate prod-cache/inventory.yaml`)
+    .action(act(async (dir: string | undefined) => initCommand(dir)));
 
   program
     .command('demo')
