@@ -16,6 +16,7 @@ import { packageRoot } from '../cli/run.js';
 import { runPool } from '../runner/pool.js';
 import { parseBenchArgs, type BenchOptions } from './options.js';
 import { ansibleEnv, ensureAnsible, writeAnsibleInventory } from './ansible.js';
+import { writeJobJinja } from './jinja.js';
 import { mustSucceed, running, timed, type Timed } from './proc.js';
 import { judgeTargets, renderResult, samples, type BenchResult, type BuildResult, type ScaleResult, type ToolRuns } from './result.js';
 import { parseRecap, recapTotals } from './stats.js';
@@ -354,7 +355,11 @@ async function main(): Promise<number> {
   };
   try {
     const ansibleVersion = o.ansible ? await ensureAnsible(log) : undefined;
-    if (ansibleVersion) log(`using ${ansibleVersion}`);
+    if (ansibleVersion) {
+      log(`using ${ansibleVersion}`);
+      // Regenerated from the shipped templates every run, so the two sides never drift apart.
+      await writeJobJinja(path.join(ROOT, 'templates'), path.join(BENCH, 'ansible', 'templates'));
+    }
     for (const n of o.sizes) {
       checkAborted();
       result.scale.push(await scaleRun(n, o, ansibleVersion));

@@ -5,6 +5,10 @@ import { formatTable, judgeTargets, renderResult, samples, type BenchResult, typ
 import { maximum, median, parseRecap, recapTotals, speedup } from '../../src/bench/stats.js';
 import { ansibleInventory } from '../../src/bench/ansible.js';
 import { parse } from 'yaml';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { handlebarsToJinja, JOB_TEMPLATES, writeJobJinja } from '../../src/bench/jinja.js';
 import type { Inventory } from '../../src/core/types.js';
 
 describe('stats', () => {
@@ -157,5 +161,60 @@ describe('ansible inventory', () => {
     expect(doc.all.children.clusters.hosts.node2).toEqual({ ansible_host: '10.0.0.12', ansible_port: 22, cluster, node: { name: 'node2', address: '10.0.0.12' } });
     expect(doc.all.vars.ansible_ssh_private_key_file).toBe('/lab/id');
     expect(doc.all.vars.ansible_ssh_common_args).toContain('-o UserKnownHostsFile=/lab/known_hosts -o StrictHostKeyChecking=yes');
+  });
+});
+
+describe('Handlebars → Jinja for the Ansible side', () => {
+  it('converts the constructs the shipped templates use', () => {
+    const hbs = [
+      '{{#if (eq facts.serviceManager "systemd")}}',
+      'daemonize no',
+      '{{else}}',
+      'daemonize yes',
+      '{{/if}}',
+      'port {{cluster.redis.port}}',
+      'requirepass {{redis_quote cluster.redis.password}}',
+      'appendonly {{#if cluster.redis.appendonly}}yes{{else}}no{{/if}}',
+      '{{#unless cluster.keepalived.preempt}}',
+      '    nopreempt',
+      '{{/unless}}',
+      '{{#each cluster.redis.config}}',
+      '{{@key}} {{this}}',
+      '{{/each}}',
+      'keys() { awk \'{s += $1} END {print s + 0}\'; }',
+    ].join('\n');
+    expect(handlebarsToJinja(hbs).split('\n')).toEqual([
+      '{% if ansible_service_mgr == "systemd" %}',
+      'daemonize no',
+      '{% else %}',
+      'daemonize yes',
+      '{% endif %}',
+      'port {{ cluster.redis.port }}',
+      `requirepass "{{ cluster.redis.password | replace('\\\\', '\\\\\\\\') | replace('"', '\\\\"') }}"`,
+      "appendonly {{ 'yes' if cluster.redis.appendonly else 'no' }}",
+      '{% if not (cluster.keepalived.preempt) %}',
+      '    nopreempt',
+      '{% endif %}',
+      '{% for key, value in (cluster.redis.config).items() %}',
+      '{{ key }} {{ value }}',
+      '{% endfor %}',
+      'keys() { awk \'{s += $1} END {print s + 0}\'; }',
+    ]);
+  });
+
+  it('refuses what it cannot translate instead of mistranslating it', () => {
+    expect(() => handlebarsToJinja('{{#if (gt a b)}}\nx\n{{/if}}\n')).toThrow('cannot convert the Handlebars expression "(gt a b)" to Jinja');
+    expect(() => handlebarsToJinja('{{> partial}}\n')).toThrow('cannot convert {{> partial}} to Jinja');
+  });
+
+  it('converts every shipped template the job renders', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rha-bench-jinja-'));
+    try {
+      const files = await writeJobJinja(join(__dirname, '../../templates'), dir);
+      expect(files).toHaveLength(JOB_TEMPLATES.length);
+      for (const f of files) expect(await readFile(f, 'utf8')).not.toMatch(/\{\{[#/@]/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
