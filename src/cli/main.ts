@@ -15,6 +15,7 @@ import { labCommand } from './lab.js';
 import { statusCommand } from './status.js';
 import { demoCommand } from './demo.js';
 import { initCommand } from './init.js';
+import { switchoverCommand } from './switchover.js';
 
 const EXIT_CODES = `
 Exit codes:
@@ -128,6 +129,14 @@ ${EXIT_CODES}`,
         statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
       ),
     );
+
+  program
+    .command('switchover')
+    .description('planned move of the VIP and the master role to the in-sync replica, with no acknowledged write lost (writes pause briefly)')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .argument('<cluster>', 'cluster name')
+    .addHelpText('after', `\nExample:\n  $ rha switchover inventory.yaml cache\n\nRefused (exit 2, nothing moved) unless the replica is in sync and keepalived runs on both nodes.`)
+    .action(act(async (inventory: string, cluster: string) => switchoverCommand(inventory, cluster)));
 
   program
     .command('init')

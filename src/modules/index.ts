@@ -12,6 +12,8 @@ import { templateModule } from './template.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait_for.js';
 import { haTopology } from './ha/ha-topology.js';
+import { haService } from './ha/ha-service.js';
+import { haSwitchover } from './ha/ha-switchover.js';
 import { redisInstall } from './ha/redis-install.js';
 import { redisReplication } from './ha/redis-replication.js';
 
@@ -32,6 +34,8 @@ const all: Module<any, any>[] = [
   redisInstall,
   haTopology,
   redisReplication,
+  haService,
+  haSwitchover,
 ];
 
 export const modules: ReadonlyMap<string, Module> = new Map(all.map((m) => [m.name, m as Module]));

@@ -2,6 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { decideTopology } from '../../src/modules/ha/topology.js';
 import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
 import { isJemallocHeaderError, parseProbe, parseRedisVersion, satisfies } from '../../src/modules/ha/redis-install.js';
+import { stepBlocked } from '../../src/modules/ha/ha-service.js';
+import { refuse } from '../../src/pair/switchover.js';
 
 const node = (over: Partial<NodeState>): NodeState => ({
   reachable: true, redisUp: true, role: 'master', linkUp: false, syncInProgress: false, offset: 0,
@@ -83,5 +85,43 @@ describe('redis_install decisions', () => {
     expect(parseProbe('@@rha:version\nnone\n@@rha:cc\nno\n@@rha:make\nyes\n@@rha:tree\nyes\n@@rha:tarball\n\n')).toEqual({
       installed: undefined, hasCc: false, hasMake: true, tree: true, tarballSha: undefined,
     });
+  });
+});
+
+describe('ha_service: the start-up order as preconditions', () => {
+  const n = (name: string, address: string, over: Partial<NodeState>) => ({ name, address, state: node(over) });
+  const m = (over: Partial<NodeState> = {}) => n('a', '10.0.0.11', over);
+  const r = (over: Partial<NodeState> = {}) => n('b', '10.0.0.12', over);
+  const synced = { role: 'slave' as const, masterHost: '10.0.0.11', linkUp: true };
+  test.each([
+    ['redis on the master: always', 'redis', 'master', m({ redisUp: false }), r({ redisUp: false }), undefined],
+    ['redis on the replica before the master runs', 'redis', 'replica', r({ redisUp: false }), m({ redisUp: false }), 'step 2 (Redis on the replica b) must wait for step 1: Redis on the master a is not running as master'],
+    ['redis on the replica after step 1', 'redis', 'replica', r({ redisUp: false }), m(), undefined],
+    ['keepalived on the master before the sync', 'keepalived', 'master', m(), r({ role: 'slave', masterHost: '10.0.0.11', linkUp: false }), 'step 5 (keepalived on the master a) must wait for step 3: the replica b is not in sync with a'],
+    ['keepalived on the master after the sync', 'keepalived', 'master', m(), r(synced), undefined],
+    ['keepalived on the replica before the master holds the VIP', 'keepalived', 'replica', r(synced), m({ keepalivedRunning: true }), 'step 6 (keepalived on the replica b) must wait for step 5: the master a does not hold the VIP yet'],
+    ['keepalived on the replica, not in sync', 'keepalived', 'replica', r({ role: 'slave', masterHost: '10.0.0.99', linkUp: true }), m({ keepalivedRunning: true, holdsVip: true }), 'step 6 (keepalived on the replica b) must wait for step 3: b is not in sync with the master a'],
+    ['keepalived on the replica in order', 'keepalived', 'replica', r(synced), m({ keepalivedRunning: true, holdsVip: true }), undefined],
+  ] as const)('%s', (_n, name, role, self, peer, message) => {
+    const got = stepBlocked(name, role, self, peer);
+    if (message === undefined) expect(got).toBeUndefined();
+    else expect(got).toContain(message);
+  });
+});
+
+describe('switchover preconditions', () => {
+  const m = { name: 'a', address: '10.0.0.11' };
+  const r = { name: 'b' };
+  const ok = { role: 'slave' as const, masterHost: '10.0.0.11', linkUp: true, keepalivedRunning: true };
+  test.each([
+    ['in sync, keepalived on both', node({ keepalivedRunning: true, holdsVip: true }), node(ok), undefined],
+    ['replica down', node({ keepalivedRunning: true }), node({ redisUp: false }), 'the replica b is down'],
+    ['replica of someone else', node({ keepalivedRunning: true }), node({ ...ok, masterHost: '10.0.0.99' }), 'b is not a replica of a'],
+    ['replica syncing', node({ keepalivedRunning: true }), node({ ...ok, syncInProgress: true }), 'b is not in sync with a (link up, sync in progress)'],
+    ['no keepalived on the replica', node({ keepalivedRunning: true }), node({ ...ok, keepalivedRunning: false }), 'keepalived is not running on b'],
+  ] as const)('%s', (_n, ms, rs, message) => {
+    const got = refuse(m, ms, r, rs);
+    if (message === undefined) expect(got).toBeUndefined();
+    else expect(got).toContain(message);
   });
 });

@@ -24,6 +24,8 @@ interface State {
   masterAddress: string;
   self: NodeState;
   needReplicaof: boolean;
+  /** Only rewrite replication.conf (already replicating from the master). */
+  recordRole?: boolean;
 }
 
 export const redisReplication: Module<Args, State> = {
@@ -33,7 +35,7 @@ export const redisReplication: Module<Args, State> = {
     const pair = pairOf(ctx);
     if (a.master === ctx.host.name) throw new ModuleFailure(`redis_replication runs on the replica; ${a.master} is the master`);
     const masterAddress = pair.addressOf(a.master);
-    const q = { cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become };
+    const q = { cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become, configDir: pair.configDir };
     const [self, master] = await Promise.all([
       readNodeState(ctx.conn, q),
       ctx.connectTo!(a.master).then((c) => readNodeState(c, q), () => readNodeState(undefined, q)),
@@ -50,11 +52,19 @@ export const redisReplication: Module<Args, State> = {
     if (master.role !== 'master') throw new ModuleFailure(`${a.master} is not a master (role ${master.role}): nothing safe to replicate from`);
     const base = { pair, masterAddress, self };
     const following = self.role === 'slave' && self.masterHost === masterAddress;
-    if (following && self.linkUp && !self.syncInProgress) {
+    // replication.conf must say the same, or a restart would bring this node back in another role.
+    const recorded = self.roleFile === `${masterAddress} ${pair.port}`;
+    if (following && self.linkUp && !self.syncInProgress && recorded) {
       return { changes: [], reason: `replicating from ${a.master} (${masterAddress}), in sync at offset ${self.offset}`, state: { ...base, needReplicaof: false } };
     }
     if (following) {
-      return { changes: [{ description: `wait for the sync from ${a.master} to complete` }], state: { ...base, needReplicaof: false } };
+      return {
+        changes: [
+          ...(recorded ? [] : [{ description: `record "replicaof ${masterAddress} ${pair.port}" in replication.conf` }]),
+          { description: `wait for the sync from ${a.master} to complete` },
+        ],
+        state: { ...base, needReplicaof: false, recordRole: !recorded },
+      };
     }
     // The one wipe rha refuses: this node's data replaced by an empty master's nothing. A master
     // holding data (the VIP holder, or the only node with data) is the live data: a node coming
@@ -75,28 +85,28 @@ export const redisReplication: Module<Args, State> = {
     };
   },
   async apply(ctx, a, plan) {
-    const { pair, masterAddress, needReplicaof } = plan.state!;
-    const r = await ctx.conn.exec(replicateCommand(ctx, pair, masterAddress, needReplicaof, a.timeout));
+    const { pair, masterAddress, needReplicaof, recordRole } = plan.state!;
+    const r = await ctx.conn.exec(replicateCommand(ctx, pair, masterAddress, needReplicaof, !!recordRole, a.timeout));
     if (!r.ok) return { changed: needReplicaof, failed: true, msg: describeFailure(r) };
     return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${r.stdout.trim()}` };
   },
 };
 
 /** One remote script: record the role, issue REPLICAOF (when needed), wait for the sync. */
-function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, timeoutS: number) {
+function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, recordRole: boolean, timeoutS: number) {
   const cli = `${quote(`${pair.binDir}/redis-cli`)} --no-auth-warning -h 127.0.0.1 -p ${pair.port}`;
   const roleFile = quote(`${pair.configDir}/replication.conf`);
   const lines = [
     'set -e',
-    replicaof
+    // Record the role first (temp file + rename), so a restart comes back as a replica.
+    replicaof || recordRole
       ? [
-          // Record the role first (temp file + rename), so a restart comes back as a replica.
           `tmp=$(mktemp ${roleFile}.XXXXXX)`,
           `printf '%s\\n' '# Written by rha (redis_replication)' ${quote(`replicaof ${masterAddress} ${pair.port}`)} > "$tmp"`,
           `chown root:redis "$tmp"; chmod 0640 "$tmp"; mv -f "$tmp" ${roleFile}`,
-          `${cli} REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null`,
         ].join('\n')
       : ':',
+    replicaof ? `${cli} REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null` : ':',
     `end=$(( $(date +%s) + ${timeoutS} ))`,
     'while :; do',
     `  info=$(${cli} INFO replication | tr -d '\\r')`,

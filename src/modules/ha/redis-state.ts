@@ -25,6 +25,8 @@ export interface NodeState {
   version?: string;
   holdsVip: boolean;
   keepalivedRunning: boolean;
+  /** `HOST PORT` of the `replicaof` line in replication.conf (what a restart comes back as); '' = master. */
+  roleFile?: string;
   /** What went wrong reading Redis, when it did not answer. */
   error?: string;
 }
@@ -36,6 +38,8 @@ export interface StateQuery {
   /** VIP as address/prefix. */
   vip: string;
   become: boolean;
+  /** Where replication.conf lives; when given, its replicaof line is read too. */
+  configDir?: string;
 }
 
 const MARK = '@@rha:';
@@ -50,6 +54,7 @@ export function nodeStateCommand(q: StateQuery): Command {
     `echo ${MARK}keepalived`,
     // keepalived writes its main pid file under /run; a live pid with the right name counts.
     `p=$(cat /run/keepalived.pid 2>/dev/null); [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null && echo yes || echo no`,
+    ...(q.configDir ? [`echo ${MARK}rolefile`, `sed -n 's/^replicaof[[:space:]]*//p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`] : []),
   ].join('\n');
   return shellCommand(script, { env: { REDISCLI_AUTH: new Secret(q.password) }, become: q.become, timeoutMs: 15_000 });
 }
@@ -103,6 +108,7 @@ export function parseNodeState(output: string): NodeState {
     version: info.get('redis_version'),
     holdsVip: (sections.get('vip') ?? '').trim() === 'yes',
     keepalivedRunning: (sections.get('keepalived') ?? '').trim() === 'yes',
+    roleFile: sections.has('rolefile') ? (sections.get('rolefile') ?? '').trim().replace(/\s+/g, ' ') : undefined,
     error: redisUp ? undefined : redisText.trim().split('\n').slice(-3).join(' ') || 'no answer',
   };
 }

@@ -1,0 +1,130 @@
+/**
+ * `ha_service`: starts Redis or keepalived on the node that plays `role` right now, and only when
+ * the documented start-up order (seed 004) allows it:
+ *   1 Redis on the master · 2 Redis on the replica (needs 1) · 3 REPLICAOF + sync (redis_replication)
+ *   5 keepalived on the master (needs 3: the replica in sync), then it waits until it holds the VIP
+ *   6 keepalived on the replica (needs 5: the master holds the VIP; and 3)
+ * The role is decided from the live state of both nodes (as ha_topology does), so the task runs on
+ * both hosts and acts on the one that is the live master (or replica). A step whose precondition is
+ * not met fails with the rule and what was observed; a service already running is left alone.
+ */
+import { z } from 'zod';
+import { shellCommand, quote } from '../../core/command.js';
+import type { Module, Plan, TaskContext } from '../../core/types.js';
+import { ModuleFailure } from '../lib/failure.js';
+import { serviceModule, type ServiceArgs, type ServicePlanState } from '../service.js';
+import { readPair } from './ha-topology.js';
+import type { NodeState } from './redis-state.js';
+import { decideTopology } from './topology.js';
+import { forcedClusters } from './ha-topology.js';
+
+const args = z.strictObject({
+  name: z.enum(['redis', 'keepalived']),
+  role: z.enum(['master', 'replica']),
+  /** How the service module starts it: name, and on hosts without systemd exec/pidfile/match. */
+  service: z.record(z.string(), z.unknown()),
+  /** keepalived on the master: seconds to wait until this node holds the VIP. */
+  vip_timeout: z.number().positive().default(30),
+});
+type Args = z.infer<typeof args>;
+
+interface State {
+  svcArgs: ServiceArgs;
+  svcPlan: Plan<ServicePlanState>;
+  vip: string;
+  iface: string;
+}
+
+const STEP = { redis: { master: 1, replica: 2 }, keepalived: { master: 5, replica: 6 } } as const;
+
+/** Why this step may not run yet, or undefined when it may (pure: from both nodes' state). */
+export function stepBlocked(
+  name: Args['name'],
+  role: Args['role'],
+  self: { name: string; address: string; state: NodeState },
+  peer: { name: string; address: string; state: NodeState },
+): string | undefined {
+  const step = `step ${STEP[name][role]} (${name === 'redis' ? 'Redis' : 'keepalived'} on the ${role} ${self.name})`;
+  const inSync = (r: NodeState, masterAddress: string) =>
+    r.redisUp && r.role === 'slave' && r.masterHost === masterAddress && r.linkUp && !r.syncInProgress;
+  const seen = (n: { name: string; state: NodeState }) =>
+    !n.state.reachable
+      ? `${n.name} unreachable`
+      : !n.state.redisUp
+        ? `${n.name}: Redis down`
+        : `${n.name}: ${n.state.role === 'slave' ? `replica of ${n.state.masterHost}, link ${n.state.linkUp ? 'up' : 'down'}${n.state.syncInProgress ? ', sync in progress' : ''}` : 'master'}${n.state.holdsVip ? ', holds the VIP' : ''}${n.state.keepalivedRunning ? ', keepalived running' : ''}`;
+  const observed = `observed ${seen(self)}; ${seen(peer)}`;
+  if (name === 'redis' && role === 'replica' && !(peer.state.redisUp && peer.state.role === 'master')) {
+    return `${step} must wait for step 1: Redis on the master ${peer.name} is not running as master (${observed})`;
+  }
+  if (name === 'keepalived' && role === 'master') {
+    if (!(self.state.redisUp && self.state.role === 'master')) return `${step} must wait for step 1: Redis on ${self.name} is not a running master (${observed})`;
+    if (!inSync(peer.state, self.address)) {
+      return `${step} must wait for step 3: the replica ${peer.name} is not in sync with ${self.name}; keepalived first would hand the VIP to a master whose replica cannot take over (${observed})`;
+    }
+  }
+  if (name === 'keepalived' && role === 'replica') {
+    if (!(peer.state.holdsVip && peer.state.keepalivedRunning)) {
+      return `${step} must wait for step 5: the master ${peer.name} does not hold the VIP yet; keepalived on the replica first would hand it the VIP (${observed})`;
+    }
+    if (!inSync(self.state, peer.address)) return `${step} must wait for step 3: ${self.name} is not in sync with the master ${peer.name} (${observed})`;
+  }
+  return undefined;
+}
+
+export const haService: Module<Args, State> = {
+  name: 'ha_service',
+  args,
+  async plan(ctx, a) {
+    const { pair, states } = await readPair(ctx);
+    const other = pair.preferredMaster === ctx.host.name ? pair.peer : ctx.host.name;
+    const d = decideTopology({
+      cluster: pair.cluster,
+      preferred: { name: pair.preferredMaster, state: states[pair.preferredMaster] },
+      other: { name: other, state: states[other] },
+      force: forcedClusters(ctx).includes(pair.cluster),
+    });
+    if (d.kind === 'refused') throw new ModuleFailure(`cluster ${pair.cluster}: ${d.reason}`);
+    const liveRole = d.master === ctx.host.name ? 'master' : 'replica';
+    if (liveRole !== a.role) {
+      return { changes: [], reason: `${ctx.host.name} is not the ${a.role} (the live ${a.role} is ${a.role === 'master' ? d.master : d.replica})` };
+    }
+    const self = { name: ctx.host.name, address: pair.addressOf(ctx.host.name), state: states[ctx.host.name] };
+    const peer = { name: pair.peer, address: pair.addressOf(pair.peer), state: states[pair.peer] };
+    const running = a.name === 'redis' ? self.state.redisUp : self.state.keepalivedRunning;
+    const svcArgs = serviceModule.args.parse({ ...a.service, state: 'started' });
+    const state = { svcArgs, vip: pair.vip, iface: pair.interface };
+    if (running) {
+      return { changes: [], reason: `${a.name} already runs on the ${a.role} ${ctx.host.name}`, state: { ...state, svcPlan: { changes: [] } } };
+    }
+    // Check mode on hosts where the earlier steps did not really run: report the step, not a refusal.
+    const blocked = ctx.check ? undefined : stepBlocked(a.name, a.role, self, peer);
+    if (blocked) throw new ModuleFailure(blocked);
+    const svcPlan = await serviceModule.plan(ctx, svcArgs);
+    const changes = svcPlan.changes.map((c) => ({ description: `${c.description} (step ${STEP[a.name][a.role]}, ${a.role})` }));
+    if (a.name === 'keepalived' && a.role === 'master') changes.push({ description: `wait until ${ctx.host.name} holds the VIP ${pair.vip}` });
+    return { changes, state: { ...state, svcPlan } };
+  },
+  async apply(ctx, a, plan) {
+    const { svcArgs, svcPlan, vip, iface } = plan.state!;
+    const out = await serviceModule.apply(ctx, svcArgs, svcPlan);
+    if (out.failed || a.name !== 'keepalived' || a.role !== 'master') return out;
+    const t0 = Date.now();
+    const held = await waitForVip(ctx, vip, iface, a.vip_timeout);
+    if (!held) return { ...out, failed: true, msg: `${out.msg}; ${ctx.host.name} did not take the VIP ${vip} within ${a.vip_timeout} s (see keepalived's log)` };
+    return { ...out, msg: `${out.msg}; holds the VIP ${vip} after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+  },
+};
+
+/** Polls on the host (one command) until it holds the VIP; true when it does within the timeout. */
+async function waitForVip(ctx: TaskContext, vip: string, iface: string, timeoutS: number): Promise<boolean> {
+  const script = [
+    `end=$(( $(date +%s) + ${Math.ceil(timeoutS)} ))`,
+    `until ip -o -4 addr show dev ${quote(iface)} | grep -qF ${quote(` inet ${vip} `)}; do`,
+    '  [ "$(date +%s)" -lt "$end" ] || exit 1',
+    '  sleep 0.1',
+    'done',
+  ].join('\n');
+  const r = await ctx.conn.exec(shellCommand(script, { become: ctx.become, timeoutMs: (timeoutS + 15) * 1000 }));
+  return r.ok;
+}

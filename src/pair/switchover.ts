@@ -1,0 +1,150 @@
+/**
+ * A planned switchover: the VIP and the master role move to the in-sync replica with no
+ * acknowledged write lost. Writes are paused on the master (CLIENT PAUSE WRITE), the replica
+ * catches up to the master's exact offset, keepalived on the master is stopped through the
+ * service manager (the VIP goes to the replica, whose notify hook promotes it and makes the old
+ * master its replica: same history, offsets equal), keepalived on the old master is started again
+ * (it stays BACKUP: nopreempt), and the pause is lifted.
+ */
+import { Secret, shellCommand, quote } from '../core/command.js';
+import type { Connection } from '../core/types.js';
+import { readNodeState, type NodeState, type StateQuery } from '../modules/ha/redis-state.js';
+
+export interface SwitchoverNode {
+  name: string;
+  address: string;
+  conn: Connection;
+}
+
+export interface SwitchoverSpec {
+  cluster: string;
+  port: number;
+  password: string;
+  vip: string;
+  cliPath: string;
+  configDir: string;
+  become: boolean;
+  /** Upper bound of the write pause; Redis lifts it by itself after this (a safety net). */
+  maxPauseMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface SwitchoverResult {
+  from: string;
+  to: string;
+  /** From CLIENT PAUSE until the new master holds the VIP and accepts writes. */
+  pausedMs: number;
+  /** Offset both nodes agreed on before the VIP moved. */
+  offset: number;
+}
+
+export class SwitchoverError extends Error {
+  override name = 'SwitchoverError';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Moves the master role and the VIP from the current master to its in-sync replica. */
+export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: SwitchoverSpec): Promise<SwitchoverResult> {
+  const log = s.log ?? (() => undefined);
+  const q: StateQuery = { cliPath: s.cliPath, port: s.port, password: s.password, vip: s.vip, become: s.become, configDir: s.configDir };
+  const [sa, sb] = await Promise.all([readNodeState(a.conn, q), readNodeState(b.conn, q)]);
+  const master = sa.holdsVip ? a : sb.holdsVip ? b : undefined;
+  if (!master) throw new SwitchoverError(`cluster ${s.cluster}: nobody holds the VIP; nothing to switch over`);
+  const replica = master === a ? b : a;
+  const ms = master === a ? sa : sb;
+  const rs = master === a ? sb : sa;
+  const why = refuse(master, ms, replica, rs);
+  if (why) throw new SwitchoverError(`cluster ${s.cluster}: ${why}`);
+
+  const cli = (n: SwitchoverNode, args: string[], timeoutMs = 10_000) =>
+    n.conn.exec(
+      shellCommand(`${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port} ${args.map(quote).join(' ')}`, {
+        env: { REDISCLI_AUTH: new Secret(s.password) },
+        become: s.become,
+        timeoutMs,
+      }),
+    );
+  const maxPause = s.maxPauseMs ?? 10_000;
+  const t0 = Date.now();
+  let paused = false;
+  try {
+    const p = await cli(master, ['CLIENT', 'PAUSE', String(maxPause), 'WRITE']);
+    if (!p.ok || !p.stdout.includes('OK')) throw new SwitchoverError(`CLIENT PAUSE on ${master.name} failed: ${p.stderr || p.stdout}`);
+    paused = true;
+    log(`writes paused on ${master.name}`);
+    // Writes are paused: the master's offset no longer moves; wait until the replica has it all.
+    const target = (await readNodeState(master.conn, q)).offset;
+    const caught = await pollOn(replica, s, `[ "$(${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port} INFO replication | tr -d '\\r' | sed -n 's/^slave_repl_offset://p')" -ge ${target} ]`, 5);
+    if (!caught) throw new SwitchoverError(`${replica.name} did not reach offset ${target} of ${master.name} within 5 s: switchover abandoned, nothing moved`);
+    log(`${replica.name} caught up to offset ${target}`);
+
+    // Stop keepalived on the master: the VIP goes to the replica, whose notify hook promotes it.
+    const stop = await master.conn.exec(shellCommand(KEEPALIVED_STOP, { become: s.become, timeoutMs: 30_000 }));
+    if (!stop.ok) throw new SwitchoverError(`stopping keepalived on ${master.name} failed: ${stop.stderr || stop.stdout}`);
+    const moved = await pollUntil(async () => {
+      const [m, r] = await Promise.all([readNodeState(master.conn, q), readNodeState(replica.conn, q)]);
+      return r.holdsVip && r.role === 'master' && !m.holdsVip;
+    }, 15_000);
+    const pausedMs = Date.now() - t0;
+    if (!moved) throw new SwitchoverError(`the VIP did not move to ${replica.name} within 15 s after keepalived stopped on ${master.name}; check keepalived's log on both`);
+    log(`${replica.name} holds the VIP and is master after ${pausedMs} ms`);
+
+    // The old master comes back as BACKUP (nopreempt); its notify hook records its replica role.
+    const start = await master.conn.exec(shellCommand(KEEPALIVED_START, { become: s.become, timeoutMs: 30_000 }));
+    if (!start.ok) throw new SwitchoverError(`starting keepalived again on ${master.name} failed: ${start.stderr || start.stdout}`);
+    await cli(master, ['CLIENT', 'UNPAUSE']);
+    paused = false;
+    const following = await pollUntil(async () => {
+      const m = await readNodeState(master.conn, q);
+      return m.role === 'slave' && m.masterHost === replica.address && m.linkUp;
+    }, 15_000);
+    if (!following) throw new SwitchoverError(`${master.name} is not replicating from ${replica.name} after the switchover; run rha provision to repair`);
+    return { from: master.name, to: replica.name, pausedMs, offset: target };
+  } finally {
+    if (paused) await cli(master, ['CLIENT', 'UNPAUSE']).catch(() => undefined);
+  }
+}
+
+/** Why a switchover from `m` to `r` is refused, or undefined (pure). */
+export function refuse(m: { name: string; address: string }, ms: NodeState, r: { name: string }, rs: NodeState): string | undefined {
+  if (!ms.redisUp || ms.role !== 'master') return `${m.name} holds the VIP but its Redis is not a running master`;
+  if (!rs.reachable || !rs.redisUp) return `the replica ${r.name} is down: nowhere to switch over to`;
+  if (rs.role !== 'slave' || rs.masterHost !== m.address) return `${r.name} is not a replica of ${m.name}`;
+  if (!rs.linkUp || rs.syncInProgress) return `${r.name} is not in sync with ${m.name} (link ${rs.linkUp ? 'up, sync in progress' : 'down'})`;
+  if (!rs.keepalivedRunning) return `keepalived is not running on ${r.name}: it could not take the VIP`;
+  if (!ms.keepalivedRunning) return `keepalived is not running on ${m.name}`;
+  return undefined;
+}
+
+// keepalived through the service manager, never killall: systemd when it is PID 1, else the pidfile.
+const SYSTEMD = '[ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]';
+const KEEPALIVED_STOP = [
+  `if ${SYSTEMD}; then systemctl stop keepalived; exit $?; fi`,
+  'p=$(cat /run/keepalived.pid 2>/dev/null) || exit 0',
+  'kill -TERM "$p" 2>/dev/null || exit 0',
+  'for i in $(seq 100); do kill -0 "$p" 2>/dev/null || exit 0; sleep 0.1; done',
+  'echo "keepalived (pid $p) did not stop within 10 s" >&2; exit 1',
+].join('\n');
+const KEEPALIVED_START = [
+  `if ${SYSTEMD}; then systemctl start keepalived; exit $?; fi`,
+  'setsid keepalived --use-file /etc/keepalived/keepalived.conf --pid /run/keepalived.pid </dev/null >>/var/log/rha-keepalived.service.log 2>&1',
+  'for i in $(seq 100); do p=$(cat /run/keepalived.pid 2>/dev/null) && kill -0 "$p" 2>/dev/null && exit 0; sleep 0.1; done',
+  'echo "keepalived did not start within 10 s" >&2; exit 1',
+].join('\n');
+
+/** Runs `condition` (sh) on the node every 50 ms until true or `timeoutS`; true when it held. */
+async function pollOn(n: SwitchoverNode, s: SwitchoverSpec, condition: string, timeoutS: number): Promise<boolean> {
+  const script = [`end=$(( $(date +%s) + ${timeoutS} ))`, `until ${condition}; do`, '  [ "$(date +%s)" -lt "$end" ] || exit 1', '  sleep 0.05', 'done'].join('\n');
+  const r = await n.conn.exec(shellCommand(script, { env: { REDISCLI_AUTH: new Secret(s.password) }, become: s.become, timeoutMs: (timeoutS + 10) * 1000 }));
+  return r.ok;
+}
+
+async function pollUntil(probe: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await probe().catch(() => false)) return true;
+    await sleep(50);
+  }
+  return false;
+}
