@@ -3,8 +3,8 @@
  * can be wrong, each pinning the full `file:line path: message`, each also proven through the CLI:
  * `rha validate` prints exactly those lines and exits 4, and `rha provision` (or `rha run`) exits 4
  * without contacting any host. The fixtures' hosts sit on 10.213.254.0/24, where nothing listens
- * (connect_timeout 10 s, no retries): a run that tried to connect would take seconds and print a
- * "Gathering Facts" line; these end in well under that, before any connection.
+ * (connect_timeout 10 s, no retries): a run that tried to connect would print a "Gathering Facts"
+ * line, an unreachable host and a recap; these print only the errors, and exit 4 before connecting.
  * Add a row (and a fixture under test/fixtures/catalogue/) for every new way input can be wrong.
  */
 import { spawn } from 'node:child_process';
@@ -128,8 +128,8 @@ function expectRefused(r: Awaited<ReturnType<typeof cli>>, expected: string[]): 
   expect(r.stderr.trimEnd().split('\n')).toEqual(expected.map((l) => `error: ${l}`));
   expect(r.stdout).not.toContain('Gathering Facts');
   expect(r.stdout).not.toMatch(/unreachable|PLAY RECAP/i);
-  // A connection attempt to 10.213.254.0/24 would wait out its 10 s connect_timeout (the margin is for a loaded machine).
-  expect(r.ms).toBeLessThan(8000);
+  // No wall-clock bound here: on a loaded 2-core machine node's start-up alone varies by seconds.
+  // A connection attempt would print a Gathering Facts/unreachable line and the recap; none is.
 }
 
 describe('catalogue: inventories refused before any host is touched', () => {
