@@ -420,3 +420,34 @@ export async function labStartHost(name: string, host: string): Promise<void> {
 export function labHostDisk(name: string, host: string): string {
   return path.join(hostDiskDir(name, host), 'upper');
 }
+
+/**
+ * A second network segment behind a bastion: `hidden` hosts move off the lab bridge onto a bridge
+ * of their own (br1) that the controller is not on; `bastion` gets a second NIC (eth1) on it and a
+ * route to each hidden host. Addresses stay the same, so sshd (bound to its address) keeps
+ * serving; only the bastion can reach the hidden hosts, as with a real jump host.
+ */
+export async function labHideBehind(name: string, bastion: string, hidden: string[]): Promise<void> {
+  const state = await readState(name);
+  if (!state) throw new LabError(`no lab named "${name}" (rha lab up --name ${name})`);
+  const addr = (h: string) => {
+    const a = state.hosts.find((x) => x.name === h)?.address;
+    if (!a) throw new LabError(`lab "${name}" has no host "${h}"`);
+    return a;
+  };
+  addr(bastion);
+  const lab = labNetns(name);
+  if (!(await run(['ip', '-n', lab, 'link', 'show', 'br1'])).ok) {
+    await must(['ip', '-n', lab, 'link', 'add', 'br1', 'type', 'bridge'], { what: 'creating the second segment' });
+    await must(['ip', '-n', lab, 'link', 'set', 'br1', 'up']);
+    const port = `${bastion}-s2`.slice(0, 15);
+    await must(['ip', '-n', lab, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', hostNetns(name, bastion)], { what: `giving ${bastion} a second NIC` });
+    await must(['ip', '-n', lab, 'link', 'set', port, 'master', 'br1', 'up']);
+    await must(['ip', '-n', hostNetns(name, bastion), 'link', 'set', 'eth1', 'up']);
+  }
+  for (const h of hidden) {
+    await must(['ip', '-n', lab, 'link', 'set', h, 'nomaster'], { what: `unplugging ${h} from the lab bridge` });
+    await must(['ip', '-n', lab, 'link', 'set', h, 'master', 'br1', 'up'], { what: `plugging ${h} into the second segment` });
+    await must(['ip', '-n', hostNetns(name, bastion), 'route', 'replace', `${addr(h)}/32`, 'dev', 'eth1']);
+  }
+}
