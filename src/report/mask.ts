@@ -1,15 +1,27 @@
-import { maskSecrets } from '../core/command.js';
 import type { Reporter, RunEvent } from '../core/types.js';
 
+/**
+ * A function replacing every secret in a string by `***`, in one pass: one regular expression of
+ * all secrets, longest first (so a secret containing another is masked whole). With a 100-host
+ * inventory (100 secrets) the split/join per secret per string cost a third of a second of
+ * every no-op run.
+ */
+export function secretMasker(secrets: Iterable<string>): (text: string) => string {
+  const list = [...new Set(secrets)].filter((x) => x.length > 0).sort((a, b) => b.length - a.length);
+  if (list.length === 0) return (text) => text;
+  const re = new RegExp(list.map((x) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return (text) => (text.length === 0 ? text : text.replace(re, '***'));
+}
+
 /** `value` with every secret inside every string (deeply, keys included) replaced by `***`. */
-export function maskDeep<T>(value: T, secrets: ReadonlySet<string>): T {
+export function maskDeep<T>(value: T, secrets: ReadonlySet<string>, mask: (text: string) => string = secretMasker(secrets)): T {
   if (secrets.size === 0) return value;
   const walk = (v: unknown): unknown => {
-    if (typeof v === 'string') return maskSecrets(v, secrets);
+    if (typeof v === 'string') return mask(v);
     if (Array.isArray(v)) return v.map(walk);
     if (v && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[maskSecrets(k, secrets)] = walk(x);
+      for (const [k, x] of Object.entries(v)) out[mask(k)] = walk(x);
       return out;
     }
     return v;
@@ -24,11 +36,18 @@ export function maskDeep<T>(value: T, secrets: ReadonlySet<string>): T {
  */
 export function maskingReporter(inner: Reporter, secrets: ReadonlySet<string>): Reporter {
   if ((inner as MaskedReporter)[MASKED]) return inner;
+  // Compiled once, again only if secrets are added during the run.
+  let mask = secretMasker(secrets);
+  let compiledFor = secrets.size;
   const r: MaskedReporter = {
     [MASKED]: true,
     emit(event: RunEvent): void {
       try {
-        inner.emit(maskDeep(event, secrets));
+        if (secrets.size !== compiledFor) {
+          mask = secretMasker(secrets);
+          compiledFor = secrets.size;
+        }
+        inner.emit(maskDeep(event, secrets, mask));
       } catch {
         // A reporter bug must not stop provisioning half-way; the recap still comes from the runner.
       }
