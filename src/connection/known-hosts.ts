@@ -40,6 +40,8 @@ export function knownHostsName(address: string, port: number): string {
 
 /** `*` and `?` glob match, as OpenSSH's match_pattern (case-insensitive host names). */
 function globMatch(text: string, pattern: string): boolean {
+  // Most entries are plain addresses: no RegExp per line per connect (a 100-host run built 40,000).
+  if (!/[*?]/.test(pattern)) return text.toLowerCase() === pattern.toLowerCase();
   const re = new RegExp(
     '^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$',
     'i',

@@ -1,6 +1,7 @@
 /**
- * A fix `npm run bench` led to at 100 hosts: one-pass secret masking (the per-secret split/join
- * cost a third of a second of every no-op run). Behaviour only; the timings live in the bench.
+ * Fixes `npm run bench` led to at 100 hosts: one-pass secret masking (the per-secret split/join
+ * cost a third of a second of every no-op run), known_hosts plain patterns compared without a
+ * RegExp each. Behaviour only; the timings live in the bench.
  */
 import { describe, expect, it } from 'vitest';
 import { maskDeep, maskingReporter, secretMasker } from '../../src/report/mask.js';
@@ -31,5 +32,17 @@ describe('secretMasker', () => {
     secrets.add('two');
     r.emit({ kind: 'warning', msg: 'one two' });
     expect(seen.map((e) => (e as { msg: string }).msg)).toEqual(['*** two', '*** ***']);
+  });
+});
+
+describe('known_hosts plain patterns (matched without a RegExp)', () => {
+  it('exact, case-insensitive, never a prefix; wildcards still work', async () => {
+    const { entryMatchesHost } = await import('../../src/connection/known-hosts.js');
+    expect(entryMatchesHost({ hosts: 'Redis-A.example,10.0.0.1' }, 'redis-a.EXAMPLE', 22)).toBe(true);
+    expect(entryMatchesHost({ hosts: '10.0.0.1' }, '10.0.0.10', 22)).toBe(false);
+    expect(entryMatchesHost({ hosts: '10.0.0.1' }, '10.0.0.1', 2222)).toBe(false);
+    expect(entryMatchesHost({ hosts: '[10.0.0.1]:2222' }, '10.0.0.1', 2222)).toBe(true);
+    expect(entryMatchesHost({ hosts: '10.0.0.?' }, '10.0.0.7', 22)).toBe(true);
+    expect(entryMatchesHost({ hosts: '10.0.*,!10.0.0.9' }, '10.0.0.9', 22)).toBe(false);
   });
 });
