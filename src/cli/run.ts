@@ -3,6 +3,7 @@
  * before the first connection (exit 4, nothing touched), then run with a reporter, and map the
  * outcome to the documented exit codes.
  */
+import { setMaxListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,6 +115,9 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
   if (printProblems(problems, io, inv?.secrets)) return ExitCode.invalidInput;
 
   const controller = new AbortController();
+  // Every running command and connect listens for Ctrl-C: with --forks above 10 Node would warn
+  // "possible EventTarget memory leak" in the middle of the output.
+  setMaxListeners(0, controller.signal);
   let interrupts = 0;
   const onSignal = (): void => {
     interrupts++;
