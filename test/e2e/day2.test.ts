@@ -1,0 +1,195 @@
+/**
+ * Day 2 on a real pair: the start-up order enforced against an out-of-order playbook, `rha status`
+ * in every state, a planned switchover and a rolling restart while a client keeps writing through
+ * the VIP: every acknowledged write is there afterwards.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, test } from 'vitest';
+import YAML from 'yaml';
+import type { ClusterSpec } from '../../src/core/types.js';
+import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
+import { call, vipTarget } from '../../src/pair/client.js';
+import { useLab } from '../support/lab.js';
+import { labCluster, recapOf, redisOn, rha, waitFor } from '../support/rha.js';
+
+const lab = useLab('day2', 2);
+let info: LabInfo;
+let c: ClusterSpec;
+let inv: string;
+
+beforeAll(async () => {
+  info = lab();
+  c = await labCluster(info);
+  inv = info.inventoryPath;
+  const r = await rha(['provision', inv]);
+  if (r.code !== 0) throw new Error(`provisioning the day2 pair failed:\n${r.all}`);
+});
+
+const vipHolders = async () => {
+  const out: string[] = [];
+  for (const h of ['node1', 'node2']) {
+    const r = await labExec(info.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
+    if (r.stdout.includes(` ${c.vip} `)) out.push(h);
+  }
+  return out;
+};
+const role = async (h: string) => (await redisOn(info, h, c, ['ROLE'])).out.split('\n')[0];
+
+/** A client writing through the VIP every few ms until stopped; returns the values Redis acknowledged. */
+function writer(prefix: string) {
+  const acked: number[] = [];
+  let errors = 0;
+  let stop = false;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      try {
+        if ((await call(vipTarget(c), ['SET', `${prefix}:${i}`, String(i)], 500)) === 'OK') acked.push(i);
+      } catch {
+        errors++;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    acked,
+    get errors() {
+      return errors;
+    },
+    async stop() {
+      stop = true;
+      await done;
+    },
+  };
+}
+
+async function allPresent(prefix: string, acked: number[]): Promise<number[]> {
+  const missing: number[] = [];
+  for (let i = 0; i < acked.length; i += 200) {
+    const chunk = acked.slice(i, i + 200);
+    const got = (await call(vipTarget(c), ['MGET', ...chunk.map((n) => `${prefix}:${n}`)], 3000)) as Array<string | null>;
+    chunk.forEach((n, k) => got[k] !== String(n) && missing.push(n));
+  }
+  return missing;
+}
+
+describe('the start-up order is enforced', () => {
+  test('an out-of-order playbook (keepalived on the replica while the master has no VIP) is refused, naming the rule', async () => {
+    // keepalived down on both nodes, replica first, so nobody holds the VIP.
+    expect(await labKill(info.name, 'node2', 'keepalived', 'TERM')).toBeGreaterThan(0);
+    expect(await labKill(info.name, 'node1', 'keepalived', 'TERM')).toBeGreaterThan(0);
+    expect(await waitFor(async () => (await vipHolders()).length === 0, 10_000)).toBe(true);
+
+    const pb = path.join(info.dir, 'out-of-order.yaml');
+    writeFileSync(
+      pb,
+      YAML.stringify([
+        {
+          name: 'keepalived on the replica first',
+          hosts: 'clusters',
+          tasks: [
+            {
+              name: 'start keepalived on the replica',
+              ha_service: {
+                name: 'keepalived',
+                role: 'replica',
+                service: { name: 'keepalived', exec: ['keepalived', '--use-file', '/etc/keepalived/keepalived.conf', '--pid', '/run/keepalived.pid'], pidfile: '/run/keepalived.pid', match: 'keepalived' },
+              },
+            },
+          ],
+        },
+      ]),
+    );
+    const r = await rha(['run', pb, '-i', inv]);
+    expect(r.code, r.all).toBe(2);
+    expect(r.stdout).toContain('step 6 (keepalived on the replica node2) must wait for step 5: the master node1 does not hold the VIP yet');
+    expect((await labExec(info.name, 'node2', ['sh', '-c', 'pgrep -x keepalived'])).code).not.toBe(0);
+    expect(await vipHolders()).toEqual([]);
+
+    // rha provision brings it back in order: the VIP on the master, then keepalived on the replica.
+    const p = await rha(['provision', inv]);
+    expect(p.code, p.all).toBe(0);
+    expect(p.stdout).toMatch(/\[node1\] changed: 5\. start keepalived on the master and wait until it holds the VIP .*holds the VIP/);
+    expect(await vipHolders()).toEqual(['node1']);
+    expect(await role('node1')).toBe('master');
+  });
+});
+
+describe('rha status', () => {
+  test('healthy pair: exit 0, the VIP holder, roles, link and lag; JSON for machines', async () => {
+    const r = await rha(['status', inv]);
+    expect(r.code, r.all).toBe(0);
+    expect(r.stdout).toMatch(/cluster pair1\s+VIP \S+ on node1\s+→ HEALTHY/);
+    expect(r.stdout).toMatch(/node2 .* replica of \S+ +up +\d+ B/);
+    const j = await rha(['status', inv, '-o', 'json']);
+    const parsed = JSON.parse(j.stdout) as { healthy: boolean; clusters: Array<{ vipHolder: string; master: string; verdict: string }> };
+    expect(parsed.healthy).toBe(true);
+    expect(parsed.clusters[0]).toMatchObject({ vipHolder: 'node1', master: 'node1', verdict: 'healthy' });
+    expect(j.stdout).not.toContain((c.redis as { password: string }).password);
+  });
+
+  test('one node down: exit 2, degraded, with the reason', async () => {
+    await labKill(info.name, 'node2', 'redis-server', 'KILL');
+    const r = await rha(['status', inv]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain('DEGRADED');
+    expect(r.stdout).toContain('node2: Redis is down');
+    const p = await rha(['provision', inv]);
+    expect(p.code, p.all).toBe(0);
+    expect((await rha(['status', inv])).code).toBe(0);
+  });
+});
+
+describe('planned moves while a client writes through the VIP', () => {
+  test('rha switchover: the VIP and the master role move, no acknowledged write is lost, the pause is reported', async () => {
+    const w = writer('sw');
+    await new Promise((r) => setTimeout(r, 500));
+    const r = await rha(['switchover', inv, 'pair1']);
+    await new Promise((r) => setTimeout(r, 500));
+    await w.stop();
+    expect(r.code, r.all).toBe(0);
+    const paused = Number(/Writes were paused (\d+) ms/.exec(r.stdout)?.[1]);
+    console.log(`switchover: writes paused ${paused} ms; ${w.acked.length} writes acknowledged, ${w.errors} refused during the move`);
+    expect(paused).toBeGreaterThan(0);
+    expect(await vipHolders()).toEqual(['node2']);
+    expect(await role('node2')).toBe('master');
+    expect(await role('node1')).toBe('slave');
+    expect(w.acked.length).toBeGreaterThan(10);
+    expect(await allPresent('sw', w.acked)).toEqual([]);
+    // A re-run afterwards changes nothing and keeps the VIP where it is.
+    const again = await rha(['provision', inv]);
+    expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
+    expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+    expect(await vipHolders()).toEqual(['node2']);
+  });
+
+  test('a change that needs a restart rolls: replica first, switchover, then the old master; no acknowledged write lost', async () => {
+    // The same inventory with one more redis.conf directive (beside the lab's, so its relative paths hold).
+    const doc = YAML.parseDocument(readFileSync(inv, 'utf8'));
+    doc.setIn(['clusters', 'pair1', 'redis', 'config'], { hz: 15 });
+    const changed = path.join(info.dir, 'inventory-hz.yaml');
+    writeFileSync(changed, doc.toString(), { mode: 0o600 });
+    const pidOf = async (h: string) => (await labExec(info.name, h, ['cat', '/run/redis/redis-server.pid'])).stdout.trim();
+    const before = { node1: await pidOf('node1'), node2: await pidOf('node2') };
+
+    const w = writer('roll');
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await rha(['provision', changed]);
+    await new Promise((r) => setTimeout(r, 300));
+    await w.stop();
+    expect(r.code, r.all).toBe(0);
+    const order = ['[node1] changed: 2. restart Redis on the replica', '[node2] changed: 3. rolling restart of the master', '[node2] changed: 3. restart Redis on the old master'];
+    const at = order.map((s) => r.stdout.indexOf(s));
+    expect(at.every((i) => i >= 0), r.stdout).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(await pidOf('node1')).not.toBe(before.node1);
+    expect(await pidOf('node2')).not.toBe(before.node2);
+    for (const h of ['node1', 'node2']) expect((await redisOn(info, h, c, ['CONFIG', 'GET', 'hz'])).out).toBe('hz\n15');
+    expect(await vipHolders()).toEqual(['node1']);
+    console.log(`rolling restart: ${w.acked.length} writes acknowledged, ${w.errors} refused while it rolled`);
+    expect(await allPresent('roll', w.acked)).toEqual([]);
+    const again = await rha(['provision', changed]);
+    expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
+    expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+  });
+});
