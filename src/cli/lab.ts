@@ -80,11 +80,14 @@ export function formatLab(info: LabInfo): string {
 
 /** The `lab` command with its sub-commands (wired into the main CLI). */
 export function labCommand(): Command {
-  const lab = new Command('lab').description('throwaway real Linux hosts on this machine (network namespaces + sshd), for demos, tests and CI');
+  const lab = new Command('lab')
+    .description('throwaway real Linux hosts on this machine (network namespaces + sshd), for demos, tests and CI')
+    .addHelpText('after', `\nExample:\n  $ rha lab up --hosts 2 && rha provision /run/rha/lab/default/inventory.yaml && rha lab down`);
 
   lab
     .command('up')
     .description('bring up fresh hosts on a private segment and write a ready inventory')
+    .addHelpText('after', `\nExample:\n  $ rha lab up --hosts 4 --name ci   # then: rha lab ssh node1 --name ci`)
     .addOption(new Option('--hosts <n>', 'number of hosts').argParser(positiveInt).default(2))
     .addOption(nameOption())
     .option('--python', 'hosts have python3 (for Ansible side-by-side runs)', false)
