@@ -381,6 +381,7 @@ class Normaliser {
         const n = Number(r.source.path !== undefined) + Number(r.source.url !== undefined);
         if (n !== 1) this.error([...rp, 'source'], `give exactly one of source.path (a local tarball or tree) or source.url`);
         if (r.source.url && !r.source.sha256) this.error([...rp, 'source', 'url'], `a download needs source.sha256 to verify it: add the tarball's SHA-256`);
+        if (r.source.path && !r.source.sha256 && r.install === 'source') this.error([...rp, 'source', 'path'], `needs source.sha256 next to it, so that the tarball built is the one you meant: add its SHA-256 (sha256sum FILE)`);
       }
       if (r.install === 'package' && r.source) this.warn([...rp, 'source'], `is ignored with install: package`);
       for (const [key, value] of Object.entries(r.config)) {
@@ -408,8 +409,12 @@ class Normaliser {
       if (!SAFE_PATH.test(k.log_file)) this.error([...kp, 'log_file'], pathRule);
       if (r.source?.path && !r.source.url && r.install === 'source') this.checkTarball(r.source.path, r.source.sha256, [...rp, 'source']);
 
+      if (r.build_host !== undefined && !hosts.has(r.build_host)) {
+        this.error([...rp, 'build_host'], `"${r.build_host}" is not a host of this inventory${suggestion(r.build_host, [...hosts.keys()])}`);
+      }
       const redis: Record<string, unknown> = {
         ...r,
+        build_host: r.build_host ?? null,
         maxmemory,
         password: pw?.value ?? '',
         source: r.source

@@ -75,6 +75,8 @@ export const redisSchema = z.strictObject({
   appendfsync: z.enum(['always', 'everysec', 'no']).default('everysec'),
   save: z.string().default('3600 1 300 100 60 10000'),
   malloc: z.enum(['auto', 'jemalloc', 'libc']).default('auto'),
+  /** Compile on this inventory host (same OS and architecture) and ship the binaries: for hosts that cannot compile. */
+  build_host: z.string().min(1).optional(),
   config: z.record(z.string(), configValue).default({}),
 });
 

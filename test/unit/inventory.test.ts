@@ -312,9 +312,13 @@ describe('inventory problems: one row per bad input, message pinned', () => {
     ['config value of a wrong type', withCluster(redisKa.replace('{ password: pw }', '{ password: pw, config: { save: [1] } }')), [
       'inventory.yaml:9 clusters.cache.redis.config.save: expected a string or a number or a boolean (true/false), got a list',
     ]],
+    ['redis.build_host that is no host', withCluster(redisKa.replace('{ password: pw }', '{ password: pw, build_host: nodex }')), [
+      'inventory.yaml:9 clusters.cache.redis.build_host: "nodex" is not a host of this inventory (expected one of: a, b)',
+    ]],
     ['source with both path and url', withCluster(redisKa.replace('{ password: pw }', '{ password: pw, source: { path: a.tgz, url: "https://x/r.tgz" } }')), [
       'inventory.yaml:9 clusters.cache.redis.source: give exactly one of source.path (a local tarball or tree) or source.url',
       'inventory.yaml:9 clusters.cache.redis.source.url: a download needs source.sha256 to verify it: add the tarball\'s SHA-256',
+      'inventory.yaml:9 clusters.cache.redis.source.path: needs source.sha256 next to it, so that the tarball built is the one you meant: add its SHA-256 (sha256sum FILE)',
     ]],
     [
       'duplicate VIP and virtual_router_id on one segment',

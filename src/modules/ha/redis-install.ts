@@ -33,7 +33,7 @@ const args = z.strictObject({
   /** `install`: a missing compiler is installed with the package manager; `never`: fail instead. */
   toolchain: z.enum(['install', 'never']).default('install'),
   /** Build on this inventory host instead (same OS and architecture), then ship the binaries here. */
-  build_host: z.string().optional(),
+  build_host: z.string().nullish(),
 });
 type Args = z.infer<typeof args>;
 
