@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { InputError, type InputProblem, type Inventory, type Module, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
+import { InputError, type HostFacts, type InputProblem, type Inventory, type Module, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
 import { selectHosts } from '../inventory/patterns.js';
 import { dotted, lineOf, suggestion, zodProblems, type KeyPath } from '../inventory/source.js';
 import { referencedVariablesAt, TemplateError } from '../template/index.js';
@@ -63,14 +63,22 @@ function validatePlay(
     if (!(e instanceof InputError)) throw e;
     problems.push(...e.problems);
   }
-  const known = new Set<string>([...RUNTIME_VARIABLES, ...Object.keys(opts.extraVars ?? {}), ...Object.keys(play.vars)]);
+  const known = new Scope([...RUNTIME_VARIABLES, ...Object.keys(opts.extraVars ?? {}), ...Object.keys(play.vars)]);
   for (const h of hosts) for (const k of Object.keys(inv.hosts.get(h)?.vars ?? {})) known.add(k);
+  // The shape of inventory variables (and facts) is known before any connection: nested keys can
+  // be checked too (`cluster.redis.prot` is a typo now, not at render time on a host). Names that
+  // play vars or -e override have another shape: they are checked by their first name only.
+  const shadowed = new Set([...Object.keys(opts.extraVars ?? {}), ...Object.keys(play.vars)]);
+  for (const h of hosts) {
+    for (const [k, v] of Object.entries(inv.hosts.get(h)?.vars ?? {})) if (!shadowed.has(k)) known.shape(k, v);
+  }
+  if (!shadowed.has('facts')) known.shape('facts', FACTS_SHAPE);
   checkVarsIn(play.vars, known, at, ['vars'], play.file, problems);
 
   const handlerNames = new Set(play.handlers.flatMap((h) => [h.name, ...(h.listen ?? [])]));
   const playRegisters = new Set([...play.tasks, ...play.handlers].map((t) => t.register).filter((r): r is string => !!r));
   const check = (task: TaskSpec, handler: boolean) => {
-    const scope = new Set([...known, ...Object.keys(task.vars), ...registered, ...(handler ? playRegisters : [])]);
+    const scope = known.with([...Object.keys(task.vars), ...registered, ...(handler ? playRegisters : [])]);
     validateTask(pb, task, modules, scope, handlerNames, problems);
     if (task.register) registered.add(task.register);
   };
@@ -80,7 +88,7 @@ function validatePlay(
 
 type At = (path: KeyPath, key?: boolean) => { file: string; line?: number; path?: string };
 
-function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string, Module>, known: Set<string>, handlers: Set<string>, problems: InputProblem[]): void {
+function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string, Module>, known: Scope, handlers: Set<string>, problems: InputProblem[]): void {
   const origin = originOf(task);
   const at: At = (path, key = false) => ({
     file: task.file,
@@ -105,8 +113,8 @@ function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string,
   // Variables used in arguments, task vars and expressions.
   checkVarsIn(task.args, known, at, [task.module], task.file, problems);
   checkVarsIn(task.vars, known, at, ['vars'], task.file, problems);
-  const withSelf = new Set([...known, ...(task.register ? [task.register] : [])]);
-  const exprs: Array<[string, string | undefined, Set<string>]> = [
+  const withSelf = known.with(task.register ? [task.register] : []);
+  const exprs: Array<[string, string | undefined, Scope]> = [
     ['when', task.when, known],
     ['until', task.until, withSelf],
     ['changed_when', task.changedWhen, withSelf],
@@ -115,8 +123,9 @@ function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string,
   for (const [key, expr, scope] of exprs) {
     if (expr === undefined) continue;
     try {
-      for (const { name } of referencedVariablesAt(expr, { expression: true })) {
-        if (!scope.has(name)) err([key], unknownVariable(name, scope));
+      for (const ref of referencedVariablesAt(expr, { expression: true })) {
+        const bad = scope.problem(ref.parts);
+        if (bad) err([key], bad);
       }
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;
@@ -148,8 +157,9 @@ function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string,
         err([task.module, 'src'], `template "${src}" not found (looked in: ${candidates.join(', ')})`);
       } else {
         try {
-          for (const { name, line } of referencedVariablesAt(text, { where: { file: found } })) {
-            if (!known.has(name)) problems.push({ file: found, line, message: `${unknownVariable(name, known)} (template used by ${task.file}:${task.line ?? '?'})`, severity: 'error' });
+          for (const ref of referencedVariablesAt(text, { where: { file: found } })) {
+            const bad = known.problem(ref.parts);
+            if (bad) problems.push({ file: found, line: ref.line, message: `${bad} (template used by ${task.file}:${task.line ?? '?'})`, severity: 'error' });
           }
         } catch (e) {
           if (!(e instanceof TemplateError)) throw e;
@@ -160,17 +170,67 @@ function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string,
   }
 }
 
+/**
+ * The variable names a task may use, and for those whose value is known before connecting
+ * (inventory vars, facts) their values on every host of the play, to check nested keys.
+ */
+class Scope extends Set<string> {
+  private readonly shapes = new Map<string, unknown[]>();
+
+  /** Records `value` as one host's value of `name`. */
+  shape(name: string, value: unknown): void {
+    const list = this.shapes.get(name) ?? [];
+    list.push(value);
+    this.shapes.set(name, list);
+  }
+
+  /** A copy with more names; those shadow any known shape (registered results, task vars). */
+  with(names: Iterable<string>): Scope {
+    const s = new Scope(this);
+    const extra = new Set(names);
+    for (const n of extra) s.add(n);
+    for (const [k, v] of this.shapes) if (!extra.has(k)) s.shapes.set(k, v);
+    return s;
+  }
+
+  /** The message for a reference that cannot resolve (`cluster.redis.prot`), or undefined. */
+  problem(parts: string[]): string | undefined {
+    const [name, ...rest] = parts;
+    if (!this.has(name)) return unknownVariable(name, this);
+    for (const root of this.shapes.get(name) ?? []) {
+      let v: unknown = root;
+      for (const [i, key] of rest.entries()) {
+        // Only plain objects have a known set of keys; lists, null and scalars are left to run time.
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) break;
+        if (!Object.prototype.hasOwnProperty.call(v, key)) {
+          const at = [name, ...rest.slice(0, i)].join('.');
+          return `unknown variable "${[at, key].join('.')}": ${at} has no key "${key}"${suggestion(key, Object.keys(v), false)}`;
+        }
+        v = (v as Record<string, unknown>)[key];
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Every key facts have (values are placeholders): `facts.*` references are checked against it. */
+const FACTS_SHAPE: Record<keyof HostFacts, unknown> = {
+  hostname: '', osId: '', osVersion: '', osFamily: '', arch: '', kernel: '', packageManager: '', serviceManager: '',
+  isRoot: false, hasSudo: false, interfaces: null, cpus: 0, memoryMb: 0,
+};
+
 function unknownVariable(name: string, known: Set<string>): string {
   return `unknown variable "${name}"${suggestion(name, [...known], false)}: define it in the inventory, play or task vars, or register it in an earlier task`;
 }
 
 /** Checks every string inside `value` for template syntax and unknown top-level variables. */
-function checkVarsIn(value: unknown, known: Set<string>, at: At, path: KeyPath, file: string, problems: InputProblem[]): void {
+function checkVarsIn(value: unknown, known: Scope, at: At, path: KeyPath, file: string, problems: InputProblem[]): void {
   if (typeof value === 'string') {
     if (!value.includes('{{')) return;
     try {
-      for (const { name } of referencedVariablesAt(value)) {
-        if (!known.has(name)) problems.push({ ...at(path), message: unknownVariable(name, known), severity: 'error' });
+      for (const ref of referencedVariablesAt(value)) {
+        const bad = known.problem(ref.parts);
+        if (bad) problems.push({ ...at(path), message: bad, severity: 'error' });
       }
     } catch (e) {
       if (!(e instanceof TemplateError)) throw e;

@@ -369,16 +369,21 @@ export function joinConditions(exprs: string[]): string {
  * the loop item and are left out; `@root.x` and `../x` count as `x`.
  */
 export function referencedVariables(src: string, opts: { expression?: boolean } = {}): string[] {
-  return referencedVariablesAt(src, opts).map((r) => r.name);
+  return [...new Set(referencedVariablesAt(src, opts).map((r) => r.name))];
 }
 
 /** Like referencedVariables, with the (1-based) line of each name's first use. Throws TemplateError when it does not parse. */
-export function referencedVariablesAt(src: string, opts: { expression?: boolean; where?: Where } = {}): Array<{ name: string; line: number }> {
+export function referencedVariablesAt(
+  src: string,
+  opts: { expression?: boolean; where?: Where } = {},
+): Array<{ name: string; line: number; parts: string[] }> {
   const ast = opts.expression ? parse(`{{${src}}}`, opts.where ?? {}) : parse(src, opts.where ?? {});
-  const out: Array<{ name: string; line: number }> = [];
+  // One entry per distinct path (`cluster.redis.port`), so validate can check nested keys too.
+  const out: Array<{ name: string; line: number; parts: string[] }> = [];
   let line = 1;
-  const add = (n: string) => {
-    if (!out.some((r) => r.name === n)) out.push({ name: n, line });
+  const add = (n: string, parts: string[] = [n]) => {
+    const key = parts.join('.');
+    if (!out.some((r) => r.parts.join('.') === key)) out.push({ name: n, line, parts });
   };
   const visitExpr = (e: Expr | undefined, scope: ScopeInfo): void => {
     if (!e) return;
@@ -386,7 +391,7 @@ export function referencedVariablesAt(src: string, opts: { expression?: boolean;
       line = e.loc?.start.line ?? line;
       const parts = e.parts as string[];
       if (e.data) {
-        if (parts[0] === 'root' && parts[1]) add(parts[1]);
+        if (parts[0] === 'root' && parts[1]) add(parts[1], parts.slice(1));
         return;
       }
       if (!parts.length) return; // `this`
@@ -396,7 +401,7 @@ export function referencedVariablesAt(src: string, opts: { expression?: boolean;
       }
       if (/^this\b/.test(e.original) || scope.blockParams.has(parts[0])) return;
       if (scope.depth > 0) return; // inside #each/#with: the context is the item
-      add(parts[0]);
+      add(parts[0], parts);
     } else if (e.type === 'SubExpression') {
       visitCall(e as hbs.AST.SubExpression, scope);
     }

@@ -167,15 +167,14 @@ describe('catalogue: playbooks refused before any host is touched', () => {
     expectRefused(r, expected);
   });
 
-  // KNOWN GAP: validate checks only a variable's first name ("cluster"), not the path under it,
-  // so `{{cluster.redis.max_clients}}` passes validate and fails at render time on the host
-  // (before anything is written: an undefined variable is a task failure naming it). These rows
-  // pin the wanted behaviour; they fail until validate checks inventory-derived paths.
-  it.fails.each([
-    ['pb-undefined-var', 'templates/undefined-var.conf.hbs'],
-    ['pb-undefined-in-task', 'pb-undefined-in-task.yaml'],
-  ])('%s (validate does not yet check nested variable paths)', async (name) => {
+  // Inventory-derived variables have a known shape before any connection: a typo under
+  // `cluster.` is caught by validate, not at render time on a host.
+  it.each([
+    ['pb-undefined-var', 'templates/undefined-var.conf.hbs:2: unknown variable "cluster.redis.max_clients": cluster.redis has no key "max_clients"'],
+    ['pb-undefined-in-task', 'pb-undefined-in-task.yaml:5 0.tasks.0.command: unknown variable "cluster.redis.passwd": cluster.redis has no key "passwd" — did you mean "password"?'],
+  ])('%s: validate checks nested variable paths', async (name, message) => {
     const v = await cli(['validate', `${dir}/valid.yaml`, `${dir}/${name}.yaml`]);
     expect(v.code).toBe(4);
+    expect(v.stderr + v.stdout).toContain(message);
   });
 });
