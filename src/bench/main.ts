@@ -289,10 +289,16 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
           }
         }
       })();
-      const sw = await rha(['switchover', lab.inventoryPath, c.name, '--output', 'plain']);
+      const sw = await rha(['switchover', lab.inventoryPath, c.name]);
       stop = true;
       await writer;
-      if (sw.code !== 0) throw new Error(`rha switchover failed (exit ${sw.code}):\n${(sw.stdout + sw.stderr).trim().split('\n').slice(-20).join('\n')}`);
+      if (sw.code !== 0) {
+        // Recorded, not fatal: everything measured before it still counts.
+        const why = (sw.stdout + sw.stderr).trim().split('\n').slice(-3).join(' / ');
+        log(`switchover ${i}/${o.repeat} failed (exit ${sw.code}):\n${(sw.stdout + sw.stderr).trim().split('\n').slice(-20).join('\n')}`);
+        result.switchover = { available: false, why: `rha switchover failed (exit ${sw.code}): ${why}` };
+        return;
+      }
       if (lastFailure !== undefined && resumedAt === undefined) throw new Error(`switchover ${i}: writes through the VIP did not resume within 60 s`);
       const gap = resumedAt === undefined ? 0 : resumedAt - t0;
       resume.push(gap);
@@ -350,7 +356,7 @@ async function main(): Promise<number> {
     machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release(), commit: await commit() },
     options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover },
     scale: [],
-    switchover: { available: false, why: 'not run (--skip-failover)' },
+    switchover: { available: false, why: o.failover ? 'not run' : 'not run (--skip-failover)' },
     targets: [],
   };
   try {
@@ -371,7 +377,12 @@ async function main(): Promise<number> {
     await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB)]).catch(() => undefined);
     result.durationMs = Date.now() - started;
     result.targets = judgeTargets(result);
-    process.stdout.write(renderResult(result));
+    result.error = controller.signal.aborted ? 'interrupted' : (e as Error).message;
+    process.stdout.write('\n' + renderResult(result));
+    // What was measured before the failure is kept, marked by `error`, never as latest.json.
+    const partial = o.json.replace(/\.json$/, '') + '.failed.json';
+    await fs.writeFile(partial, JSON.stringify(result, null, 2) + '\n').catch(() => undefined);
+    log(`partial results written to ${partial}`);
     return controller.signal.aborted ? 130 : 1;
   }
   result.durationMs = Date.now() - started;

@@ -13,6 +13,7 @@ export interface BenchOptions {
 }
 
 export function sizesList(v: string): number[] {
+  if (v.trim() === 'none') return [];
   const sizes = v.split(',').map((s) => Number(s.trim()));
   if (!sizes.length || sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 100 || n % 2)) {
     throw new InvalidArgumentError('expected even host counts from 2 to 100, comma-separated (the lab pairs hosts two by two)');
@@ -30,7 +31,7 @@ function positive(v: string): number {
 export function parseBenchArgs(argv: string[], defaultJson: string): BenchOptions {
   const program = new Command('npm run bench --')
     .description('rha against Ansible on the same lab hosts, a pair from scratch, failover and switchover (needs root)')
-    .option('--sizes <list>', 'host counts for the side-by-side job', sizesList, [2, 20, 100])
+    .option('--sizes <list>', 'host counts for the side-by-side job (`none`: skip it)', sizesList, [2, 20, 100])
     .option('--skip-ansible', 'rha only (no Ansible runs)')
     .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
     .option('--skip-failover', 'no failover or switchover measurements')

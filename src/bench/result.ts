@@ -64,6 +64,8 @@ export interface BenchResult {
   failover?: Samples;
   switchover: (Samples & { available: true; commandMedianMs?: number }) | { available: false; why: string };
   targets: Target[];
+  /** Set when the run stopped early (failure or Ctrl-C): the numbers above are what was measured before. */
+  error?: string;
 }
 
 /** Builds Samples from raw samples (median and max filled in when there are any). */
@@ -186,8 +188,9 @@ export function renderResult(r: BenchResult): string {
       e.identicalFiles === undefined ? dash : e.identicalFiles ? 'yes' : 'NO',
     ]);
   }
+  if (r.error) lines.push(`STOPPED EARLY: ${r.error}`, '');
   const forks = r.scale[0]?.forks ?? r.options.forks;
-  lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows), '');
+  if (r.scale.length) lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows), '');
 
   if (r.build) {
     const base = r.build.bareBuildMs + r.build.packageInstallMs;

@@ -64,6 +64,10 @@ describe('options', () => {
     expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
+  it('--sizes none skips the side-by-side job', () => {
+    expect(parseBenchArgs(['--sizes', 'none'], '/x').sizes).toEqual([]);
+  });
+
   it.each([['3'], ['0'], ['102'], ['2,x']])('refuses --sizes %s', (v) => {
     expect(() => parseBenchArgs(['--sizes', v], '/x')).toThrow(/even host counts from 2 to 100/);
   });
