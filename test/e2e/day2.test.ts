@@ -79,6 +79,9 @@ describe('the start-up order is enforced', () => {
     expect(await labKill(info.name, 'node2', 'keepalived', 'TERM')).toBeGreaterThan(0);
     expect(await labKill(info.name, 'node1', 'keepalived', 'TERM')).toBeGreaterThan(0);
     expect(await waitFor(async () => (await vipHolders()).length === 0, 10_000)).toBe(true);
+    // keepalived exits after its notify_stop hook: wait until it is really gone on both.
+    const gone = async (h: string) => (await labExec(info.name, h, ['pgrep', '-x', 'keepalived'])).code !== 0;
+    expect(await waitFor(async () => (await gone('node1')) && (await gone('node2')), 15_000)).toBe(true);
 
     const pb = path.join(info.dir, 'out-of-order.yaml');
     writeFileSync(
@@ -188,6 +191,36 @@ describe('planned moves while a client writes through the VIP', () => {
     expect(await vipHolders()).toEqual(['node1']);
     console.log(`rolling restart: ${w.acked.length} writes acknowledged, ${w.errors} refused while it rolled`);
     expect(await allPresent('roll', w.acked)).toEqual([]);
+    const again = await rha(['provision', changed]);
+    expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
+    expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+  });
+
+  test('an allocator change triggers exactly the rebuild and the rolling restart, and nothing else', async () => {
+    const doc = YAML.parseDocument(readFileSync(inv, 'utf8'));
+    doc.setIn(['clusters', 'pair1', 'redis', 'config'], { hz: 15 });
+    doc.setIn(['clusters', 'pair1', 'redis', 'malloc'], 'libc');
+    const changed = path.join(info.dir, 'inventory-libc.yaml');
+    writeFileSync(changed, doc.toString(), { mode: 0o600 });
+    const w = writer('libc');
+    const r = await rha(['provision', changed]);
+    await w.stop();
+    expect(r.code, r.all).toBe(0);
+    const changedTasks = new Set([...r.stdout.matchAll(/^\[node\d\] changed: (.+?) — /gm)].map((m) => m[1].replace(/ \(.*$/, '')));
+    expect([...changedTasks].sort()).toEqual(
+      [
+        'Redis binaries',
+        '2. restart Redis on the replica',
+        '3. replicate from the live master and wait until the sync is complete',
+        '3. rolling restart of the master - hand the master role and the VIP to the in-sync replica first',
+        '3. restart Redis on the old master, now a replica',
+        '3. the old master catches up with the new one',
+      ].sort(),
+    );
+    for (const h of ['node1', 'node2']) {
+      expect((await labExec(info.name, h, ['/usr/local/bin/redis-server', '--version'])).stdout).toContain('malloc=libc');
+    }
+    expect(await allPresent('libc', w.acked)).toEqual([]);
     const again = await rha(['provision', changed]);
     expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
     expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
