@@ -215,11 +215,13 @@ function checkRunOptions(inv: Inventory, pb: Playbook, o: RunCliOptions): InputP
   return problems;
 }
 
-/** `rha hosts accept HOST -i INVENTORY`: forgets HOST's known_hosts entries so the next run records its new key. */
-export async function hostsAcceptCommand(host: string, inventoryFile: string, io: Io = processIo()): Promise<ExitCode> {
-  let inv: Inventory;
+/**
+ * Loads an inventory for a command that needs only the inventory; returns it, or (after printing
+ * the problems) the invalid-input exit code.
+ */
+export async function loadInventoryOrReport(inventoryFile: string, io: Io = processIo()): Promise<Inventory | ExitCode> {
   try {
-    inv = await loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env });
+    return await loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env });
   } catch (e) {
     if (e instanceof InputError) {
       printProblems(e.problems, io);
@@ -231,6 +233,12 @@ export async function hostsAcceptCommand(host: string, inventoryFile: string, io
     }
     throw e;
   }
+}
+
+/** `rha hosts accept HOST -i INVENTORY`: forgets HOST's known_hosts entries so the next run records its new key. */
+export async function hostsAcceptCommand(host: string, inventoryFile: string, io: Io = processIo()): Promise<ExitCode> {
+  const inv = await loadInventoryOrReport(inventoryFile, io);
+  if (typeof inv === 'number') return inv;
   const spec = inv.hosts.get(host);
   if (!spec) {
     const names = [...inv.hosts.keys()].join(', ');

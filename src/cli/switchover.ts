@@ -1,24 +1,14 @@
 /** `rha switchover INVENTORY CLUSTER`: a planned move of the VIP and the master role to the replica. */
-import path from 'node:path';
 import { ConnectionPool } from '../connection/index.js';
 import { maskSecrets } from '../core/command.js';
-import { ExitCode, InputError } from '../core/types.js';
-import { loadInventory } from '../inventory/index.js';
+import { ExitCode } from '../core/types.js';
 import { switchover, SwitchoverError } from '../pair/switchover.js';
-import { printProblems, processIo, type Io } from './run.js';
+import { loadInventoryOrReport, printProblems, processIo, type Io } from './run.js';
 
 /** Runs the switchover and prints how long writes were paused; 0 on success, 2 when refused or failed. */
 export async function switchoverCommand(inventoryFile: string, cluster: string, io: Io = processIo()): Promise<ExitCode> {
-  let inv;
-  try {
-    inv = await loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env });
-  } catch (e) {
-    if (e instanceof InputError) {
-      printProblems(e.problems, io);
-      return ExitCode.invalidInput;
-    }
-    throw e;
-  }
+  const inv = await loadInventoryOrReport(inventoryFile, io);
+  if (typeof inv === 'number') return inv;
   const c = inv.clusters.get(cluster);
   if (!c) {
     printProblems([{ file: '(command line)', path: 'CLUSTER', message: `no cluster "${cluster}" in the inventory (clusters: ${[...inv.clusters.keys()].join(', ')})`, severity: 'error' }], io);
