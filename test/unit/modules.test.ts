@@ -258,6 +258,21 @@ describe('package module', () => {
     expect(p.descs).toEqual(['install make']);
     expect(applyScript('dnf', p.state, 'allow')).toBe('set -e\ndnf -y --refresh install make');
   });
+  it.each([
+    ['yum', 'install', 'set -e\nyum -y install keepalived'],
+    ['yum', 'upgrade', 'set -e\nyum -y upgrade keepalived'],
+    ['yum', 'remove', 'set -e\nyum -y remove keepalived'],
+    ['dnf', 'remove', 'set -e\ndnf -y remove keepalived'],
+  ] as const)('rhel family: %s %s', (pm, action, script) => {
+    expect(applyScript(pm, { action, packages: ['keepalived'], updateCache: false }, 'deny')).toBe(script);
+  });
+  it('rhel family: one rpm query reads versions, check-update only for latest', () => {
+    expect(statusScript('yum', ['keepalived', 'gcc'], true)).toBe(
+      "rpm -q --qf '%{NAME} %{VERSION}-%{RELEASE}\\n' keepalived gcc\necho ---\nyum -q check-update keepalived gcc\nexit 0",
+    );
+    const p = plan({ name: 'keepalived', state: 'absent' }, 'keepalived 2.2.8-1.el9\n---\n', 'dnf');
+    expect(p.descs).toEqual(['remove keepalived']);
+  });
   it('one status query, names quoted', () => {
     expect(statusScript('apt', ['gcc', 'g++'], false)).toMatch(/^dpkg-query -W -f '\$\{Package\} \$\{db:Status-Abbrev\} \$\{Version\}\\n' gcc g\+\+ 2>\/dev\/null\n/);
   });
