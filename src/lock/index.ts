@@ -152,7 +152,13 @@ export class RunLocks {
       this.o.warn(host.name, `no run lock: ${this.path} is not writable by ${host.connection.user} (set become: true to take it with sudo)`);
       return;
     }
-    throw new HostLockedError(host.name, `cannot take the run lock ${this.path} on ${host.name}: ${describeFailure(r)}`);
+    // sudo refusing (wrong password, not installed, not allowed) surfaces here, at the run's first
+    // command on the host: say that, not "cannot take the lock" followed by the lock script.
+    const [first, ...rest] = r.stderr.trim().split('\n');
+    if (become && first?.startsWith('become failed on ')) {
+      throw new HostLockedError(host.name, [`${first}; nothing was changed on this host`, ...rest].join('\n'));
+    }
+    throw new HostLockedError(host.name, `cannot take the run lock ${this.path} on ${host.name}: ${describeFailure({ ...r, display: `rha's lock script${become ? ' (become)' : ''}` })}`);
   }
 
   /** Releases every lock this run holds; never throws (a lock left behind turns stale with its connection). */
