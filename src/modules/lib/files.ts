@@ -197,6 +197,7 @@ export function validateShell(argv: readonly string[]): string {
 
 // Exit codes of the write script, mapped to messages below.
 const EXIT_TEMP = 70;
+const EXIT_WRITE = 71;
 const EXIT_ATTRS = 72;
 const EXIT_VALIDATE = 73;
 const EXIT_BACKUP = 74;
@@ -215,7 +216,7 @@ export function writeScript(validate?: readonly string[]): string {
 umask 077
 tmp=$(mktemp -- "$dest.rha-XXXXXX") || exit ${EXIT_TEMP}
 trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp" || exit ${EXIT_TEMP}
+cat > "$tmp" || exit ${EXIT_WRITE}
 if [ -f "$dest" ]; then
   chown --reference="$dest" -- "$tmp" 2>/dev/null
   [ -n "$mode" ] || mode=$(stat -L -c %a -- "$dest")
@@ -251,6 +252,8 @@ export async function writeFileAtomic(ctx: TaskContext, spec: FileSpec & WriteOp
   const out = maskSecrets((r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n'), ctx.secrets);
   const why: Record<number, string> = {
     [EXIT_TEMP]: `cannot create a temp file beside ${spec.dest}`,
+    // A full disk lands here: the temp file is removed, the old file was never touched.
+    [EXIT_WRITE]: `cannot write the new content of ${spec.dest} (${content.length} bytes) to a temp file beside it; ${spec.dest} was not changed`,
     [EXIT_ATTRS]: `cannot set owner/group/mode for ${spec.dest}`,
     [EXIT_VALIDATE]: `validation of ${spec.dest} failed (${(spec.validate ?? []).join(' ')}); the file was not changed`,
     [EXIT_BACKUP]: `cannot back up ${spec.dest}`,
