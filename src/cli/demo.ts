@@ -11,15 +11,16 @@ import { call, cliOnNode, vipTarget } from '../pair/client.js';
 import { formatStatus } from '../pair/status.js';
 import { formatLab } from './lab.js';
 import { normalizeRunOptions } from './options.js';
-import { processIo, runCommand, sitePlaybook, type Io } from './run.js';
+import { processIo, runCommand, selfCommand, sitePlaybook, type Io } from './run.js';
 import { statusOf } from './status.js';
 
 /** Runs the demo; returns the exit code of the first step that did not succeed. */
 export async function demoCommand(o: { name: string; output?: 'pretty' | 'plain' | 'json' }, io: Io = processIo()): Promise<ExitCode> {
   const say = (s: string) => io.stdout.write(s + '\n');
+  const rha = selfCommand();
   let lab: LabInfo | undefined = await labStatus(o.name);
   if (lab && lab.hosts.every((h) => h.running)) {
-    say(`== reusing lab ${o.name} (rha lab down${o.name === 'default' ? '' : ` --name ${o.name}`} removes it)`);
+    say(`== reusing lab ${o.name} (${rha} lab down${o.name === 'default' ? '' : ` --name ${o.name}`} removes it)`);
   } else {
     say(`== 1/3 bringing up a lab of 2 fresh Debian hosts (the first run builds the cache, about a minute)`);
     // debootstrap's per-package lines ("I: Unpacking ...") drown the demo; the lab's own steps stay.
@@ -30,7 +31,7 @@ export async function demoCommand(o: { name: string; output?: 'pretty' | 'plain'
   say(`== 2/3 rha provision ${lab.inventoryPath}`);
   const code = await runCommand(sitePlaybook(), lab.inventoryPath, normalizeRunOptions({ output: o.output }), io);
   if (code !== ExitCode.ok) {
-    say(`provisioning did not succeed (exit ${code}); the lab stays up for a look: rha lab ssh node1`);
+    say(`provisioning did not succeed (exit ${code}); the lab stays up for a look: ${rha} lab ssh node1`);
     return code;
   }
 
@@ -65,10 +66,10 @@ export async function demoCommand(o: { name: string; output?: 'pretty' | 'plain'
   const healthy = clusters.every((c) => c.verdict === 'healthy');
   say(
     `\n${healthy ? 'The pair works.' : 'The pair answers, but is not healthy (see above).'} Try next:\n` +
-      `  rha provision ${lab.inventoryPath}     # again: 0 changed\n` +
-      `  rha status ${lab.inventoryPath}\n` +
-      `  rha lab kill ${st0(clusters)} redis-server                  # failover: the VIP moves\n` +
-      `  rha lab down                                     # remove the lab`,
+      `  ${rha} provision ${lab.inventoryPath}     # again: 0 changed\n` +
+      `  ${rha} status ${lab.inventoryPath}\n` +
+      `  ${rha} lab kill ${st0(clusters)} redis-server     # failover: the VIP moves\n` +
+      `  ${rha} lab down                                   # remove the lab`,
   );
   return healthy ? ExitCode.ok : ExitCode.hostFailed;
 }

@@ -21,6 +21,7 @@ import {
   type LabInfo,
 } from '../lab/index.js';
 import { ExitCode } from '../core/types.js';
+import { selfCommand } from './run.js';
 
 const nameOption = () => new Option('-n, --name <name>', 'lab name').default(DEFAULT_LAB);
 
@@ -126,9 +127,9 @@ export function labCommand(): Command {
         process.stdout.write(
           formatLab(info) +
             `\nnext:\n` +
-            `  rha provision ${info.inventoryPath}\n` +
-            `  rha lab ssh ${info.hosts[0].name}${labFlag(info.name)}      # a shell on a host\n` +
-            `  rha lab down${labFlag(info.name)}           # remove everything the lab made\n`,
+            `  ${selfCommand()} provision ${info.inventoryPath}\n` +
+            `  ${selfCommand()} lab ssh ${info.hosts[0].name}${labFlag(info.name)}      # a shell on a host\n` +
+            `  ${selfCommand()} lab down${labFlag(info.name)}           # remove everything the lab made\n`,
         );
       }),
     );

@@ -215,6 +215,13 @@ function checkRunOptions(inv: Inventory, pb: Playbook, o: RunCliOptions): InputP
   return problems;
 }
 
+/** How to call rha again in printed hints: `rha` when run as `rha`, else `node PATH/main.js` (a clone). */
+export function selfCommand(argv1: string | undefined = process.argv[1], cwd: string = process.cwd()): string {
+  if (!argv1 || path.basename(argv1) === 'rha') return 'rha';
+  const rel = path.relative(cwd, argv1);
+  return `node ${rel.startsWith('..') ? argv1 : rel}`;
+}
+
 /**
  * Loads an inventory for a command that needs only the inventory; returns it, or (after printing
  * the problems) the invalid-input exit code.
