@@ -73,11 +73,14 @@ async function planCommand(ctx: TaskContext, args: CommandArgs): Promise<Plan<Co
 
 async function applyCommand(ctx: TaskContext, plan: Plan<Command>): Promise<ModuleOutcome> {
   const r = await run(ctx, plan.state!);
+  // Trailing newlines stripped, as Ansible does: `eq out.stdout "root"` must hold for `id -un`.
+  const stdout = r.stdout.replace(/(\r?\n)+$/, '');
+  const stderr = r.stderr.replace(/(\r?\n)+$/, '');
   const data = {
     rc: r.code,
-    stdout: r.stdout,
-    stderr: r.stderr,
-    stdout_lines: r.stdout.split('\n').filter((l, i, all) => !(l === '' && i === all.length - 1)),
+    stdout,
+    stderr,
+    stdout_lines: stdout === '' ? [] : stdout.split(/\r?\n/),
   };
   if (!r.ok) return { changed: true, failed: true, msg: maskSecrets(describeFailure(r), ctx.secrets), data };
   return { changed: true, failed: false, msg: maskSecrets(r.display, ctx.secrets), data };

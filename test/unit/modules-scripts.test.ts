@@ -127,7 +127,7 @@ describe('file', () => {
 describe('command and shell', () => {
   it('runs every time without creates; data rc/stdout/stdout_lines', async () => {
     const r = await runModule(mod('command'), ctx(), { cmd: 'printf "a\\nb\\n"', chdir: dir });
-    expect(r.outcome).toMatchObject({ changed: true, failed: false, data: { rc: 0, stdout: 'a\nb\n', stdout_lines: ['a', 'b'] } });
+    expect(r.outcome).toMatchObject({ changed: true, failed: false, data: { rc: 0, stdout: 'a\nb', stdout_lines: ['a', 'b'] } });
     const again = await runModule(mod('command'), ctx({ check: true }), 'true');
     expect(again.plan.changes).toEqual([{ description: 'run true' }]);
   });
@@ -143,7 +143,7 @@ describe('command and shell', () => {
   });
   it('a failing command is a failed result with what ran', async () => {
     const r = await runModule(mod('shell'), ctx(), { cmd: 'echo boom >&2; exit 3', stdin: 'x' });
-    expect(r.outcome).toMatchObject({ failed: true, changed: true, data: { rc: 3, stderr: 'boom\n' } });
+    expect(r.outcome).toMatchObject({ failed: true, changed: true, data: { rc: 3, stderr: 'boom' } });
     expect(r.outcome.msg).toBe("sh -c 'echo boom >&2; exit 3': exit 3\nboom");
   });
 });

@@ -274,7 +274,9 @@ async function buildOn(ctx: TaskContext, conn: Connection, host: string, a: Args
         : `  ${make('libc')}; rc=$?; used=libc-fallback`,
     'fi',
     'echo "@@rha:used $used"',
-    'if [ $rc -ne 0 ]; then echo "@@rha:log"; grep -E "error|Error|fatal" build.log | tail -n 20; echo ...; tail -n 25 build.log; exit 91; fi',
+    // The compiler's own error lines first (not configure's "checking ... -Werror" noise), then
+    // the log's tail; Redis's Makefile colours its output, which a log does not want.
+    'if [ $rc -ne 0 ]; then echo "@@rha:log"; sed "s/\x1b\\[[0-9;]*m//g" build.log > build.plain.log; grep -E ": (fatal )?error:|Error [0-9]+|: not found" build.plain.log | tail -n 20; echo ...; tail -n 25 build.plain.log; exit 91; fi',
     'cd src && sha256sum redis-server redis-cli redis-benchmark > SHA256SUMS && ./redis-server --version | sed "s/^/@@rha:version /"',
   ].join('\n');
   const r = await conn.exec(shellCommand(script, { become, cwd: undefined, timeoutMs: 60 * 60_000 }));
