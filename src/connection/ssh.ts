@@ -201,6 +201,9 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   return new SshConnection(host, ssh, client, opts.signal, jump);
 }
 
+/** Channel opens refused by the server are retried this many times (25 ms, 50 ms, ... apart). */
+const OPEN_RETRIES = 6;
+
 /** A small counting semaphore: resolves with a release function. */
 class Slots {
   private waiting: Array<() => void> = [];
@@ -461,13 +464,19 @@ export class SshConnection implements Connection {
         held = Buffer.alloc(0);
       };
 
-      this.client.exec(inv.line, {}, (openErr, ch) => {
+      const open = (attempt: number) => this.client.exec(inv.line, {}, (openErr, ch) => {
         if (settled) {
           ch?.close();
           return;
         }
         if (openErr) {
           if (this.lostReason) return failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
+          // sshd frees a session slot a moment after the channel closed on our side: under load a
+          // new channel can be refused (MaxSessions) although ours are below it. Try again shortly.
+          if (attempt < OPEN_RETRIES) {
+            timers.push(setTimeout(() => open(attempt + 1), 25 * 2 ** attempt));
+            return;
+          }
           cleanup();
           return resolve({
             display,
@@ -500,6 +509,7 @@ export class SshConnection implements Connection {
         });
         if (!inv.become) startInput(ch);
       });
+      open(0);
     });
   }
 

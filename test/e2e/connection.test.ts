@@ -131,6 +131,16 @@ describe('exec', () => {
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
+  test('bursts of short commands: no channel refused by sshd while it frees the last session', async () => {
+    // sshd frees a session slot a moment after our side saw the channel close; without retrying
+    // the open, about one command in thirty of such bursts failed with "Channel open failure".
+    const c = await conn('node1');
+    for (let round = 0; round < 10; round++) {
+      const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => c.exec({ argv: ['sh', '-c', 'sleep 0.1; echo "$1"', 'sh', String(i)] })));
+      expect(rs.map((r) => (r.ok ? r.stdout : r.stderr))).toEqual(Array.from({ length: 20 }, (_, i) => `${i}\n`));
+    }
+  });
+
   test('a 20 MB random stdin arrives intact (sha256 on the host)', async () => {
     const c = await conn('node1');
     const payload = randomBytes(20 * 1024 * 1024);
