@@ -96,10 +96,10 @@ describe('command and shell', () => {
     const r = await contract('shell', { cmd: 'echo "$GREETING" > /tmp/rha-made; cat /tmp/rha-made', creates: '/tmp/rha-made', env: { GREETING: 'hi there' } }, () =>
       onHost('cat /tmp/rha-made 2>/dev/null || echo none'),
     );
-    expect(r.first.outcome.data).toMatchObject({ rc: 0, stdout: 'hi there\n', stdout_lines: ['hi there'] });
+    expect(r.first.outcome.data).toMatchObject({ rc: 0, stdout: 'hi there', stdout_lines: ['hi there'] });
     expect(r.second.outcome.msg).toBe('creates /tmp/rha-made exists');
     const c = await runModule(mod('command'), ctx(), { argv: ['sh', '-c', 'pwd; exit 4'], chdir: '/etc' });
-    expect(c.outcome).toMatchObject({ failed: true, data: { rc: 4, stdout: '/etc\n' } });
+    expect(c.outcome).toMatchObject({ failed: true, data: { rc: 4, stdout: '/etc' } });
     expect(c.outcome.msg).toBe("sh -c 'pwd; exit 4': exit 4\n/etc");
   });
 });
