@@ -1,14 +1,15 @@
 /**
  * A planned switchover: the VIP and the master role move to the in-sync replica with no
  * acknowledged write lost. Writes are paused on the master (CLIENT PAUSE WRITE), the replica
- * catches up to the master's exact offset, keepalived on the master is stopped through the
- * service manager (the VIP goes to the replica, whose notify hook promotes it and makes the old
- * master its replica: same history, offsets equal), keepalived on the old master is started again
- * (it stays BACKUP: nopreempt), and the pause is lifted.
+ * catches up to the master's exact offset and is promoted, keepalived on the master is stopped
+ * through the service manager (the VIP goes to the replica), the old master becomes a replica of
+ * the new one (same history, same offset: a partial resync), its keepalived is started again (it
+ * stays BACKUP: nopreempt), and the pause is lifted. If the VIP does not move, it is rolled back.
  */
 import { Secret, shellCommand, quote } from '../core/command.js';
 import type { Connection } from '../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from '../modules/ha/redis-state.js';
+import { writeRoleFileScript } from '../modules/ha/role-file.js';
 
 export interface SwitchoverNode {
   name: string;
@@ -57,6 +58,7 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
   const why = refuse(master, ms, replica, rs);
   if (why) throw new SwitchoverError(`cluster ${s.cluster}: ${why}`);
 
+  const cliLine = `${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port}`;
   const cli = (n: SwitchoverNode, args: string[], timeoutMs = 10_000) =>
     n.conn.exec(
       shellCommand(`${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port} ${args.map(quote).join(' ')}`, {
@@ -79,18 +81,47 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     if (!caught) throw new SwitchoverError(`${replica.name} did not reach offset ${target} of ${master.name} within 5 s: switchover abandoned, nothing moved`);
     log(`${replica.name} caught up to offset ${target}`);
 
-    // Stop keepalived on the master: the VIP goes to the replica, whose notify hook promotes it.
-    const stop = await master.conn.exec(shellCommand(KEEPALIVED_STOP, { become: s.become, timeoutMs: 30_000 }));
-    if (!stop.ok) throw new SwitchoverError(`stopping keepalived on ${master.name} failed: ${stop.stderr || stop.stdout}`);
-    const moved = await pollUntil(async () => {
-      const [m, r] = await Promise.all([readNodeState(master.conn, q), readNodeState(replica.conn, q)]);
-      return r.holdsVip && r.role === 'master' && !m.holdsVip;
-    }, 15_000);
-    const pausedMs = Date.now() - t0;
-    if (!moved) throw new SwitchoverError(`the VIP did not move to ${replica.name} within 15 s after keepalived stopped on ${master.name}; check keepalived's log on both`);
-    log(`${replica.name} holds the VIP and is master after ${pausedMs} ms`);
+    // Promote the replica now, at the master's exact offset, so that it takes writes the moment the
+    // VIP arrives. The master is paused meanwhile: no client can write to both.
+    const role = (n: SwitchoverNode, of: SwitchoverNode | undefined, what: string) =>
+      n.conn.exec(
+        shellCommand(
+          [
+            'set -e',
+            of ? `${cliLine} REPLICAOF ${quote(of.address)} ${s.port} >/dev/null` : `${cliLine} REPLICAOF NO ONE >/dev/null`,
+            // A master fenced by a notify hook (min-replicas-to-write) takes writes again.
+            of ? ':' : `${cliLine} CONFIG SET min-replicas-to-write 0 >/dev/null`,
+            writeRoleFileScript(s.configDir, of ? { host: of.address, port: s.port } : undefined, what),
+          ].join('\n'),
+          { env: { REDISCLI_AUTH: new Secret(s.password) }, become: s.become, timeoutMs: 15_000 },
+        ),
+      );
+    const promoted = await role(replica, undefined, 'rha switchover');
+    if (!promoted.ok) throw new SwitchoverError(`promoting ${replica.name} failed: ${promoted.stderr || promoted.stdout}`);
+    log(`${replica.name} promoted at offset ${target}`);
 
-    // The old master comes back as BACKUP (nopreempt); its notify hook records its replica role.
+    // Stop keepalived on the master through the service manager: the VIP goes to the replica.
+    // Watched from the replica itself (one remote loop), so the pause is measured to 50 ms.
+    const vipArrives = pollOn(replica, s, `ip -o -4 addr show | grep -qF ${quote(` inet ${s.vip} `)}`, 15);
+    const stop = await master.conn.exec(shellCommand(KEEPALIVED_STOP, { become: s.become, timeoutMs: 30_000 }));
+    const moved = stop.ok && (await vipArrives);
+    const pausedMs = Date.now() - t0;
+    if (!moved) {
+      // Back to where we were: the replica follows the master again (same history, same offset).
+      await role(replica, master, 'rha switchover, rolled back').catch(() => undefined);
+      await master.conn.exec(shellCommand(KEEPALIVED_START, { become: s.become, timeoutMs: 30_000 })).catch(() => undefined);
+      throw new SwitchoverError(
+        stop.ok
+          ? `the VIP did not move to ${replica.name} within 15 s after keepalived stopped on ${master.name}; switchover rolled back; check keepalived's log on both`
+          : `stopping keepalived on ${master.name} failed: ${stop.stderr || stop.stdout}; switchover rolled back`,
+      );
+    }
+    log(`${replica.name} holds the VIP and takes writes after ${pausedMs} ms`);
+
+    // The old master follows the new one: same history, same offset, so a partial resync.
+    const demoted = await role(master, replica, 'rha switchover');
+    if (!demoted.ok) throw new SwitchoverError(`making ${master.name} a replica of ${replica.name} failed: ${demoted.stderr || demoted.stdout}; run rha provision to repair`);
+    // Its keepalived comes back as BACKUP (nopreempt): the VIP stays on the new master.
     const start = await master.conn.exec(shellCommand(KEEPALIVED_START, { become: s.become, timeoutMs: 30_000 }));
     if (!start.ok) throw new SwitchoverError(`starting keepalived again on ${master.name} failed: ${start.stderr || start.stdout}`);
     await cli(master, ['CLIENT', 'UNPAUSE']);

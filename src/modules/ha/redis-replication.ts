@@ -10,6 +10,7 @@ import { readNodeState, type NodeState } from './redis-state.js';
 import { pairOf, type PairView } from './pair.js';
 import { forcedClusters, TopologyRefusal } from './ha-topology.js';
 import { ModuleFailure } from '../lib/failure.js';
+import { writeRoleFileScript } from './role-file.js';
 
 const args = z.strictObject({
   /** Inventory name of the live master (from `ha_topology`). */
@@ -95,17 +96,10 @@ export const redisReplication: Module<Args, State> = {
 /** One remote script: record the role, issue REPLICAOF (when needed), wait for the sync. */
 function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, recordRole: boolean, timeoutS: number) {
   const cli = `${quote(`${pair.binDir}/redis-cli`)} --no-auth-warning -h 127.0.0.1 -p ${pair.port}`;
-  const roleFile = quote(`${pair.configDir}/replication.conf`);
   const lines = [
     'set -e',
     // Record the role first (temp file + rename), so a restart comes back as a replica.
-    replicaof || recordRole
-      ? [
-          `tmp=$(mktemp ${roleFile}.XXXXXX)`,
-          `printf '%s\\n' '# Written by rha (redis_replication)' ${quote(`replicaof ${masterAddress} ${pair.port}`)} > "$tmp"`,
-          `chown root:redis "$tmp"; chmod 0640 "$tmp"; mv -f "$tmp" ${roleFile}`,
-        ].join('\n')
-      : ':',
+    replicaof || recordRole ? writeRoleFileScript(pair.configDir, { host: masterAddress, port: pair.port }, 'redis_replication') : ':',
     replicaof ? `${cli} REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null` : ':',
     `end=$(( $(date +%s) + ${timeoutS} ))`,
     'while :; do',
