@@ -118,6 +118,43 @@ describe('the start-up order is enforced', () => {
   });
 });
 
+describe('keepalived.conf is tested before it is installed', () => {
+  test('a config that keepalived -t rejects is never installed; the running keepalived keeps its old config and the VIP', async () => {
+    const sum = async (h: string) => (await labExec(info.name, h, ['sha256sum', '/etc/keepalived/keepalived.conf'])).stdout.split(' ')[0];
+    const pid = async (h: string) => (await labExec(info.name, h, ['cat', '/run/keepalived.pid'])).stdout.trim();
+    const before = { sum: await sum('node1'), pid: await pid('node1'), vip: await vipHolders() };
+    const pb = path.join(info.dir, 'broken-keepalived.yaml');
+    writeFileSync(
+      pb,
+      YAML.stringify([
+        {
+          name: 'a broken keepalived.conf',
+          hosts: 'node1',
+          tasks: [
+            {
+              name: 'keepalived.conf',
+              copy: {
+                content: 'vrrp_instance broken {\n  virtual_router_id 999\n  interface eth0\n}\n',
+                dest: '/etc/keepalived/keepalived.conf',
+                mode: '0640',
+                validate: ['keepalived', '-t', '-f', '%s'],
+              },
+            },
+          ],
+        },
+      ]),
+    );
+    const r = await rha(['run', pb, '-i', inv]);
+    expect(r.code, r.all).toBe(2);
+    expect(r.stdout).toContain('validation of /etc/keepalived/keepalived.conf failed');
+    expect(r.stdout).toContain("VRID '999' not valid");
+    expect(await sum('node1')).toBe(before.sum);
+    expect(await pid('node1')).toBe(before.pid);
+    expect(await vipHolders()).toEqual(before.vip);
+    expect((await labExec(info.name, 'node1', ['sh', '-c', 'ls /etc/keepalived/ | grep -c rha- || true'])).stdout.trim()).toBe('0');
+  });
+});
+
 describe('rha status', () => {
   test('healthy pair: exit 0, the VIP holder, roles, link and lag; JSON for machines', async () => {
     const r = await rha(['status', inv]);
