@@ -11,7 +11,7 @@ import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, rha, waitFor } from '../support/rha.js';
+import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, waitFor } from '../support/rha.js';
 
 const lab = useLab('day2', 2);
 let info: LabInfo;
@@ -26,15 +26,8 @@ beforeAll(async () => {
   if (r.code !== 0) throw new Error(`provisioning the day2 pair failed:\n${r.all}`);
 });
 
-const vipHolders = async () => {
-  const out: string[] = [];
-  for (const h of ['node1', 'node2']) {
-    const r = await labExec(info.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']);
-    if (r.stdout.includes(` ${c.vip} `)) out.push(h);
-  }
-  return out;
-};
-const role = async (h: string) => (await redisOn(info, h, c, ['ROLE'])).out.split('\n')[0];
+const vipHolders = () => vipHoldersOf(info, c);
+const role = (h: string) => redisRole(info, h, c);
 
 /** A client writing through the VIP every few ms until stopped; returns the values Redis acknowledged. */
 function writer(prefix: string) {

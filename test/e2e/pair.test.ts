@@ -11,7 +11,7 @@ import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, labReplace, labStartHost, labStopHost, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, rha, waitFor } from '../support/rha.js';
+import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
 
 const lab = useLab('pair', 2);
 // A build cache of this file's own, so "compiled once, then shipped" is observable.
@@ -28,20 +28,9 @@ beforeAll(async () => {
   inv = info.inventoryPath;
 });
 
-const vipAddress = () => c.vip.split('/')[0];
-async function vipHolder(): Promise<string[]> {
-  const holders: string[] = [];
-  for (const h of ['node1', 'node2']) {
-    const r = await labExec(info.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']).catch(() => undefined);
-    if (r?.stdout.includes(` ${c.vip} `)) holders.push(h);
-  }
-  return holders;
-}
+const vipHolder = () => vipHolders(info, c);
 const viaVip = (args: string[]) => call(vipTarget(c), args, 1000);
-async function role(host: string): Promise<string> {
-  const r = await redisOn(info, host, c, ['ROLE']);
-  return r.out.split('\n')[0];
-}
+const role = (host: string) => redisRole(info, host, c);
 async function masterHostOf(host: string): Promise<string> {
   const r = await redisOn(info, host, c, ['INFO', 'replication']);
   return /master_host:(\S+)/.exec(r.out)?.[1] ?? '';

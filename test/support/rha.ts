@@ -72,3 +72,18 @@ export async function waitFor<T>(probe: () => Promise<T>, timeoutMs: number): Pr
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The lab hosts holding the cluster's VIP on eth0 (a stopped host holds nothing). */
+export async function vipHolders(info: LabInfo, c: ClusterSpec, hosts = ['node1', 'node2']): Promise<string[]> {
+  const holders: string[] = [];
+  for (const h of hosts) {
+    const r = await labExec(info.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'eth0']).catch(() => undefined);
+    if (r?.stdout.includes(` ${c.vip} `)) holders.push(h);
+  }
+  return holders;
+}
+
+/** The first line of ROLE on a lab host's Redis: master, slave, or an error text. */
+export async function redisRole(info: LabInfo, host: string, c: ClusterSpec): Promise<string> {
+  return (await redisOn(info, host, c, ['ROLE'])).out.split('\n')[0];
+}
