@@ -194,6 +194,9 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
+  // Small request/reply packets both ways: Nagle's algorithm plus the peer's delayed ACK would
+  // hold some of them back 40 ms (one command then costs ~45 ms instead of ~6 ms).
+  client.setNoDelay(true);
   const v = verdict as HostKeyVerdict | undefined;
   if (presented && v && (v.kind === 'learned' || v.kind === 'replaced')) {
     opts.onHostKey?.({ host: host.name, kind: v.kind, fingerprint: hostKeyFingerprint(presented), knownHosts: spec.knownHosts });

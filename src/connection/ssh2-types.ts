@@ -20,6 +20,8 @@ export interface Ssh2Client extends EventEmitter {
   exec(command: string, options: Record<string, unknown>, cb: (err: Error | undefined, channel: Ssh2Channel) => void): boolean;
   end(): void;
   destroy(): void;
+  /** TCP_NODELAY on the underlying socket. */
+  setNoDelay(noDelay: boolean): void;
   /** A TCP connection opened by the remote host (direct-tcpip): how a jump host reaches the next hop. */
   forwardOut(srcIP: string, srcPort: number, dstIP: string, dstPort: number, cb: (err: Error | undefined, stream: Duplex) => void): boolean;
 }
