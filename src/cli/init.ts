@@ -8,6 +8,7 @@ import * as fs from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ExitCode } from '../core/types.js';
+import { packageRoot } from './paths.js';
 
 /** The starter inventory; `schemaRef` is how the editor finds the JSON Schema. */
 export function starterInventory(schemaRef: string): string {
@@ -78,7 +79,7 @@ export async function initCommand(dirArg: string | undefined, io = { out: proces
   }
   await fs.mkdir(secrets, { recursive: true, mode: 0o700 });
   // The schema ships with rha; point editors at the copy in this installation.
-  const schema = new URL('../../schema/inventory.schema.json', import.meta.url).pathname;
+  const schema = join(packageRoot(), 'schema', 'inventory.schema.json');
   // A nearby copy (a clone) is named relatively; an installed one far away by file URL.
   const rel = relative(dir, schema);
   const ref = rel.startsWith('../../') ? pathToFileURL(schema).href : rel;

@@ -3,25 +3,13 @@
  */
 import { spawnSync } from 'node:child_process';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import {
-  DEFAULT_LAB,
-  LabError,
-  ensureCache,
-  labAcceptHostKey,
-  labDown,
-  labExec,
-  labKill,
-  labLink,
-  labList,
-  labReplace,
-  labStartHost,
-  labStatus,
-  labStopHost,
-  labUp,
-  type LabInfo,
-} from '../lab/index.js';
+// The lab's code (namespaces, debootstrap, the cache) loads only when a lab command runs, so that
+// `rha run` and `rha --help` do not parse it (issue 7); names.ts and sh.ts are small.
+import { DEFAULT_LAB } from '../lab/names.js';
+import { LabError } from '../lab/sh.js';
+import type { LabInfo } from '../lab/index.js';
 import { ExitCode } from '../core/types.js';
-import { selfCommand } from './run.js';
+import { selfCommand } from './paths.js';
 
 const nameOption = () => new Option('-n, --name <name>', 'lab name').default(DEFAULT_LAB);
 
@@ -79,6 +67,8 @@ export function formatLab(info: LabInfo): string {
   );
 }
 
+const labApi = () => import('../lab/index.js');
+
 /** The `lab` command with its sub-commands (wired into the main CLI). */
 export function labCommand(): Command {
   const lab = new Command('lab')
@@ -107,7 +97,7 @@ export function labCommand(): Command {
         process.once('SIGTERM', onSignal);
         let info: LabInfo;
         try {
-          info = await labUp({
+          info = await (await labApi()).labUp({
             name: o.name,
             hosts: o.hosts,
             python: o.python,
@@ -140,7 +130,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (o: { name: string }) => {
-        await labDown(o.name);
+        await (await labApi()).labDown(o.name);
         process.stdout.write(`lab ${o.name} removed\n`);
       }),
     );
@@ -152,13 +142,13 @@ export function labCommand(): Command {
     .option('--json', 'machine-readable output', false)
     .action(
       act(async (o: { name: string; json: boolean }) => {
-        const info = await labStatus(o.name);
+        const info = await (await labApi()).labStatus(o.name);
         if (o.json) {
           process.stdout.write(JSON.stringify(info ?? null, null, 2) + '\n');
         } else if (info) {
           process.stdout.write(formatLab(info));
         } else {
-          const others = (await labList()).filter((n) => n !== o.name);
+          const others = (await (await labApi()).labList()).filter((n) => n !== o.name);
           process.stdout.write(`no lab named ${o.name} is up${others.length ? ` (labs up: ${others.join(', ')})` : ''}\n`);
         }
         if (!info) process.exitCode = 1;
@@ -174,7 +164,7 @@ export function labCommand(): Command {
     .allowUnknownOption()
     .action(
       act(async (host: string, command: string[], o: { name: string }) => {
-        const info = await labStatus(o.name);
+        const info = await (await labApi()).labStatus(o.name);
         if (!info) throw new LabError(`no lab named ${o.name} is up`);
         const h = info.hosts.find((x) => x.name === host);
         if (!h) throw new LabError(`lab ${o.name} has no host ${host} (hosts: ${info.hosts.map((x) => x.name).join(', ')})`);
@@ -205,7 +195,7 @@ export function labCommand(): Command {
     .allowUnknownOption()
     .action(
       act(async (host: string, argv: string[], o: { name: string }) => {
-        const r = await labExec(o.name, host, argv);
+        const r = await (await labApi()).labExec(o.name, host, argv);
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
         process.exitCode = r.code;
@@ -219,7 +209,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (host: string, o: { name: string }) => {
-        const h = await labReplace(o.name, host);
+        const h = await (await labApi()).labReplace(o.name, host);
         process.stdout.write(
           `${h.name} replaced: blank disk, same address ${h.address}, NEW SSH host key.\n` +
             `The lab's known_hosts still has the old key, so rha (and ssh) will refuse ${h.name} as a changed host.\n` +
@@ -236,7 +226,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (host: string, o: { name: string }) => {
-        const lines = await labAcceptHostKey(o.name, host);
+        const lines = await (await labApi()).labAcceptHostKey(o.name, host);
         process.stdout.write(`${host}: known_hosts now holds\n${lines.map((l) => `  ${l.slice(0, 60)}...`).join('\n')}\n`);
       }),
     );
@@ -250,7 +240,7 @@ export function labCommand(): Command {
     .option('-s, --signal <signal>', 'signal name', 'KILL')
     .action(
       act(async (host: string, proc: string, o: { name: string; signal: string }) => {
-        const n = await labKill(o.name, host, proc, o.signal);
+        const n = await (await labApi()).labKill(o.name, host, proc, o.signal);
         process.stdout.write(`${host}: sent SIG${o.signal.replace(/^SIG/, '')} to ${n} ${proc} process${n === 1 ? '' : 'es'}\n`);
         if (n === 0) process.exitCode = 1;
       }),
@@ -264,7 +254,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (host: string, state: 'up' | 'down', o: { name: string }) => {
-        await labLink(o.name, host, state);
+        await (await labApi()).labLink(o.name, host, state);
         process.stdout.write(`${host}: link ${state}\n`);
       }),
     );
@@ -276,7 +266,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (host: string, o: { name: string }) => {
-        await labStopHost(o.name, host);
+        await (await labApi()).labStopHost(o.name, host);
         process.stdout.write(`${host}: stopped (disk kept; start it with: rha lab start ${host}${labFlag(o.name)})\n`);
       }),
     );
@@ -288,7 +278,7 @@ export function labCommand(): Command {
     .addOption(nameOption())
     .action(
       act(async (host: string, o: { name: string }) => {
-        await labStartHost(o.name, host);
+        await (await labApi()).labStartHost(o.name, host);
         process.stdout.write(`${host}: running\n`);
       }),
     );
@@ -299,7 +289,7 @@ export function labCommand(): Command {
     .option('--python', 'the root filesystem variant with python3', false)
     .action(
       act(async (o: { python: boolean }) => {
-        const c = await ensureCache({ python: o.python, log: (l) => process.stderr.write(`  ${l}\n`) });
+        const c = await (await labApi()).ensureCache({ python: o.python, log: (l) => process.stderr.write(`  ${l}\n`) });
         process.stdout.write(
           `rootfs        ${c.rootfs}\napt repo      ${c.repo}\nredis source  ${c.redisSource.path}\n` +
             `              sha256 ${c.redisSource.sha256}\n`,

@@ -10,12 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../core/types.js';
 import { addRunOptions, normalizeRunOptions, type RunCliOptions } from './options.js';
-import { hostsAcceptCommand, printProblems, processIo, runCommand, sitePlaybook, validateCommand } from './run.js';
 import { labCommand } from './lab.js';
-import { statusCommand } from './status.js';
-import { demoCommand } from './demo.js';
-import { initCommand } from './init.js';
-import { switchoverCommand } from './switchover.js';
+
+// Each sub-command loads its code when it runs, not at start-up: `rha --help` parses commander and
+// the option parsers only, and `rha run` never parses ioredis (status, switchover, demo), the lab or
+// listr2 (pretty output). In the bundled CLI (scripts/build.mjs) each import() is a separate chunk.
+const runCli = () => import('./run.js');
 
 const EXIT_CODES = `
 Exit codes:
@@ -34,14 +34,15 @@ function act<A extends unknown[]>(fn: (...args: A) => Promise<ExitCode>): (...ar
     try {
       process.exitCode = await fn(...args);
     } catch (e) {
-      process.exitCode = reportError(e);
+      process.exitCode = await reportError(e);
     }
   };
 }
 
 /** Prints an unexpected error and returns its exit code. */
-function reportError(e: unknown): ExitCode {
+async function reportError(e: unknown): Promise<ExitCode> {
   if (e instanceof InputError) {
+    const { printProblems, processIo } = await runCli();
     printProblems(e.problems, processIo());
     return ExitCode.invalidInput;
   }
@@ -79,6 +80,7 @@ ${EXIT_CODES}`,
       act(async (inventory: string, raw: Partial<RunCliOptions>) => {
         const o = normalizeRunOptions(raw);
         verbosity = o.verbose;
+        const { runCommand, sitePlaybook } = await runCli();
         return runCommand(sitePlaybook(), inventory, o);
       }),
     );
@@ -95,6 +97,7 @@ ${EXIT_CODES}`,
       act(async (playbook: string, raw: Partial<RunCliOptions>) => {
         const o = normalizeRunOptions(raw);
         verbosity = o.verbose;
+        const { runCommand } = await runCli();
         return runCommand(playbook, o.inventory!, o);
       }),
     );
@@ -105,7 +108,7 @@ ${EXIT_CODES}`,
     .argument('<inventory>', 'inventory file (YAML)')
     .argument('[playbook]', 'playbook file (default: the shipped playbooks/site.yaml)')
     .addHelpText('after', `\nExamples:\n  $ rha validate inventory.yaml\n  $ rha validate inventory.yaml my-play.yaml\n\nPrints every problem as \`file:line key.path: message\`; exit 4 when any is an error.`)
-    .action(act(async (inventory: string, playbook: string | undefined) => validateCommand(inventory, playbook)));
+    .action(act(async (inventory: string, playbook: string | undefined) => (await runCli()).validateCommand(inventory, playbook)));
 
   const hosts = program.command('hosts').description('manage what rha remembers about hosts');
   hosts
@@ -114,7 +117,7 @@ ${EXIT_CODES}`,
     .argument('<host>', 'host name from the inventory')
     .requiredOption('-i, --inventory <file>', 'inventory file (YAML)')
     .addHelpText('after', `\nExample:\n  $ rha hosts accept redis-b -i inventory.yaml`)
-    .action(act(async (host: string, o: { inventory: string }) => hostsAcceptCommand(host, o.inventory)));
+    .action(act(async (host: string, o: { inventory: string }) => (await runCli()).hostsAcceptCommand(host, o.inventory)));
 
   program
     .command('status')
@@ -126,7 +129,7 @@ ${EXIT_CODES}`,
     .addHelpText('after', `\nExamples:\n  $ rha status inventory.yaml\n  $ rha status inventory.yaml --cluster cache -o json   # exit 2 unless healthy: gates a CI job`)
     .action(
       act(async (inventory: string, o: { cluster?: string[]; output: 'table' | 'json'; acceptHostKey?: string[] }) =>
-        statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
+        (await import('./status.js')).statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
       ),
     );
 
@@ -136,14 +139,14 @@ ${EXIT_CODES}`,
     .argument('<inventory>', 'inventory file (YAML)')
     .argument('<cluster>', 'cluster name')
     .addHelpText('after', `\nExample:\n  $ rha switchover inventory.yaml cache\n\nRefused (exit 2, nothing moved) unless the replica is in sync and keepalived runs on both nodes.`)
-    .action(act(async (inventory: string, cluster: string) => switchoverCommand(inventory, cluster)));
+    .action(act(async (inventory: string, cluster: string) => (await import('./switchover.js')).switchoverCommand(inventory, cluster)));
 
   program
     .command('init')
     .description('write a commented starter inventory for one pair (two hosts, one VIP) into DIR, with random secrets (mode 0600); never overwrites')
     .argument('[dir]', 'folder to write into (default: the current folder)')
     .addHelpText('after', `\nExample:\n  $ rha init prod-cache && rha validate prod-cache/inventory.yaml`)
-    .action(act(async (dir: string | undefined) => initCommand(dir)));
+    .action(act(async (dir: string | undefined) => (await import('./init.js')).initCommand(dir)));
 
   program
     .command('demo')
@@ -151,7 +154,7 @@ ${EXIT_CODES}`,
     .option('-n, --name <name>', 'lab name', 'default')
     .addOption(new Option('-o, --output <format>', 'run output').choices(['pretty', 'plain', 'json']))
     .addHelpText('after', `\nExample:\n  $ rha demo && rha lab down`)
-    .action(act(async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => demoCommand(o)));
+    .action(act(async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => (await import('./demo.js')).demoCommand(o)));
 
   program.addCommand(labCommand());
   return program;
@@ -171,7 +174,7 @@ export async function main(argv: string[] = process.argv, program: Command = bui
       process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.invalidInput;
       return;
     }
-    process.exitCode = reportError(e);
+    process.exitCode = await reportError(e);
   }
 }
 

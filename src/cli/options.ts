@@ -3,8 +3,14 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import YAML from 'yaml';
-import { DEFAULT_FORKS } from '../runner/index.js';
-import { outputFormats, type OutputFormat } from '../report/index.js';
+import { outputFormats, type OutputFormat } from '../report/open.js';
+
+/**
+ * Ansible's default is 5; rha hosts mostly wait on the network and on remote builds, so 10. Kept
+ * here rather than imported from runner/index.ts, which would load the whole engine (zod,
+ * handlebars) for `rha --help` and `rha lab`; a unit test pins it to the runner's DEFAULT_FORKS.
+ */
+export const DEFAULT_FORKS = 10;
 
 export interface RunCliOptions {
   inventory?: string;

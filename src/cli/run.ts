@@ -4,9 +4,7 @@
  * outcome to the documented exit codes.
  */
 import { setMaxListeners } from 'node:events';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { maskSecrets } from '../core/command.js';
 import { ExitCode, formatProblem, InputError, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
 import { ConnectionPool, forgetHostKey } from '../connection/index.js';
@@ -15,10 +13,13 @@ import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
 import { RunLocks } from '../lock/index.js';
 import { loadPlaybook, validatePlaybook } from '../playbook/index.js';
-import { createReporter, defaultOutput } from '../report/index.js';
+import { defaultOutput, openReporter } from '../report/open.js';
 import { displayPath } from '../report/plain.js';
 import { runPlaybook, type RunOptions } from '../runner/index.js';
 import type { RunCliOptions } from './options.js';
+import { packageRoot } from './paths.js';
+
+export { packageRoot, selfCommand } from './paths.js';
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -28,17 +29,6 @@ export interface Io {
 }
 
 export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() });
-
-/** The folder holding rha's package.json (where playbooks/ and templates/ ship). */
-export function packageRoot(from: string = path.dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'playbooks'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find rha's package root above ${from}`);
-    dir = up;
-  }
-}
 
 /** The shipped site playbook: Redis + keepalived + the documented bring-up order. */
 export function sitePlaybook(): string {
@@ -132,7 +122,7 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
   process.on('SIGTERM', onSignal);
 
   const format = o.output ?? defaultOutput(io.stdout, io.env);
-  const reporter = createReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
+  const reporter = await openReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
   const pool = new ConnectionPool({
     acceptChangedHostKeys: o.acceptHostKey.includes('all') ? 'all' : new Set(o.acceptHostKey),
     signal: controller.signal,
@@ -213,13 +203,6 @@ function checkRunOptions(inv: Inventory, pb: Playbook, o: RunCliOptions): InputP
     }
   }
   return problems;
-}
-
-/** How to call rha again in printed hints: `rha` when run as `rha`, else `node PATH/main.js` (a clone). */
-export function selfCommand(argv1: string | undefined = process.argv[1], cwd: string = process.cwd()): string {
-  if (!argv1 || path.basename(argv1) === 'rha') return 'rha';
-  const rel = path.relative(cwd, argv1);
-  return `node ${rel.startsWith('..') ? argv1 : rel}`;
 }
 
 /**
