@@ -12,6 +12,8 @@ import { UnreachableError, type Connection, type HostSpec } from '../core/types.
 import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
 import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
 import { buildRemoteInvocation, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
+import { RemoteShell, type FramedStream } from './shell.js';
+import { quote } from '../core/command.js';
 import type { Ssh2Channel, Ssh2Client, Ssh2Error } from './ssh2-types.js';
 
 export interface HostKeyEvent {
@@ -36,6 +38,11 @@ export interface ConnectOptions {
  * fails. Queue above this many so that "20 commands at once" just works.
  */
 const MAX_CHANNELS = 8;
+/**
+ * Long-lived shells per connection (see shell.ts): each holds one of the MAX_CHANNELS slots while
+ * open. Two cover the runner's one-command-at-a-time per host plus a concurrent helper command.
+ */
+const MAX_SHELLS = 2;
 const CHUNK = 64 * 1024;
 const ALL_HOST_KEY_ALGORITHMS = [
   'ssh-ed25519',
@@ -165,6 +172,10 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     }) as never,
   });
   const client = ssh.connection as unknown as Ssh2Client;
+  // SSH is small request/reply packets both ways: Nagle's algorithm plus the peer's delayed ACK
+  // would hold some back 40 ms (the handshake's service request, then every command: ~45 ms
+  // instead of ~6 ms). From the moment the socket connects.
+  client.once('connect', () => client.setNoDelay(true));
   // node-ssh drops its own error listener once ready; without one, a later error would crash the process.
   let lastError: Ssh2Error | undefined;
   client.on('error', (err: Ssh2Error) => {
@@ -194,9 +205,6 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
   }
-  // Small request/reply packets both ways: Nagle's algorithm plus the peer's delayed ACK would
-  // hold some of them back 40 ms (one command then costs ~45 ms instead of ~6 ms).
-  client.setNoDelay(true);
   const v = verdict as HostKeyVerdict | undefined;
   if (presented && v && (v.kind === 'learned' || v.kind === 'replaced')) {
     opts.onHostKey?.({ host: host.name, kind: v.kind, fingerprint: hostKeyFingerprint(presented), knownHosts: spec.knownHosts });
@@ -214,6 +222,15 @@ class Slots {
   async acquire(): Promise<() => void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.releaser();
+  }
+  /** A slot now, or undefined when none is free (never waits). */
+  tryAcquire(): (() => void) | undefined {
+    if (this.free <= 0) return undefined;
+    this.free--;
+    return this.releaser();
+  }
+  private releaser(): () => void {
     let released = false;
     return () => {
       if (released) return;
@@ -231,6 +248,10 @@ export class SshConnection implements Connection {
   private lostReason: string | undefined;
   private readonly inflight = new Set<(err: Error) => void>();
   private readonly slots = new Slots(MAX_CHANNELS);
+  private readonly shells: RemoteShell[] = [];
+  private shellsOpening = 0;
+  /** Set when the host cannot run a framed shell (no setsid, or sshd refused): exec channels only. */
+  private shellsUnsupported = false;
 
   constructor(
     private readonly host: HostSpec,
@@ -282,11 +303,25 @@ export class SshConnection implements Connection {
     if (becomePassword !== undefined && /[\n\0]/.test(becomePassword)) {
       throw new Error(`${this.hostName}: become_password contains a newline`);
     }
+    const nonce = randomBytes(8).toString('hex');
     const inv = buildRemoteInvocation(cmd, {
       loginUser: spec.user,
       hasBecomePassword: becomePassword !== undefined,
-      nonce: randomBytes(8).toString('hex'),
+      nonce,
     });
+    // Plain commands (no stdin, no secret, no sudo) run in a long-lived shell when one is free.
+    if (cmd.stdin === undefined && inv.secretPreamble === '' && !inv.become && !internal.bypassSlots) {
+      const shell = await this.takeShell();
+      if (shell) {
+        try {
+          if (!internal.ignoreAbort && this.signal?.aborted) return interruptedResult(display, started);
+          if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
+          return await this.runInShell(shell, cmd, inv, nonce, display, started, internal);
+        } finally {
+          shell.release();
+        }
+      }
+    }
     // Kill commands skip the queue: a full queue of timed-out commands must still be killable.
     const release = internal.bypassSlots ? () => undefined : await this.slots.acquire();
     try {
@@ -513,6 +548,145 @@ export class SshConnection implements Connection {
         if (!inv.become) startInput(ch);
       });
       open(0);
+    });
+  }
+
+  /** An idle shell reserved for the caller, a new one when a slot is free, or undefined (use exec). */
+  private async takeShell(): Promise<RemoteShell | undefined> {
+    const idle = this.shells.find((s) => s.idle);
+    if (idle) {
+      idle.reserve();
+      return idle;
+    }
+    if (this.shellsUnsupported || this.shells.length + this.shellsOpening >= MAX_SHELLS) return undefined;
+    const release = this.slots.tryAcquire();
+    if (!release) return undefined;
+    this.shellsOpening++;
+    let shell: RemoteShell | undefined;
+    try {
+      shell = await RemoteShell.open(this.client, randomBytes(8).toString('hex'));
+    } finally {
+      this.shellsOpening--;
+    }
+    if (!shell || this.lostReason) {
+      release();
+      shell?.close();
+      // A refused channel (sshd busy) is not a verdict on the host; a failed probe is.
+      if (shell === undefined && !this.lostReason) this.shellsUnsupported = this.shellProbeFailures++ >= 2;
+      return undefined;
+    }
+    this.shells.push(shell);
+    shell.onClose(() => {
+      release();
+      const at = this.shells.indexOf(shell!);
+      if (at >= 0) this.shells.splice(at, 1);
+    });
+    return shell; // open() leaves it reserved for its first caller
+  }
+  private shellProbeFailures = 0;
+
+  /** One command through a framed shell; the same result an exec channel would give. */
+  private runInShell(
+    shell: RemoteShell,
+    cmd: Command,
+    inv: RemoteInvocation,
+    nonce: string,
+    display: string,
+    started: number,
+    internal: ExecInternals,
+  ): Promise<CommandResult> {
+    return new Promise<CommandResult>((resolve, reject) => {
+      let remotePid: number | undefined;
+      let timedOut = false;
+      let interrupted = false;
+      let killing = false;
+      let killSent = false;
+      let settled = false;
+      const timers: NodeJS.Timeout[] = [];
+      const abortSignal = internal.ignoreAbort ? undefined : this.signal;
+
+      const cleanup = () => {
+        settled = true;
+        timers.forEach(clearTimeout);
+        this.inflight.delete(failLink);
+        abortSignal?.removeEventListener('abort', onAbort);
+      };
+      const failLink = (e: Error) => {
+        if (settled) return;
+        cleanup();
+        reject(e);
+      };
+      const settle = (code: number | null, stdout: string, stderr: string) => {
+        if (settled) return;
+        cleanup();
+        if (interrupted) stderr += 'rha: interrupted\n';
+        resolve({
+          display,
+          code: timedOut || interrupted ? null : code,
+          signal: null,
+          stdout,
+          stderr,
+          ok: !timedOut && !interrupted && code === 0 && remotePid !== undefined,
+          durationMs: Date.now() - started,
+          ...(timedOut ? { timedOut: true } : {}),
+        });
+      };
+      const sendKill = () => {
+        if (killSent || remotePid === undefined) return;
+        killSent = true;
+        // A second channel kills the command's process group (setsid made it a group leader).
+        this.execInternal({ argv: killGroupArgv(remotePid), become: cmd.become, timeoutMs: 15_000 }, {
+          bypassSlots: true,
+          ignoreAbort: true,
+        }).catch(() => undefined);
+      };
+      const kill = () => {
+        if (killing) return;
+        killing = true;
+        sendKill();
+        // A command that outlives its kill would hold the shell: drop the shell and report now.
+        timers.push(setTimeout(() => shell.close(), 4000));
+      };
+      const onAbort = () => {
+        interrupted = true;
+        kill();
+      };
+      const onStderr = (err: FramedStream) => {
+        if (remotePid !== undefined) return;
+        const content = err.content;
+        const text = content.toString('latin1');
+        const at = text.indexOf(inv.pidMarker);
+        const end = at >= 0 ? text.indexOf(']\n', at) : -1;
+        if (end < 0) return;
+        remotePid = Number(text.slice(at + inv.pidMarker.length, end));
+        err.setContent(Buffer.concat([content.subarray(0, at), content.subarray(end + 2)]));
+        if (killing) sendKill();
+      };
+
+      this.inflight.add(failLink);
+      abortSignal?.addEventListener('abort', onAbort, { once: true });
+      if (cmd.timeoutMs && cmd.timeoutMs > 0) {
+        timers.push(
+          setTimeout(() => {
+            timedOut = true;
+            kill();
+          }, cmd.timeoutMs),
+        );
+      }
+      // The redirections go inside: dash applies a simple command's own redirections in the
+      // parent too, so its "Terminated" report on a killed command would land in the output.
+      shell.run(`setsid sh -c ${quote(`exec 2>&3 3>&-; ${inv.line}`)} </dev/null`, nonce, onStderr).then(
+        (o) => {
+          const code = /^\d+$/.test(o.value) ? Number(o.value) : null;
+          settle(code, o.stdout, o.stderr);
+        },
+        () =>
+          // The client's 'close' (link lost) may come just after the channel's: let it speak first.
+          setImmediate(() => {
+            if (this.lostReason) return failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
+            settle(null, '', timedOut || interrupted ? '' : `rha: the remote shell on ${this.hostName} ended while running the command\n`);
+          }),
+      );
     });
   }
 

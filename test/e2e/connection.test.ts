@@ -178,6 +178,81 @@ describe('exec', () => {
   });
 });
 
+describe('the long-lived shell (plain commands without stdin, secrets or sudo)', () => {
+  /** A plain command's parent as "NAME PID": the shell that ran it (setsid keeps the parent), or sshd. */
+  const parentOf = async (c: SshConnection) =>
+    (await c.exec({ argv: ['sh', '-c', 'p=$(ps -o ppid= -p $$); echo "$(ps -o comm= -p $p) $p" | tr -s " "'] })).stdout.trim();
+
+  test('consecutive plain commands share one shell; stdin and secrets keep their own channel', async () => {
+    const c = await conn('node2');
+    const first = await parentOf(c);
+    expect(first).toMatch(/^sh \d+$/);
+    expect(await parentOf(c)).toBe(first);
+    expect(await parentOf(c)).toBe(first);
+    // With stdin, the command runs in a fresh sshd session: its parent is not the shell.
+    const withStdin = await c.exec({ argv: ['sh', '-c', 'cat >/dev/null; ps -o comm= -p $(ps -o ppid= -p $$)'], stdin: 'x' });
+    expect(withStdin.stdout.trim()).toBe('sshd');
+    // Each command is its own session and process group, as with an exec channel.
+    const ids = await c.exec({ argv: ['sh', '-c', 'ps -o sid=,pgid= -p $$; echo $$'] });
+    const [sidPgid, pid] = ids.stdout.trim().split('\n');
+    expect(sidPgid.trim().split(/\s+/)).toEqual([pid, pid]);
+  });
+
+  test('output is exact: no trailing newline, marker look-alikes, stderr apart, binary bytes, large output', async () => {
+    const c = await conn('node2');
+    const r = await c.exec({ argv: ['sh', '-c', 'printf "no newline"; printf "[rha-end:x:0]\\n[rha-begin:y]" >&2; exit 4'] });
+    expect(r).toMatchObject({ ok: false, code: 4, stdout: 'no newline', stderr: '[rha-end:x:0]\n[rha-begin:y]' });
+    const big = await c.exec({ argv: ['sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" a'] });
+    expect(big.stdout.length).toBe(3_000_000);
+    expect(big.stdout.replace(/a/g, '')).toBe('');
+    const empty = await c.exec({ argv: ['true'] });
+    expect(empty).toMatchObject({ ok: true, code: 0, stdout: '', stderr: '' });
+    // Commands read /dev/null, not the shell's own input (which carries the next commands).
+    const stdinless = await c.exec({ argv: ['sh', '-c', 'cat; echo "rc=$?"'] });
+    expect(stdinless.stdout).toBe('rc=0\n');
+  });
+
+  test('a daemon started by a command survives it, and its later output does not leak into the next result', async () => {
+    const c = await conn('node2');
+    const r = await c.exec({ argv: ['sh', '-c', '(sleep 1; echo late-out; echo late-err >&2) & echo started'] });
+    expect(r.stdout).toBe('started\n');
+    await new Promise((res) => setTimeout(res, 1500));
+    const next = await c.exec({ argv: ['echo', 'next'] });
+    expect(next).toMatchObject({ stdout: 'next\n', stderr: '' });
+  });
+
+  test('the shell killed under a running command: that command fails clearly, the next one runs in a new shell', async () => {
+    const c = await conn('node2');
+    const shell = await parentOf(c);
+    const shellPid = shell.split(' ')[1];
+    const running = c.exec({ argv: ['sleep', '30'] });
+    await new Promise((res) => setTimeout(res, 300));
+    await labExec(LAB, 'node2', ['kill', '-KILL', shellPid]);
+    const started = Date.now();
+    const r = await running;
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toBe('rha: the remote shell on node2 ended while running the command\n');
+    // Told by the shell's exit, not by the channel's close (the orphaned sleep holds its output open).
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await labExec(LAB, 'node2', ['pkill', '-x', 'sleep']);
+    const after = await parentOf(c);
+    expect(after).toMatch(/^sh \d+$/);
+    expect(after).not.toBe(shell);
+  });
+
+  test('without setsid on the host, every command keeps its own exec channel', async () => {
+    await labExec(LAB, 'node2', ['mv', '/usr/bin/setsid', '/usr/bin/setsid.rha-off']);
+    try {
+      const c = await conn('node2');
+      expect(await parentOf(c)).toMatch(/^sshd \d+$/);
+      expect(await parentOf(c)).toMatch(/^sshd \d+$/);
+      expect((await c.exec({ argv: ['echo', 'ok'] })).stdout).toBe('ok\n');
+    } finally {
+      await labExec(LAB, 'node2', ['mv', '/usr/bin/setsid.rha-off', '/usr/bin/setsid']);
+    }
+  });
+});
+
 describe('authentication', () => {
   test('a key the host does not accept: clear message, no retries', async () => {
     const other = path.join(work, 'other_key');
