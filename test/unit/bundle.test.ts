@@ -1,71 +1,51 @@
 /**
- * The bundled CLI (scripts/bundle.mjs writes dist/cli/main.js plus chunks): it works from its
- * bundled location, and each command loads only what it needs (issue 7, start-up time). What a
- * process loads is read from Node itself: a module-resolution hook logs every file URL, and the
- * bundle's metafile says which sources each chunk holds.
+ * The bundled CLI (dist/cli/main.js runs scripts/bundle.mjs's dist/cli/rha.cjs through a V8 code
+ * cache) works from its bundled location, loads only what a command needs, and keeps its code
+ * cache safe (issue 7, start-up time).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { codeCacheDir, commandOf } from '../../src/cli/code-cache.js';
 import { DEFAULT_FORKS as cliForks } from '../../src/cli/options.js';
 import { DEFAULT_FORKS as runnerForks } from '../../src/runner/index.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const bin = path.join(root, 'dist/cli/main.js');
-const metaFile = path.join(root, 'dist/cli-bundle.meta.json');
-const built = existsSync(bin) && existsSync(metaFile);
+const built = existsSync(bin) && existsSync(path.join(root, 'dist/cli/rha.cjs'));
 
 test('the CLI default for --forks is the runner default', () => {
   expect(cliForks).toBe(runnerForks);
 });
 
-// Runs in Node's hooks thread: appends every resolved URL to the file named by RHA_LOAD_LOG.
-const hooks = `import { appendFileSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const r = await next(specifier, context);
-  appendFileSync(process.env.RHA_LOAD_LOG, r.url + '\\n');
-  return r;
-}`;
-const dataUrl = (js: string) => 'data:text/javascript,' + encodeURIComponent(js);
-const registerHooks = dataUrl(`import { register } from 'node:module'; register(${JSON.stringify(dataUrl(hooks))});`);
-
-interface Meta {
-  outputs: Record<string, { inputs: Record<string, unknown> }>;
-}
+// Preloaded into the CLI: at exit, lists the files Node loaded through require (the bundle's
+// external packages, ssh2 and ioredis, are loaded so) into the file named by RHA_LOAD_LOG.
+const preload = `process.on('exit', () => require('node:fs').writeFileSync(process.env.RHA_LOAD_LOG, Object.keys(require.cache).join('\\n')));`;
 
 describe.skipIf(!built)('bundled CLI', () => {
   let dir: string;
-  let meta: Meta;
   let closedPort: number;
 
-  /** Runs the built CLI; `loaded` lists the source files (repo-relative) and packages it loaded. */
-  const rha = (args: string[], cliPath = bin) => {
+  /** Runs the built CLI; `loaded` lists the files Node loaded through require. */
+  const rha = (args: string[], o: { cliPath?: string; env?: NodeJS.ProcessEnv } = {}) => {
     const log = path.join(dir, `load-${Math.random().toString(36).slice(2)}.log`);
-    writeFileSync(log, '');
-    const r = spawnSync(process.execPath, ['--import', registerHooks, cliPath, ...args], {
+    writeFileSync(path.join(dir, 'preload.cjs'), preload);
+    const r = spawnSync(process.execPath, ['--require', path.join(dir, 'preload.cjs'), o.cliPath ?? bin, ...args], {
       cwd: dir,
       encoding: 'utf8',
-      env: { ...process.env, CI: 'true', RHA_LOAD_LOG: log },
+      env: { ...process.env, CI: 'true', XDG_CACHE_HOME: path.join(dir, 'cache'), RHA_LOAD_LOG: log, ...o.env },
       timeout: 60_000,
     });
-    const urls = readFileSync(log, 'utf8').split('\n').filter((u) => u.startsWith('file:'));
-    const loaded = new Set<string>();
-    for (const u of urls) {
-      const rel = path.relative(root, fileURLToPath(u));
-      // A chunk of the bundle stands for the sources in it; anything else (an external package) for itself.
-      const inputs = meta.outputs[rel]?.inputs;
-      for (const i of inputs ? Object.keys(inputs) : [rel]) loaded.add(i);
-    }
-    return { code: r.status, out: r.stdout, err: r.stderr, loaded: [...loaded] };
+    const loaded = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+    return { code: r.status, out: r.stdout, err: r.stderr, loaded };
   };
-  const has = (loaded: string[], prefix: string) => loaded.some((f) => f.startsWith(prefix));
+  const has = (loaded: string[], pkg: string) => loaded.some((f) => f.includes(`/node_modules/${pkg}/`));
 
   beforeAll(async () => {
-    meta = JSON.parse(readFileSync(metaFile, 'utf8')) as Meta;
     dir = mkdtempSync(path.join(tmpdir(), 'rha-bundle-'));
     const probe = net.createServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
@@ -86,40 +66,28 @@ describe.skipIf(!built)('bundled CLI', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('dist/cli/main.js is the bundle: the engine is not loaded through tsc’s modules', () => {
+  test('--help from the bundle', () => {
     const r = rha(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toContain('Usage: rha [options] [command]');
     expect(r.out).toMatch(/^ {2}lab\b/m);
-    expect(r.loaded).toContain('src/cli/main.ts');
-    expect(r.loaded.filter((f) => f.startsWith('dist/'))).toEqual([]);
+        expect(r.loaded.filter((f) => f.startsWith(path.join(root, 'dist/')))).toEqual([]);
+    // Nothing of the engine for help: not even ssh2.
+    expect(has(r.loaded, 'ssh2')).toBe(false);
   });
 
-  test('--help parses commander and the option parsers, not the engine', () => {
-    const { loaded } = rha(['--help']);
-    for (const heavy of ['node_modules/zod/', 'node_modules/handlebars/', 'src/inventory/', 'src/runner/index.ts', 'src/lab/index.ts', 'node_modules/listr2/', 'node_modules/ioredis/']) {
-      expect(has(loaded, heavy), heavy).toBe(false);
-    }
-  });
-
-  test('run with plain output loads the engine but not ioredis, listr2 or the lab', () => {
+  test('run loads ssh2 but not ioredis (status, switchover and demo need it, run does not)', () => {
     const r = rha(['run', 'ping.yaml', '-i', 'inv.yaml', '-o', 'plain']);
     expect(r.code).toBe(3); // the only host is unreachable: the run got as far as connecting
     expect(r.out).toMatch(/h1 : ok=0 changed=0 unreachable=1/);
-    expect(r.loaded).toContain('src/runner/index.ts');
-    expect(has(r.loaded, 'node_modules/zod/')).toBe(true);
-    for (const lazy of ['node_modules/ioredis/', 'node_modules/listr2/', 'src/lab/index.ts', 'src/pair/client.ts']) {
-      expect(has(r.loaded, lazy), lazy).toBe(false);
-    }
-    // zod's locales other than English are left out of the bundle.
-    expect(r.loaded).toContain('node_modules/zod/v4/locales/en.js');
-    expect(has(r.loaded, 'node_modules/zod/v4/locales/de.js')).toBe(false);
+    expect(has(r.loaded, 'ssh2')).toBe(true);
+    expect(has(r.loaded, 'ioredis')).toBe(false);
   });
 
-  test('pretty output loads listr2 when asked for (the check above can see it)', () => {
+  test('pretty output works from the bundle (listr2 is loaded on demand)', () => {
     const r = rha(['run', 'ping.yaml', '-i', 'inv.yaml', '-o', 'pretty']);
     expect(r.code).toBe(3);
-    expect(has(r.loaded, 'node_modules/listr2/')).toBe(true);
+    expect(r.out).toContain('unreachable=1');
   });
 
   test('validate and init work from the bundle; init points at the shipped schema', () => {
@@ -143,8 +111,98 @@ describe.skipIf(!built)('bundled CLI', () => {
   test('runs through a symlink, as npm links the bin', () => {
     const link = path.join(dir, 'rha');
     symlinkSync(bin, link);
-    const r = rha(['--help'], link);
+    const r = rha(['--help'], { cliPath: link });
     expect(r.code).toBe(0);
     expect(r.out).toContain('Usage: rha');
   });
+
+  test('the code cache: written per command (0700 folder, 0600 file), off on request, never in the way', () => {
+    const env = { XDG_CACHE_HOME: path.join(dir, 'cc') };
+    expect(rha(['validate', 'inv.yaml', 'ping.yaml'], { env }).code).toBe(0);
+    const cacheDir = path.join(dir, 'cc/rha');
+    expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
+    const files = readdirSync(cacheDir);
+    expect(files).toEqual([expect.stringMatching(/^cli-[0-9a-f]{24}-validate\.v8$/)]);
+    expect(statSync(path.join(cacheDir, files[0])).mode & 0o777).toBe(0o600);
+    expect(rha(['validate', 'inv.yaml', 'ping.yaml'], { env }).code).toBe(0); // with the cache
+
+    const off = { XDG_CACHE_HOME: path.join(dir, 'off'), RHA_NO_CODE_CACHE: '1' };
+    expect(rha(['--help'], { env: off }).code).toBe(0);
+    expect(existsSync(path.join(dir, 'off'))).toBe(false);
+
+    // A cache folder that cannot be made (its parent is a file): rha runs as usual.
+    writeFileSync(path.join(dir, 'a-file'), '');
+    const broken = rha(['validate', 'inv.yaml', 'ping.yaml'], { env: { XDG_CACHE_HOME: path.join(dir, 'a-file') } });
+    expect(broken.err).toBe('');
+    expect(broken.code).toBe(0);
+  });
+});
+
+// V8 reuses a script compiled earlier in the same process without looking at the cache, so each
+// compile runs in a fresh Node, with tsc's build of code-cache.ts.
+describe.skipIf(!built)('compileCached', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rha-code-cache-'));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const source = '(function (a, b) { return a * b + [1, 2, 3].map((x) => x * 2).length; })';
+  /** Compiles `src` in a new process, calls it with (6, 7), saves; returns "outcome value". */
+  const compile = (cache: string | undefined, src = source, command = 'run'): string => {
+    const mod = pathToFileURL(path.join(root, 'dist/cli/code-cache.js')).href;
+    const js =
+      `import { compileCached } from ${JSON.stringify(mod)};\n` +
+      `const r = compileCached(${JSON.stringify(src)}, 'x.cjs', ${JSON.stringify(command)}, ${JSON.stringify(cache)});\n` +
+      `process.stdout.write(r.outcome + ' ' + r.fn(6, 7)); r.save();`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', js], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    return r.stdout;
+  };
+
+  test('miss, then hit; a corrupt cache is rejected, rewritten and used again', () => {
+    const cache = path.join(dir, 'rha');
+    expect(compile(cache)).toBe('miss 45');
+    expect(compile(cache)).toBe('hit 45');
+    expect(compile(cache, source, 'validate')).toBe('miss 45'); // each command has its own file
+    expect(readdirSync(cache)).toHaveLength(2);
+    for (const f of readdirSync(cache)) writeFileSync(path.join(cache, f), 'not a V8 code cache');
+    expect(compile(cache)).toBe('rejected 45');
+    expect(compile(cache)).toBe('hit 45');
+  });
+
+  test('a changed source gets a new file and the old ones go', () => {
+    const cache = path.join(dir, 'changed');
+    compile(cache);
+    const before = readdirSync(cache);
+    expect(compile(cache, source.replace('a * b', 'a + b'))).toBe('miss 16');
+    const after = readdirSync(cache);
+    expect(after).toHaveLength(1);
+    expect(after).not.toEqual(before);
+  });
+
+  test('a folder others can write is neither read nor written', () => {
+    const cache = path.join(dir, 'shared');
+    compile(cache);
+    chmodSync(cache, 0o777);
+    expect(compile(cache)).toBe('miss 45');
+    rmSync(path.join(cache, readdirSync(cache)[0]));
+    compile(cache);
+    expect(readdirSync(cache)).toEqual([]);
+  });
+
+  test('off: no folder given', () => {
+    expect(compile(undefined)).toBe('off 45');
+  });
+});
+
+test('where the code cache lives and which command picks its file', () => {
+  expect(codeCacheDir({ XDG_CACHE_HOME: '/x/cache' }, '/home/u')).toBe('/x/cache/rha');
+  expect(codeCacheDir({ XDG_CACHE_HOME: 'relative' }, '/home/u')).toBe('/home/u/.cache/rha');
+  expect(codeCacheDir({}, '/home/u')).toBe('/home/u/.cache/rha');
+  expect(commandOf(['node', 'rha', 'run', 'x.yaml'])).toBe('run');
+  expect(commandOf(['node', 'rha', '-h'])).toBe('main');
+  expect(commandOf(['node', 'rha', '--help', 'lab'])).toBe('lab');
+  expect(commandOf(['node', 'rha', '../etc/passwd'])).toBe('main');
 });

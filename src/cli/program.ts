@@ -1,0 +1,176 @@
+/**
+ * `rha`: provision highly available Redis pairs (master/replica behind a keepalived VIP) over SSH.
+ *
+ * Exit codes: 0 ok · 1 internal error · 2 a host failed · 3 a host unreachable (none failed) ·
+ * 4 invalid input (nothing touched) · 130 interrupted.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, InputError } from '../core/types.js';
+import { addRunOptions, normalizeRunOptions, type RunCliOptions } from './options.js';
+import { labCommand } from './lab.js';
+
+// Each sub-command loads its code when it runs, not at start-up: `rha --help` parses commander and
+// the option parsers only, and `rha run` never parses ioredis (status, switchover, demo), the lab or
+// listr2 (pretty output). In the bundled CLI (scripts/build.mjs) each import() is a separate chunk.
+const runCli = () => import('./run.js');
+
+const EXIT_CODES = `
+Exit codes:
+  0    success
+  1    internal error (-v prints the stack)
+  2    some host failed
+  3    some host was unreachable (and none failed)
+  4    invalid input: nothing was touched
+  130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
+
+let verbosity = 0;
+
+/** Runs a command action and turns its outcome into process.exitCode; input errors never show a stack. */
+function act<A extends unknown[]>(fn: (...args: A) => Promise<ExitCode>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (e) {
+      process.exitCode = await reportError(e);
+    }
+  };
+}
+
+/** Prints an unexpected error and returns its exit code. */
+async function reportError(e: unknown): Promise<ExitCode> {
+  if (e instanceof InputError) {
+    const { printProblems, processIo } = await runCli();
+    printProblems(e.problems, processIo());
+    return ExitCode.invalidInput;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`error: internal error: ${err.message}\n`);
+  if (verbosity >= 1 && err.stack) process.stderr.write(err.stack + '\n');
+  else process.stderr.write('(run again with -v for the stack trace; please report it)\n');
+  return ExitCode.internalError;
+}
+
+/** The `rha` program with its sub-commands. */
+export function buildProgram(): Command {
+  const program = new Command('rha')
+    .description('Provision highly available Redis pairs (master/replica behind a keepalived virtual IP) over SSH.')
+    .showHelpAfterError('(rha --help shows usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ rha validate inventory.yaml                 check everything without connecting
+  $ rha provision inventory.yaml --check --diff show what would change
+  $ rha provision inventory.yaml                provision every cluster
+  $ rha run playbooks/redis.yaml -i inventory.yaml --limit cache
+${EXIT_CODES}`,
+    );
+
+  addRunOptions(
+    program
+      .command('provision')
+      .description("run rha's shipped playbook (playbooks/site.yaml: Redis, keepalived, the documented bring-up order) against INVENTORY")
+      .argument('<inventory>', 'inventory file (YAML)'),
+  )
+    .addHelpText('after', `\nExamples:\n  $ rha provision inventory.yaml --check --diff\n  $ rha provision inventory.yaml --limit cache -v\n  $ rha provision inventory.yaml --accept-host-key redis-b   # after replacing redis-b\n${EXIT_CODES}`)
+    .action(
+      act(async (inventory: string, raw: Partial<RunCliOptions>) => {
+        const o = normalizeRunOptions(raw);
+        verbosity = o.verbose;
+        const { runCommand, sitePlaybook } = await runCli();
+        return runCommand(sitePlaybook(), inventory, o);
+      }),
+    );
+
+  addRunOptions(
+    program
+      .command('run')
+      .description('run PLAYBOOK against the hosts of INVENTORY')
+      .argument('<playbook>', 'playbook file (YAML)')
+      .requiredOption('-i, --inventory <file>', 'inventory file (YAML)'),
+  )
+    .addHelpText('after', `\nExamples:\n  $ rha run playbooks/redis.yaml -i inventory.yaml --check\n  $ rha run my-play.yaml -i inventory.yaml --tags config -e maxmemory=2gb\n${EXIT_CODES}`)
+    .action(
+      act(async (playbook: string, raw: Partial<RunCliOptions>) => {
+        const o = normalizeRunOptions(raw);
+        verbosity = o.verbose;
+        const { runCommand } = await runCli();
+        return runCommand(playbook, o.inventory!, o);
+      }),
+    );
+
+  program
+    .command('validate')
+    .description('check an inventory (with the shipped site playbook, or PLAYBOOK) without connecting to any host')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .argument('[playbook]', 'playbook file (default: the shipped playbooks/site.yaml)')
+    .addHelpText('after', `\nExamples:\n  $ rha validate inventory.yaml\n  $ rha validate inventory.yaml my-play.yaml\n\nPrints every problem as \`file:line key.path: message\`; exit 4 when any is an error.`)
+    .action(act(async (inventory: string, playbook: string | undefined) => (await runCli()).validateCommand(inventory, playbook)));
+
+  const hosts = program.command('hosts').description('manage what rha remembers about hosts');
+  hosts
+    .command('accept')
+    .description("forget HOST's recorded SSH host key (known_hosts) so that the next run records its new key, e.g. after the host was replaced")
+    .argument('<host>', 'host name from the inventory')
+    .requiredOption('-i, --inventory <file>', 'inventory file (YAML)')
+    .addHelpText('after', `\nExample:\n  $ rha hosts accept redis-b -i inventory.yaml`)
+    .action(act(async (host: string, o: { inventory: string }) => (await runCli()).hostsAcceptCommand(host, o.inventory)));
+
+  program
+    .command('status')
+    .description('per cluster and node: VIP holder, Redis role, link, lag, keys, keepalived, and a verdict; exit 0 only when every cluster is healthy')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .option('-c, --cluster <name>', 'only this cluster (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('-o, --output <format>', 'table for people, json for machines').choices(['table', 'json']).default('table'))
+    .option('--accept-host-key <host>', 'accept a changed SSH host key of this host (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addHelpText('after', `\nExamples:\n  $ rha status inventory.yaml\n  $ rha status inventory.yaml --cluster cache -o json   # exit 2 unless healthy: gates a CI job`)
+    .action(
+      act(async (inventory: string, o: { cluster?: string[]; output: 'table' | 'json'; acceptHostKey?: string[] }) =>
+        (await import('./status.js')).statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
+      ),
+    );
+
+  program
+    .command('switchover')
+    .description('planned move of the VIP and the master role to the in-sync replica, with no acknowledged write lost (writes pause briefly)')
+    .argument('<inventory>', 'inventory file (YAML)')
+    .argument('<cluster>', 'cluster name')
+    .addHelpText('after', `\nExample:\n  $ rha switchover inventory.yaml cache\n\nRefused (exit 2, nothing moved) unless the replica is in sync and keepalived runs on both nodes.`)
+    .action(act(async (inventory: string, cluster: string) => (await import('./switchover.js')).switchoverCommand(inventory, cluster)));
+
+  program
+    .command('init')
+    .description('write a commented starter inventory for one pair (two hosts, one VIP) into DIR, with random secrets (mode 0600); never overwrites')
+    .argument('[dir]', 'folder to write into (default: the current folder)')
+    .addHelpText('after', `\nExample:\n  $ rha init prod-cache && rha validate prod-cache/inventory.yaml`)
+    .action(act(async (dir: string | undefined) => (await import('./init.js')).initCommand(dir)));
+
+  program
+    .command('demo')
+    .description('bring up a two-host lab on this machine, provision a pair into it, and show it working (root)')
+    .option('-n, --name <name>', 'lab name', 'default')
+    .addOption(new Option('-o, --output <format>', 'run output').choices(['pretty', 'plain', 'json']))
+    .addHelpText('after', `\nExample:\n  $ rha demo && rha lab down`)
+    .action(act(async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => (await import('./demo.js')).demoCommand(o)));
+
+  program.addCommand(labCommand());
+  return program;
+}
+
+/** Parses argv and runs; usage errors exit 4 (invalid input), help exits 0. */
+export async function main(argv: string[] = process.argv, program: Command = buildProgram()): Promise<void> {
+  program.exitOverride();
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const s of c.commands) s.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.invalidInput;
+      return;
+    }
+    process.exitCode = await reportError(e);
+  }
+}
