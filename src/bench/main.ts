@@ -267,20 +267,27 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
       return;
     }
     const resume: number[] = [];
+    const pauses: number[] = [];
     const commandMs: number[] = [];
     for (let i = 1; i <= o.repeat; i++) {
       checkAborted();
       if ((await firstWrite(c, 'rha:bench:warmup', performance.now(), 30_000)) === undefined) throw new Error('writes through the VIP never succeeded before the switchover');
-      // A writer runs through the switchover: the outage ends at the first success after the last failure.
+      // A writer runs through the switchover: the outage ends at the first success after the last
+      // failure; the pause is the longest interval between two acknowledged writes.
       let stop = false;
       let lastFailure: number | undefined;
       let resumedAt: number | undefined;
       const t0 = performance.now();
+      let lastAck = t0;
+      let longestGap = 0;
       const writer = (async () => {
         for (let k = 0; !stop || (lastFailure !== undefined && resumedAt === undefined); k++) {
           if (performance.now() - t0 > 60_000) break;
           try {
             await call(vipTarget(c), ['SET', 'rha:bench:switchover', String(k)], 300);
+            const now = performance.now();
+            longestGap = Math.max(longestGap, now - lastAck);
+            lastAck = now;
             if (lastFailure !== undefined && resumedAt === undefined) resumedAt = performance.now();
           } catch {
             lastFailure = performance.now();
@@ -302,11 +309,20 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
       if (lastFailure !== undefined && resumedAt === undefined) throw new Error(`switchover ${i}: writes through the VIP did not resume within 60 s`);
       const gap = resumedAt === undefined ? 0 : resumedAt - t0;
       resume.push(gap);
+      pauses.push(longestGap);
       commandMs.push(sw.wallMs);
-      log(`switchover ${i}/${o.repeat}: command ${secs(sw.wallMs)}, writes ${lastFailure === undefined ? 'never failed' : `resumed ${secs(gap)} after the start`}`);
+      log(
+        `switchover ${i}/${o.repeat}: command ${secs(sw.wallMs)}, writes ${lastFailure === undefined ? 'never failed' : `resumed ${secs(gap)} after the start`}, ` +
+          `longest gap between acknowledged writes ${secs(longestGap)}`,
+      );
     }
     const cmd = samples(commandMs);
-    result.switchover = { available: true, ...samples(resume), ...(cmd.medianMs !== undefined ? { commandMedianMs: cmd.medianMs } : {}) };
+    result.switchover = {
+      available: true,
+      ...samples(resume),
+      pause: samples(pauses),
+      ...(cmd.medianMs !== undefined ? { commandMedianMs: cmd.medianMs } : {}),
+    };
   } finally {
     await fs.rm(cacheDir, { recursive: true, force: true });
     await labDown(PAIR_LAB);

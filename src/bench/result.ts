@@ -62,7 +62,12 @@ export interface BenchResult {
   scale: ScaleResult[];
   build?: BuildResult;
   failover?: Samples;
-  switchover: (Samples & { available: true; commandMedianMs?: number }) | { available: false; why: string };
+  /**
+   * Samples: from the command's start to the first write after the last failed one (0 when none
+   * failed). `pause`: per repetition, the longest interval between two acknowledged writes of a
+   * writer running through the switchover (the time writes were held, as a client sees it).
+   */
+  switchover: (Samples & { available: true; commandMedianMs?: number; pause?: Samples }) | { available: false; why: string };
   targets: Target[];
   /** Set when the run stopped early (failure or Ctrl-C): the numbers above are what was measured before. */
   error?: string;
@@ -79,7 +84,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const x = (r: number): string => `${r.toFixed(1)}x`;
 
 /** The issue's targets judged against a result; a target whose inputs were not measured has met undefined. */
-export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'>): Target[] {
+export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'> & Partial<Pick<BenchResult, 'switchover'>>): Target[] {
   const at = (n: number) => r.scale.find((e) => e.hosts === n);
   const out: Target[] = [];
 
@@ -149,6 +154,19 @@ export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'
           margin: worst <= 3000 ? `${s(3000 - worst)} under` : `${s(worst - 3000)} over`,
         },
   );
+
+  const pause = r.switchover?.available ? r.switchover.pause : undefined;
+  out.push(
+    pause?.maxMs === undefined
+      ? { name: 'switchover: writes paused', goal: '< 1 s (every repetition)', measured: 'not measured', margin: '' }
+      : {
+          name: 'switchover: writes paused',
+          goal: '< 1 s (every repetition)',
+          measured: `median ${s(pause.medianMs!)}, max ${s(pause.maxMs)}`,
+          met: pause.maxMs < 1000,
+          margin: pause.maxMs < 1000 ? `${s(1000 - pause.maxMs)} under` : `${s(pause.maxMs - 1000)} over`,
+        },
+  );
   return out;
 }
 
@@ -208,7 +226,10 @@ export function renderResult(r: BenchResult): string {
   if (r.failover) lines.push(`Failover (kill -9 of the master's Redis → first write through the VIP): ${fmt(r.failover)}`);
   lines.push(
     r.switchover.available
-      ? `Switchover (rha switchover → writes through the VIP resume): ${fmt(r.switchover)}`
+      ? [
+          `Switchover (rha switchover's start → writes through the VIP resume): ${fmt(r.switchover)}`,
+          ...(r.switchover.pause ? [`Switchover (longest gap between acknowledged writes): ${fmt(r.switchover.pause)}`] : []),
+        ].join('\n')
       : `Switchover: not available (${r.switchover.why})`,
     '',
   );

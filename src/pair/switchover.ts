@@ -5,6 +5,11 @@
  * through the service manager (the VIP goes to the replica), the old master becomes a replica of
  * the new one (same history, same offset: a partial resync), its keepalived is started again (it
  * stays BACKUP: nopreempt), and the pause is lifted. If the VIP does not move, it is rolled back.
+ *
+ * The pause is as long as the VIP's move, and VRRP makes a backup wait (256 - priority) / 256
+ * advert intervals after the master's stop advert (0.45 s at the default 140). So, for the move
+ * only, the replica's priority is raised to 254 through keepalived's switchover track file (see
+ * templates/keepalived/keepalived.conf.hbs): it then takes over within about 10 ms.
  */
 import { Secret, shellCommand, quote } from '../core/command.js';
 import type { Connection } from '../core/types.js';
@@ -70,6 +75,7 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
   const maxPause = s.maxPauseMs ?? 10_000;
   const t0 = Date.now();
   let paused = false;
+  let boosted: SwitchoverNode | undefined;
   try {
     const p = await cli(master, ['CLIENT', 'PAUSE', String(maxPause), 'WRITE']);
     if (!p.ok || !p.stdout.includes('OK')) throw new SwitchoverError(`CLIENT PAUSE on ${master.name} failed: ${p.stderr || p.stdout}`);
@@ -100,15 +106,28 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     if (!promoted.ok) throw new SwitchoverError(`promoting ${replica.name} failed: ${promoted.stderr || promoted.stdout}`);
     log(`${replica.name} promoted at offset ${target}`);
 
+    // The replica at priority 254 for the move (nopreempt: it still waits for the master to leave).
+    const boostFile = `${KEEPALIVED_DIR}/switchover.${s.cluster}`;
+    boosted = replica;
+    const boost = await replica.conn.exec(shellCommand(setBoostScript(boostFile, BOOST), { become: s.become, timeoutMs: 10_000 }));
+    if (!boost.ok) log(`could not raise ${replica.name}'s VRRP priority for the move (${(boost.stderr || boost.stdout).trim()}): the VIP moves at the normal pace`);
+
     // Stop keepalived on the master through the service manager: the VIP goes to the replica.
-    // Watched from the replica itself (one remote loop), so the pause is measured to 50 ms.
-    const vipArrives = pollOn(replica, s, `ip -o -4 addr show | grep -qF ${quote(` inet ${s.vip} `)}`, 15);
+    // Watched from the replica itself (one remote loop), so the pause is measured to 20 ms.
+    let vipAt = 0;
+    const vipArrives = pollOn(replica, s, `ip -o -4 addr show | grep -qF ${quote(` inet ${s.vip} `)}`, 15, 0.02).then((ok) => {
+      vipAt = Date.now();
+      return ok;
+    });
     const stop = await master.conn.exec(shellCommand(KEEPALIVED_STOP, { become: s.become, timeoutMs: 30_000 }));
     const moved = stop.ok && (await vipArrives);
-    const pausedMs = Date.now() - t0;
+    const pausedMs = (vipAt || Date.now()) - t0;
     if (!moved) {
-      // Back to where we were: the replica follows the master again (same history, same offset).
+      // Back to where we were: the replica follows the master again (same history, same offset),
+      // at its normal priority before the master's keepalived returns (else it would win).
       await role(replica, master, 'rha switchover, rolled back').catch(() => undefined);
+      await unboost(replica).catch(() => undefined);
+      boosted = undefined;
       await master.conn.exec(shellCommand(KEEPALIVED_START, { become: s.become, timeoutMs: 30_000 })).catch(() => undefined);
       throw new SwitchoverError(
         stop.ok
@@ -126,6 +145,9 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     if (!start.ok) throw new SwitchoverError(`starting keepalived again on ${master.name} failed: ${start.stderr || start.stdout}`);
     await cli(master, ['CLIENT', 'UNPAUSE']);
     paused = false;
+    // Back to its configured priority: the old master runs again, as BACKUP, so nothing moves.
+    await unboost(replica);
+    boosted = undefined;
     const following = await pollUntil(async () => {
       const m = await readNodeState(master.conn, q);
       return m.role === 'slave' && m.masterHost === replica.address && m.linkUp;
@@ -134,7 +156,27 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     return { from: master.name, to: replica.name, pausedMs, offset: target };
   } finally {
     if (paused) await cli(master, ['CLIENT', 'UNPAUSE']).catch(() => undefined);
+    if (boosted) await unboost(boosted).catch(() => undefined);
   }
+
+  async function unboost(n: SwitchoverNode): Promise<void> {
+    const r = await n.conn.exec(shellCommand(setBoostScript(`${KEEPALIVED_DIR}/switchover.${s.cluster}`, 0), { become: s.become, timeoutMs: 10_000 }));
+    if (!r.ok) {
+      throw new SwitchoverError(
+        `could not set ${n.name}'s switchover priority back to normal (${(r.stderr || r.stdout).trim()}); restart keepalived on ${n.name} when convenient (it starts from 0)`,
+      );
+    }
+  }
+}
+
+const KEEPALIVED_DIR = '/etc/keepalived/rha';
+/** Added to the replica's priority for the move; keepalived caps the result at 254. */
+export const BOOST = 253;
+
+/** Writes the track file's value atomically (keepalived watches the file and re-reads it at once). */
+export function setBoostScript(file: string, value: number): string {
+  const tmp = `${file}.rha-tmp`;
+  return `printf '%s\\n' ${value} > ${quote(tmp)} && mv -f -- ${quote(tmp)} ${quote(file)}`;
 }
 
 /** Why a switchover from `m` to `r` is refused, or undefined (pure). */
@@ -164,9 +206,9 @@ const KEEPALIVED_START = [
   'echo "keepalived did not start within 10 s" >&2; exit 1',
 ].join('\n');
 
-/** Runs `condition` (sh) on the node every 50 ms until true or `timeoutS`; true when it held. */
-async function pollOn(n: SwitchoverNode, s: SwitchoverSpec, condition: string, timeoutS: number): Promise<boolean> {
-  const script = [`end=$(( $(date +%s) + ${timeoutS} ))`, `until ${condition}; do`, '  [ "$(date +%s)" -lt "$end" ] || exit 1', '  sleep 0.05', 'done'].join('\n');
+/** Runs `condition` (sh) on the node every `everyS` seconds until true or `timeoutS`; true when it held. */
+async function pollOn(n: SwitchoverNode, s: SwitchoverSpec, condition: string, timeoutS: number, everyS = 0.05): Promise<boolean> {
+  const script = [`end=$(( $(date +%s) + ${timeoutS} ))`, `until ${condition}; do`, '  [ "$(date +%s)" -lt "$end" ] || exit 1', `  sleep ${everyS}`, 'done'].join('\n');
   const r = await n.conn.exec(shellCommand(script, { env: { REDISCLI_AUTH: new Secret(s.password) }, become: s.become, timeoutMs: (timeoutS + 10) * 1000 }));
   return r.ok;
 }

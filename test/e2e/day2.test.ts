@@ -10,6 +10,7 @@ import YAML from 'yaml';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
+import { BOOST, setBoostScript } from '../../src/pair/switchover.js';
 import { useLab } from '../support/lab.js';
 import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, waitFor } from '../support/rha.js';
 
@@ -193,6 +194,31 @@ describe('planned moves while a client writes through the VIP', () => {
     const again = await rha(['provision', inv]);
     expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
     expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+    expect(await vipHolders()).toEqual(['node2']);
+  });
+
+  test("the switchover's priority raise is real keepalived state, and it is back to normal afterwards", async () => {
+    const info = lab();
+    const file = '/etc/keepalived/rha/switchover.pair1';
+    // After the switchover above, both track files hold 0 (node1's keepalived restarted from init_file).
+    for (const h of ['node1', 'node2']) expect((await labExec(info.name, h, ['cat', file])).stdout).toBe('0\n');
+    // keepalived's own view (SIGUSR1 dumps its state): the backup node1 at its configured 150, then
+    // at 254 while the file says 253, then back.
+    const effective = async (h: string) => {
+      await labExec(info.name, h, ['sh', '-c', 'rm -f /tmp/keepalived.data; kill -USR1 "$(cat /run/keepalived.pid)"']);
+      let text = '';
+      await waitFor(async () => {
+        text = (await labExec(info.name, h, ['cat', '/tmp/keepalived.data'])).stdout;
+        return /Effective priority = \d+/.test(text);
+      }, 5000);
+      return Number(/Effective priority = (\d+)/.exec(text)?.[1]);
+    };
+    expect(await effective('node1')).toBe(150);
+    await labExec(info.name, 'node1', ['sh', '-c', setBoostScript(file, BOOST)]);
+    expect(await waitFor(async () => (await effective('node1')) === 254, 5000)).toBe(true);
+    await labExec(info.name, 'node1', ['sh', '-c', setBoostScript(file, 0)]);
+    expect(await waitFor(async () => (await effective('node1')) === 150, 5000)).toBe(true);
+    // nopreempt: the raised backup never took the VIP from the running master.
     expect(await vipHolders()).toEqual(['node2']);
   });
 

@@ -87,6 +87,7 @@ describe('targets', () => {
       scale: [scale(2, 300, 9000), scale(100, 6000, undefined, 150)],
       build: { pairMs: 70_000, bareBuildMs: 50_000, packageInstallMs: 10_000 },
       failover: samples([2000, 2500, 3500]),
+      switchover: { available: true, ...samples([1500, 1600]), pause: samples([400, 900, 1200]) },
     });
     expect(t.map((x) => [x.name, x.met, x.measured, x.margin])).toEqual([
       ['no-op re-run vs Ansible, N=2', true, '30.0x', '1.50x the goal'],
@@ -94,6 +95,7 @@ describe('targets', () => {
       ['controller memory, N=100', true, '150 MB', '50 MB under'],
       ['pair from scratch vs bare build + packages', true, '1.2x (70.00 s vs 60.00 s)', '8.00 s to spare'],
       ['failover: writes resume after kill -9', false, 'median 2.50 s, max 3.50 s', '0.50 s over'],
+      ['switchover: writes paused', false, 'median 0.90 s, max 1.20 s', '0.20 s over'],
     ]);
   });
 
@@ -139,7 +141,7 @@ describe('table and JSON', () => {
       ['build', 'durationMs', 'failover', 'machine', 'options', 'scale', 'startedAt', 'switchover', 'targets', 'version'].sort(),
     );
     expect(Object.keys(back.scale[0].rha).sort()).toEqual(['firstChanged', 'firstMs', 'noopChanged', 'noopMs', 'peakRssMb']);
-    expect(back.targets).toHaveLength(5);
+    expect(back.targets).toHaveLength(6);
   });
 });
 
