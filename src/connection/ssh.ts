@@ -156,6 +156,13 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     ...(agent ? { agent } : {}),
     ...(spec.password ? { password: spec.password.value, tryKeyboard: true } : {}),
     algorithms: { serverHostKey: preferredHostKeyAlgorithms(knownTypes) },
+    // Key first, as OpenSSH does; and no "none" probe first (ssh2's default): it costs a round trip
+    // and a PAM account check on the server for a list of methods we do not need.
+    authHandler: [
+      ...(privateKey ? ['publickey'] : []),
+      ...(agent ? ['agent'] : []),
+      ...(spec.password ? ['password', 'keyboard-interactive'] : []),
+    ],
     // Called with the raw key blob (no hostHash). Returning undefined makes ssh2 wait for verify().
     hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
       presented = key;
