@@ -84,6 +84,27 @@ export function buildRemoteInvocation(cmd: Command, ctx: InvocationContext): Rem
   };
 }
 
+/**
+ * The same command as one line of the long-lived shell (shell.ts), for commands without secrets,
+ * stdin or become: a background subshell (a fork, no exec) sets cwd and env, then execs
+ * `setsid ARGV`. Not a process-group leader, setsid does not fork: the command keeps the PID the
+ * shell prints and leads its own session and group, as under an exec channel. stderr goes to fd 3
+ * (the channel's; the shell's own is /dev/null), inside the subshell so that the shell's job
+ * report on a killed command never lands there.
+ */
+export function buildShellBody(cmd: Command, pidMarker: string): string {
+  if (cmd.argv.length === 0) throw new Error('command has an empty argv');
+  const steps: string[] = [];
+  if (cmd.cwd) steps.push(`cd ${quote(cmd.cwd)}`);
+  for (const [name, value] of Object.entries(cmd.env ?? {})) {
+    if (!ENV_NAME.test(name)) throw new Error(`invalid environment variable name ${JSON.stringify(name)}`);
+    if (value instanceof Secret) throw new Error(`secret environment variable ${name} cannot travel on a shell line`);
+    steps.push(`export ${name}=${quote(value)}`);
+  }
+  steps.push(`exec setsid ${quoteArgv(cmd.argv)}`);
+  return `(exec 2>&3 3>&-; ${steps.join(' && ')}) </dev/null & rha_pid=$!; printf '${pidMarker}%s]\n' "$rha_pid" >&3; wait "$rha_pid"`;
+}
+
 /** The command that kills a session's process group: TERM, then KILL a second later. */
 export function killGroupArgv(pid: number): string[] {
   return ['sh', '-c', 'kill -s TERM -- "-$1" 2>/dev/null; sleep 1; kill -s KILL -- "-$1" 2>/dev/null; true', 'sh', String(pid)];

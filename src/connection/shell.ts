@@ -6,12 +6,13 @@
  * shell per connection slot, a command costs a fork of the shell plus one round trip.
  *
  * Each command is sent as one line to the shell's stdin:
- *   printf BEGIN; printf BEGIN >&3; setsid sh -c 'exec 2>&3 3>&-; LINE' </dev/null; printf END"$?"; printf END >&3
+ *   printf BEGIN; printf BEGIN >&3; BODY; printf END"$?"; printf END >&3
  * - fd 3 is the channel's stderr; the shell's own stderr is /dev/null, so that its job reports
  *   ("Terminated" when a timeout killed the command) never mix with the command's stderr.
- * - LINE is the same line an exec channel would run (it prints its PID first): `setsid` makes the
- *   command a session and process-group leader, exactly what sshd makes an exec channel, so a
- *   timeout kills its group from another channel, and daemons it starts are not tied to the shell.
+ * - BODY (remote-command.ts buildShellBody) runs the command under `setsid` in a background
+ *   subshell, prints its PID and waits: the command leads its own session and process group,
+ *   exactly what sshd makes an exec channel, so a timeout kills its group from another channel,
+ *   and daemons it starts are not tied to the shell.
  * - Its stdin is /dev/null: the shell's own stdin carries rha's next commands. Commands with stdin,
  *   secrets or become do not come here (see SshConnection): they keep their own exec channel.
  * - The markers carry a random nonce per command, so output can never be mistaken for them. Output

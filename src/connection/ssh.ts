@@ -11,9 +11,8 @@ import { displayCommand, type Command, type CommandResult } from '../core/comman
 import { UnreachableError, type Connection, type HostSpec } from '../core/types.js';
 import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
 import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
-import { buildRemoteInvocation, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
+import { buildRemoteInvocation, buildShellBody, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
 import { RemoteShell, type FramedStream } from './shell.js';
-import { quote } from '../core/command.js';
 import type { Ssh2Channel, Ssh2Client, Ssh2Error } from './ssh2-types.js';
 
 export interface HostKeyEvent {
@@ -680,9 +679,7 @@ export class SshConnection implements Connection {
           }, cmd.timeoutMs),
         );
       }
-      // The redirections go inside: dash applies a simple command's own redirections in the
-      // parent too, so its "Terminated" report on a killed command would land in the output.
-      shell.run(`setsid sh -c ${quote(`exec 2>&3 3>&-; ${inv.line}`)} </dev/null`, nonce, onStderr).then(
+      shell.run(buildShellBody(cmd, inv.pidMarker), nonce, onStderr).then(
         (o) => {
           const code = /^\d+$/.test(o.value) ? Number(o.value) : null;
           settle(code, o.stdout, o.stderr);
