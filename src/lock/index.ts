@@ -45,18 +45,29 @@ const NOT_WRITABLE = 10;
 // The acquire script. $PPID is, for root, the connection's sshd process; with sudo it is sudo, so
 // walk up to the nearest sshd ancestor. Field 20 after "comm) " of /proc/PID/stat is the start
 // time (field 22 of the whole line), which tells a live holder from a reused pid.
+// Builtins only where a program is not needed (read, case, parameter expansion): every program is a
+// fork and exec on the host, which adds up over 100 hosts. `D` keeps the shell's ${...} out of
+// this template literal.
+const D = '$';
 const ACQUIRE = String.raw`f=$1 run=$2 owner=$3 cpid=$4 since=$5 cmd=$6
-pstat() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f"$2"; }
+pstat() { n=$2; l=; read -r l 2>/dev/null < "/proc/$1/stat"; [ -n "$l" ] || return 0; set -- ${D}{l##*) }; [ $# -ge "$n" ] || return 0; shift $((n - 1)); printf '%s' "$1"; }
+pcomm() { c=; read -r c 2>/dev/null < "/proc/$1/comm"; printf '%s' "$c"; }
 p=$PPID
-while [ "$p" -gt 1 ] 2>/dev/null && [ "$(cat "/proc/$p/comm" 2>/dev/null)" != sshd ]; do p=$(pstat "$p" 2); [ -n "$p" ] || p=0; done
+while [ "$p" -gt 1 ] 2>/dev/null && [ "$(pcomm "$p")" != sshd ]; do p=$(pstat "$p" 2); [ -n "$p" ] || p=0; done
 if [ "$p" -gt 1 ] 2>/dev/null; then st=$(pstat "$p" 20); else p= st=; fi
 exec 9>>"$f" 2>/dev/null || exit ${NOT_WRITABLE}
 if command -v flock >/dev/null 2>&1; then flock -w 10 9 || { echo "timed out waiting for flock on $f" >&2; exit 11; }; fi
-held=$(cat "$f")
+held= hp= hs=
+while IFS= read -r line || [ -n "$line" ]; do
+  held="$held$line
+"
+  case $line in host_pid=*) hp=${D}{line#host_pid=} ;; host_pid_start=*) hs=${D}{line#host_pid_start=} ;; esac
+done < "$f"
+while [ "${D}{held%
+}" != "$held" ]; do held=${D}{held%
+}; done
 stale=
 if [ -n "$held" ]; then
-  hp=$(printf '%s\n' "$held" | sed -n 's/^host_pid=//p')
-  hs=$(printf '%s\n' "$held" | sed -n 's/^host_pid_start=//p')
   if [ -z "$hp" ] || { [ -d "/proc/$hp" ] && [ "$(pstat "$hp" 20)" = "$hs" ]; }; then printf '%s\n' "$held"; exit ${HELD}; fi
   stale=1
 fi
