@@ -267,6 +267,20 @@ export interface TaskContext {
   inventory?: Inventory;
   /** A connection to another inventory host from the run's pool, for modules that read a peer's live state. */
   connectTo?(hostName: string): Promise<Connection>;
+  /** Reads the runner already made for this task (see Module.reads); runScript consults it first. */
+  readAhead?: ReadAhead;
+}
+
+/** A read-only script a module's plan runs through runScript: the script and its positional args. */
+export interface ReadSpec {
+  script: string;
+  args: string[];
+}
+
+/** Outputs of reads made ahead of time, while nothing changed on the host since (src/runner/read-ahead.ts). */
+export interface ReadAhead {
+  /** The stdout the read produced (it exited 0), or undefined when it was not read ahead. */
+  take(script: string, args: readonly string[], become: boolean): string | undefined;
 }
 
 export interface Module<A = unknown, S = unknown> {
@@ -275,6 +289,12 @@ export interface Module<A = unknown, S = unknown> {
   args: z.ZodType<A>;
   /** Reads the host's state and returns what it would change. Must not change anything. */
   plan(ctx: TaskContext, args: A): Promise<Plan<S>>;
+  /**
+   * The read-only scripts plan() runs first, when they follow from the arguments alone. The runner
+   * may then run the reads of several such tasks in one command before them (one round trip and
+   * one process per host instead of one per task) and hand each plan its output.
+   */
+  reads?(args: A, opts: { diff: boolean }): ReadSpec[];
   /** Applies a non-empty plan. Called only when not in check mode. */
   apply(ctx: TaskContext, args: A, plan: Plan<S>): Promise<ModuleOutcome>;
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Module, Plan, TaskContext } from '../core/types.js';
 import { absPathArg, argvArg, modeArg, principalArg } from './lib/args.js';
-import { applyFilePlan, planFile, type FilePlan, type FileSpec, type WriteOptions } from './lib/files.js';
+import { applyFilePlan, planFile, remoteFileRead, type FilePlan, type FileSpec, type WriteOptions } from './lib/files.js';
 import { resolveSource } from './lib/paths.js';
 
 /** Arguments shared by copy and template: where and how the file is written. */
@@ -63,6 +63,7 @@ export const copyModule: Module<CopyArgs, WriteState> = {
     const content = args.src !== undefined ? await readFile(await resolveSource(ctx.searchPaths, args.src, 'files')) : (args.content ?? '');
     return planWrite(ctx, args, content);
   },
+  reads: (args, opts) => [remoteFileRead(args.dest, opts.diff)],
   async apply(ctx, _args, plan) {
     const { spec, file } = plan.state!;
     return applyFilePlan(ctx, spec, file);

@@ -119,6 +119,7 @@ interface FileState {
 export const fileModule: Module<FileArgs, FileState> = {
   name: 'file',
   args: fileArgs,
+  reads: (args) => [{ script: READ_SCRIPT, args: [args.path] }],
   async plan(ctx, args): Promise<Plan<FileState>> {
     const r = await runScript(ctx, READ_SCRIPT, [args.path]);
     if (!r.ok) throw new ModuleFailure(`cannot read ${args.path}: ${describeFailure(r)}`);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Module } from '../core/types.js';
 import { renderTemplateFile } from '../template/index.js';
 import { fileTargetArgs, planWrite, type WriteState } from './copy.js';
-import { applyFilePlan } from './lib/files.js';
+import { applyFilePlan, remoteFileRead } from './lib/files.js';
 import { ModuleFailure } from './lib/failure.js';
 import { resolveSource } from './lib/paths.js';
 
@@ -28,6 +28,7 @@ export const templateModule: Module<TemplateArgs, WriteState> = {
     }
     return planWrite(ctx, args, content);
   },
+  reads: (args, opts) => [remoteFileRead(args.dest, opts.diff)],
   async apply(ctx, _args, plan) {
     const { spec, file } = plan.state!;
     return applyFilePlan(ctx, spec, file);

@@ -26,7 +26,8 @@ import { planBatches } from './batches.js';
 import { runPool } from './pool.js';
 import { emptyRecap, exitCodeFor } from './recap.js';
 import { selectedByTags } from './tags.js';
-import { executeTask, type TaskOutcome } from './task.js';
+import { executeTask, isReader, readAheadFor, type TaskOutcome } from './task.js';
+import { HostReadAhead } from './read-ahead.js';
 import { magicVars } from './vars.js';
 
 export { planBatches, batchSize } from './batches.js';
@@ -102,6 +103,10 @@ export interface HostState {
   out?: 'failed' | 'unreachable';
   recap: HostRecap;
   warnings: string[];
+  /** Reads made ahead for the coming file-like tasks (src/runner/read-ahead.ts). */
+  readAhead?: HostReadAhead;
+  /** Whether the last task on this host changed something (no read-ahead right after a change). */
+  lastChanged?: boolean;
 }
 
 /** What every host of one batch shares: stop flags and failure counts. */
@@ -197,14 +202,31 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
 
     const notified = new Map<HostState, Set<string>>(batchHosts.map((hs) => [hs, new Set<string>()]));
     const filter = { only: opts.tags, skip: opts.skipTags };
-    for (const task of play.tasks) {
-      if (stopped(batch)) return;
-      if (!selectedByTags([...task.tags, ...play.tags], filter)) continue;
-      await onEach(active(), async (hs) => {
-        const out = await executeTask(rc, play, task, hs, false);
-        noteNotify(task, out, notified.get(hs)!);
-        if (hs.out) hostFailed(hs, task.name);
-      });
+    const tasks = play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
+    for (const hs of batchHosts) {
+      hs.readAhead ??= new HostReadAhead();
+      hs.readAhead.clear();
+      hs.lastChanged = false;
+    }
+    try {
+      for (const [i, task] of tasks.entries()) {
+        if (stopped(batch)) return;
+        const reader = isReader(rc, task);
+        // The run of reader tasks starting here: their reads go ahead together, once per run,
+        // and again after a task in it changed something (then from the next unchanged one).
+        let end = i;
+        while (reader && end + 1 < tasks.length && isReader(rc, tasks[end + 1])) end++;
+        await onEach(active(), async (hs) => {
+          if (reader && hs.readAhead!.size === 0 && !hs.lastChanged) await readAheadFor(rc, play, tasks.slice(i, end + 1), hs);
+          const out = await executeTask(rc, play, task, hs, false);
+          hs.lastChanged = out.status === 'changed';
+          if (!reader || out.status !== 'ok') hs.readAhead!.clear();
+          noteNotify(task, out, notified.get(hs)!);
+          if (hs.out) hostFailed(hs, task.name);
+        });
+      }
+    } finally {
+      for (const hs of batchHosts) hs.readAhead?.clear();
     }
 
     // Handlers: in definition order, once each per host, only where a changed task notified them.

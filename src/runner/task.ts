@@ -3,7 +3,7 @@
  * with `retries`/`until`, `changed_when`/`failed_when`, `register` and `ignore_errors`. Every way a
  * task can go wrong ends as a task-end event, never as an exception out of the runner.
  */
-import type { FileDiff, Module, PlannedChange, PlaySpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
+import type { FileDiff, Module, PlannedChange, PlaySpec, ReadSpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
 import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './index.js';
 import { magicVars, mergeVars, type VarLayers } from './vars.js';
 import { ModuleFailure } from '../modules/lib/failure.js';
@@ -68,18 +68,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
   };
 
   try {
-    const layers: VarLayers = {
-      magic: { ...magicVars(rc.inv, hs.spec, rc.opts.check), play_name: play.name },
-      host: hs.spec.vars,
-      play: {},
-      task: {},
-      registered: hs.registered,
-      facts: hs.facts,
-      extra: rc.opts.extraVars,
-    };
-    // Play and task vars may themselves hold templates (`port: "{{ cluster.redis.port }}"`).
-    layers.play = asRecord(rc.render(play.vars, mergeVars(layers), { file: play.file, line: play.line, path: 'vars' }));
-    layers.task = asRecord(rc.render(task.vars, mergeVars(layers), where('vars')));
+    const layers = taskLayers(rc, play, task, hs);
     const vars = mergeVars(layers);
 
     if (task.when !== undefined && task.when !== '' && !rc.evalCondition(task.when, vars, where('when'))) {
@@ -112,6 +101,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
         if (!peer) throw new Error(`host ${name} is not in the inventory`);
         return rc.connect(peer);
       },
+      ...(hs.readAhead && !handler ? { readAhead: hs.readAhead } : {}),
     };
 
     const maxAttempts = Math.max(1, task.retries + 1);
@@ -212,6 +202,52 @@ export function registerValue(
 
 function lines(text: string): string[] {
   return text === '' ? [] : text.replace(/\n$/, '').split('\n');
+}
+
+/** The variable layers a task sees on a host (play and task vars rendered); mergeVars merges them. */
+function taskLayers(rc: RunContext, play: PlaySpec, task: TaskSpec, hs: HostState): VarLayers {
+  const layers: VarLayers = {
+    magic: { ...magicVars(rc.inv, hs.spec, rc.opts.check), play_name: play.name },
+    host: hs.spec.vars,
+    play: {},
+    task: {},
+    registered: hs.registered,
+    facts: hs.facts,
+    extra: rc.opts.extraVars,
+  };
+  // Play and task vars may themselves hold templates (`port: "{{ cluster.redis.port }}"`).
+  layers.play = asRecord(rc.render(play.vars, mergeVars(layers), { file: play.file, line: play.line, path: 'vars' }));
+  layers.task = asRecord(rc.render(task.vars, mergeVars(layers), { file: task.file, line: task.line, path: 'vars' }));
+  return layers;
+}
+
+/** Whether the task's module can say its reads up front (file, copy, template). */
+export function isReader(rc: RunContext, task: TaskSpec): boolean {
+  return rc.modules.get(task.module)?.reads !== undefined;
+}
+
+/**
+ * Reads ahead, in one command, what the given reader tasks' plans will read on this host (see
+ * read-ahead.ts). A task whose arguments do not render or validate yet (they may depend on a
+ * result registered in between), or that runs with another become, is left to read for itself.
+ */
+export async function readAheadFor(rc: RunContext, play: PlaySpec, tasks: readonly TaskSpec[], hs: HostState): Promise<void> {
+  if (!hs.conn || !hs.readAhead || tasks.length < 2) return;
+  const become = (t: TaskSpec) => t.become ?? play.become ?? hs.spec.connection.become;
+  const first = become(tasks[0]);
+  const reads: ReadSpec[] = [];
+  for (const task of tasks) {
+    if (become(task) !== first) continue;
+    try {
+      const module = rc.modules.get(task.module)!;
+      const vars = mergeVars(taskLayers(rc, play, task, hs));
+      const parsed = module.args.safeParse(rc.render(task.args ?? {}, vars, { file: task.file, line: task.line, path: task.module }));
+      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff }));
+    } catch {
+      /* the task reports it when it runs */
+    }
+  }
+  await hs.readAhead.fill(hs.conn, first, reads).catch(() => undefined);
 }
 
 function asRecord(v: unknown): Record<string, unknown> {

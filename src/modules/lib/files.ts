@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describeFailure, maskSecrets, quote } from '../../core/command.js';
-import type { FileDiff, ModuleOutcome, PlannedChange, TaskContext } from '../../core/types.js';
+import type { FileDiff, ModuleOutcome, PlannedChange, ReadSpec, TaskContext } from '../../core/types.js';
 import { ModuleFailure } from './failure.js';
 import { changed, failed, runScript } from './run.js';
 
@@ -67,7 +67,8 @@ if [ ! -e "$p" ]; then echo absent; exit 0; fi
 if [ ! -f "$p" ]; then echo other; exit 0; fi
 echo file
 stat -L -c '%a %u %g %s %U %G' -- "$p" || exit 1
-sha256sum < "$p" | cut -d' ' -f1
+s=$(sha256sum < "$p") || exit 1
+echo "\${s%% *}"
 if [ "$2" = 1 ] && [ "$(stat -L -c %s -- "$p")" -lt ${DIFF_MAX_BYTES} ]; then base64 < "$p"; fi`;
 
 /** Returns the parsed output of READ_SCRIPT (exported for unit tests). */
@@ -93,9 +94,15 @@ export function parseRemoteFile(stdout: string): RemoteFile {
   };
 }
 
+/** The read readRemoteFile makes (for Module.reads). */
+export function remoteFileRead(path: string, withContent: boolean): ReadSpec {
+  return { script: READ_SCRIPT, args: [path, withContent ? '1' : '0'] };
+}
+
 /** Returns the state of a path on the host (one command). */
 export async function readRemoteFile(ctx: TaskContext, path: string, withContent: boolean): Promise<RemoteFile> {
-  const r = await runScript(ctx, READ_SCRIPT, [path, withContent ? '1' : '0']);
+  const read = remoteFileRead(path, withContent);
+  const r = await runScript(ctx, read.script, read.args);
   if (!r.ok) throw new ModuleFailure(`cannot read ${path}: ${describeFailure(r)}`);
   return parseRemoteFile(r.stdout);
 }

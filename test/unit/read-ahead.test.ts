@@ -1,0 +1,126 @@
+/**
+ * Read-ahead (src/runner/read-ahead.ts): the batch script run by a real local `sh`, and the
+ * runner's use of it with a connection that runs commands locally (one counted command each).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { z } from 'zod';
+import type { Command, CommandResult } from '../../src/core/command.js';
+import type { Connection, Module } from '../../src/core/types.js';
+import { changed as changedOutcome, runScript } from '../../src/modules/lib/run.js';
+import { batchScript, parseBatch } from '../../src/runner/read-ahead.js';
+import { runPlaybook } from '../../src/runner/index.js';
+import { harness, inventory, play, playbook, task } from './runner-helpers.js';
+
+function sh(script: string): string {
+  const r = spawnSync('sh', ['-c', script], { encoding: 'utf8' });
+  return r.stdout;
+}
+
+describe('batch script', () => {
+  test('each read runs with its own arguments; output kept exactly; failed reads are not kept', () => {
+    const nonce = 'abc123';
+    const reads = [
+      { script: 'printf "%s|" "$@"', args: ['a b', "it's", '$HOME', ''] },
+      { script: 'printf "no newline"', args: [] },
+      { script: 'echo partial; exit 3', args: [] },
+      { script: 'p=$1\nif [ "$p" = x ]; then echo was-x; exit 0; fi\necho not-x', args: ['x'] },
+      { script: 'cat; echo "stdin done"', args: [] },
+    ];
+    const outs = parseBatch(sh(batchScript(reads, nonce)), nonce, reads.length);
+    expect(outs).toEqual(["a b|it's|$HOME||", 'no newline', undefined, 'was-x\n', 'stdin done\n']);
+  });
+
+  test('output that is not the batch (markers out of order or missing) keeps nothing', () => {
+    expect(parseBatch('x@@rha-ra:n:1:0@@y@@rha-ra:n:0:0@@', 'n', 2)).toEqual([undefined, undefined]);
+    expect(parseBatch('x@@rha-ra:n:0:0@@', 'n', 2)).toEqual(['x', undefined]);
+    // Another nonce's markers are plain output.
+    expect(parseBatch('a@@rha-ra:m:0:0@@b@@rha-ra:n:0:0@@', 'n', 1)).toEqual(['a@@rha-ra:m:0:0@@b']);
+  });
+});
+
+describe('the runner reads ahead for runs of reader tasks', () => {
+  /** A reader module over a local folder: `want` is the content it wants in file `name`. */
+  function setup() {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rha-read-ahead-'));
+    const commands: string[] = [];
+    const READ = 'cat -- "$1" 2>/dev/null || echo absent';
+    const args = z.strictObject({ name: z.string(), want: z.string() });
+    const reader: Module<z.infer<typeof args>> = {
+      name: 'reader',
+      args,
+      reads: (a) => [{ script: READ, args: [path.join(dir, a.name)] }],
+      async plan(ctx, a) {
+        const r = await runScript(ctx, READ, [path.join(dir, a.name)]);
+        return r.stdout === a.want ? { changes: [], reason: `${a.name} is ${a.want}` } : { changes: [{ description: `write ${a.name}` }] };
+      },
+      async apply(_ctx, a) {
+        writeFileSync(path.join(dir, a.name), a.want);
+        return changedOutcome(`wrote ${a.name}`);
+      },
+    };
+    const other: Module<Record<string, never>> = {
+      name: 'other',
+      args: z.strictObject({}),
+      async plan() {
+        return { changes: [], reason: 'nothing' };
+      },
+      async apply() {
+        throw new Error('not reached');
+      },
+    };
+    const local: Connection = {
+      hostName: 'h1',
+      async exec(cmd: Command): Promise<CommandResult> {
+        commands.push(cmd.argv.join(' ').includes('@@rha-ra:') ? 'batch' : 'read');
+        const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8', input: '' });
+        return { display: cmd.argv.join(' '), code: r.status, stdout: r.stdout, stderr: r.stderr, ok: r.status === 0, durationMs: 0 };
+      },
+      async close() {},
+    };
+    const h = harness();
+    h.deps.modules = new Map<string, Module>([
+      ['reader', reader as Module],
+      ['other', other as Module],
+    ]);
+    h.deps.connect = async () => local;
+    const t = (name: string, want: string) => task(`file ${name}`, { name, want }, { module: 'reader' });
+    const run = (tasks: ReturnType<typeof task>[]) =>
+      runPlaybook(playbook(play('p', tasks, { gatherFacts: true })), inventory(['h1']), h.opts, h.deps);
+    return { dir, commands, h, t, run };
+  }
+
+  test('a no-op re-run: one command for three reader tasks, every result as without read-ahead', async () => {
+    const { dir, commands, h, t, run } = setup();
+    for (const n of ['a', 'b', 'c']) writeFileSync(path.join(dir, n), n.toUpperCase());
+    const s = await run([t('a', 'A'), t('b', 'B'), t('c', 'C')]);
+    expect(s.recap.h1).toMatchObject({ ok: 4, changed: 0 });
+    expect(commands).toEqual(['batch']);
+    expect(h.reporter.results()).toEqual(['h1 Gathering Facts ok', 'h1 file a ok', 'h1 file b ok', 'h1 file c ok']);
+  });
+
+  test('after a task changed something, the later tasks read for themselves (fresh state)', async () => {
+    const { dir, commands, run, t } = setup();
+    writeFileSync(path.join(dir, 'a'), 'A');
+    writeFileSync(path.join(dir, 'b'), 'old');
+    // c's want depends on nothing; b changes; the read of c made ahead is dropped with the change.
+    writeFileSync(path.join(dir, 'c'), 'C');
+    const s = await run([t('a', 'A'), t('b', 'B'), t('c', 'C'), t('b', 'B')]);
+    expect(s.recap.h1).toMatchObject({ changed: 1 });
+    expect(readFileSync(path.join(dir, 'b'), 'utf8')).toBe('B');
+    // batch (a..b), b's change drops the rest: c reads alone (right after a change), then the
+    // second b reads ahead again... alone, so it reads for itself too.
+    expect(commands).toEqual(['batch', 'read', 'read']);
+  });
+
+  test('a task that is not a reader ends the run: the reads after it are made after it', async () => {
+    const { dir, commands, run, t } = setup();
+    for (const n of ['a', 'b', 'c', 'd']) writeFileSync(path.join(dir, n), n);
+    const s = await run([t('a', 'a'), t('b', 'b'), task('other', {}, { module: 'other' }), t('c', 'c'), t('d', 'd')]);
+    expect(s.recap.h1).toMatchObject({ changed: 0, failed: 0 });
+    expect(commands).toEqual(['batch', 'batch']);
+  });
+});
