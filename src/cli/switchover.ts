@@ -30,6 +30,7 @@ export async function switchoverCommand(inventoryFile: string, cluster: string, 
       cliPath: `${r.prefix.replace(/\/$/, '')}/bin/redis-cli`,
       configDir: r.config_dir,
       become: inv.hosts.get(c.master)!.connection.become,
+      preempt: (c.keepalived as { preempt?: boolean } | undefined)?.preempt === true,
       log: (l) => io.stdout.write(`  ${maskSecrets(l, inv.secrets)}\n`),
     });
     io.stdout.write(`cluster ${cluster}: ${res.to} is master and holds the VIP ${c.vip}; ${res.from} replicates from it. Writes were paused ${res.pausedMs} ms (offset ${res.offset}).\n`);

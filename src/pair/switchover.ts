@@ -32,6 +32,8 @@ export interface SwitchoverSpec {
   become: boolean;
   /** Upper bound of the write pause; Redis lifts it by itself after this (a safety net). */
   maxPauseMs?: number;
+  /** keepalived.preempt of the cluster: with it, the VIP returns to the higher priority (refused). */
+  preempt?: boolean;
   log?: (line: string) => void;
 }
 
@@ -53,6 +55,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Moves the master role and the VIP from the current master to its in-sync replica. */
 export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: SwitchoverSpec): Promise<SwitchoverResult> {
   const log = s.log ?? (() => undefined);
+  if (s.preempt) throw new SwitchoverError(`cluster ${s.cluster}: ${PREEMPT_REFUSAL}`);
   const q: StateQuery = { cliPath: s.cliPath, port: s.port, password: s.password, vip: s.vip, become: s.become, configDir: s.configDir };
   const [sa, sb] = await Promise.all([readNodeState(a.conn, q), readNodeState(b.conn, q)]);
   const master = sa.holdsVip ? a : sb.holdsVip ? b : undefined;
@@ -178,6 +181,10 @@ export function setBoostScript(file: string, value: number): string {
   const tmp = `${file}.rha-tmp`;
   return `printf '%s\\n' ${value} > ${quote(tmp)} && mv -f -- ${quote(tmp)} ${quote(file)}`;
 }
+
+/** Why a cluster with keepalived.preempt cannot be switched over (shown as the refusal). */
+export const PREEMPT_REFUSAL =
+  'keepalived.preempt is true, so the VIP would go back to the node with the higher priority as soon as its keepalived runs again, taking writes to a replica: a switchover cannot hold; set preempt: false (the default) to move the master role';
 
 /** Why a switchover from `m` to `r` is refused, or undefined (pure). */
 export function refuse(m: { name: string; address: string }, ms: NodeState, r: { name: string }, rs: NodeState): string | undefined {

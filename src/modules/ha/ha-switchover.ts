@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { Module } from '../../core/types.js';
 import { ModuleFailure } from '../lib/failure.js';
-import { switchover, SwitchoverError } from '../../pair/switchover.js';
+import { PREEMPT_REFUSAL, switchover, SwitchoverError } from '../../pair/switchover.js';
 import { readPair } from './ha-topology.js';
 import { pairOf } from './pair.js';
 
@@ -16,6 +16,8 @@ export const haSwitchover: Module<Record<string, never>> = {
   name: 'ha_switchover',
   args,
   async plan(ctx) {
+    const cluster = ctx.vars.cluster as { name?: string; keepalived?: { preempt?: boolean } } | undefined;
+    if (cluster?.keepalived?.preempt === true) throw new ModuleFailure(`cluster ${cluster.name}: ${PREEMPT_REFUSAL}`);
     const { pair, states } = await readPair(ctx);
     if (!states[ctx.host.name].holdsVip) return { changes: [], reason: `${ctx.host.name} does not hold the VIP: nothing to hand over` };
     return { changes: [{ description: `switch over: ${pair.peer} becomes master and takes the VIP ${pair.vip}, ${ctx.host.name} its replica` }] };
@@ -26,7 +28,16 @@ export const haSwitchover: Module<Record<string, never>> = {
       const res = await switchover(
         { name: ctx.host.name, address: pair.addressOf(ctx.host.name), conn: ctx.conn },
         { name: pair.peer, address: pair.addressOf(pair.peer), conn: await ctx.connectTo!(pair.peer) },
-        { cluster: pair.cluster, port: pair.port, password: pair.password, vip: pair.vip, cliPath: `${pair.binDir}/redis-cli`, configDir: pair.configDir, become: ctx.become },
+        {
+          cluster: pair.cluster,
+          port: pair.port,
+          password: pair.password,
+          vip: pair.vip,
+          cliPath: `${pair.binDir}/redis-cli`,
+          configDir: pair.configDir,
+          become: ctx.become,
+          preempt: ((ctx.vars.cluster as { keepalived?: { preempt?: boolean } } | undefined)?.keepalived?.preempt ?? false) === true,
+        },
       );
       return { changed: true, failed: false, msg: `${res.to} is master with the VIP; writes paused ${res.pausedMs} ms`, data: { ...res } };
     } catch (e) {
