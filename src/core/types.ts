@@ -275,6 +275,16 @@ export interface TaskContext {
 export interface ReadSpec {
   script: string;
   args: string[];
+  /** The same read done for many paths at once (a few programs in all instead of a few each). */
+  bulk?: { reader: BulkReader; path: string };
+}
+
+/** Reads many paths in one script, and tells what the single read would have printed for each. */
+export interface BulkReader {
+  /** Reads every path in "$@". */
+  script: string;
+  /** Per path, exactly the single read's stdout; undefined where it cannot say (that one reads alone). */
+  split(stdout: string, paths: readonly string[]): Array<string | undefined>;
 }
 
 /** Outputs of reads made ahead of time, while nothing changed on the host since (src/runner/read-ahead.ts). */

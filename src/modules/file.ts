@@ -1,7 +1,7 @@
 /** file: a directory, an (empty if new) file's attributes, a symlink, or nothing at a path. */
 import { z } from 'zod';
 import { describeFailure, quote } from '../core/command.js';
-import type { Module, PlannedChange, Plan } from '../core/types.js';
+import type { BulkReader, Module, PlannedChange, Plan, ReadSpec } from '../core/types.js';
 import { absPathArg, modeArg, principalArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
 import { changed, failed, runScript } from './lib/run.js';
@@ -35,6 +35,38 @@ if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo absent; exit 0; fi
 if [ -L "$p" ]; then k=link; elif [ -d "$p" ]; then k=directory; elif [ -f "$p" ]; then k=file; else k=other; fi
 printf '%s ' "$k"; stat -c '%a %u %g %U %G' -- "$p" || exit 1
 if [ "$k" = link ]; then readlink -- "$p"; fi`;
+
+// READ_SCRIPT for every path in "$@": a kind per path, then one stat over all that exist. A link
+// also needs readlink: it is left to its own read.
+const READ_MANY_SCRIPT = `n=$#
+for p; do
+  if [ ! -e "$p" ] && [ ! -L "$p" ]; then echo absent
+  elif [ -L "$p" ]; then echo link
+  elif [ -d "$p" ]; then echo directory; set -- "$@" "$p"
+  elif [ -f "$p" ]; then echo file; set -- "$@" "$p"
+  else echo other; set -- "$@" "$p"; fi
+done
+shift $n
+echo @@
+if [ $# -gt 0 ]; then stat -c '%a %u %g %U %G' -- "$@" || exit 1; fi`;
+
+/** READ_SCRIPT's output for each path, from READ_MANY_SCRIPT's (pure; exported for tests). */
+export function splitPathStates(stdout: string, paths: readonly string[]): Array<string | undefined> {
+  const none = paths.map(() => undefined);
+  const [kindPart, statPart = ''] = stdout.split('@@\n');
+  const kinds = kindPart.split('\n').filter((l) => l !== '');
+  const stats = statPart.split('\n').filter((l) => l !== '');
+  if (kinds.length !== paths.length || stats.length !== kinds.filter((k) => k !== 'absent' && k !== 'link').length) return none;
+  let i = 0;
+  return kinds.map((k) => (k === 'absent' ? 'absent\n' : k === 'link' ? undefined : `${k} ${stats[i++]}\n`));
+}
+
+const pathStatesReader: BulkReader = { script: READ_MANY_SCRIPT, split: splitPathStates };
+
+/** The read plan() makes for a path (for Module.reads). */
+export function pathStateRead(path: string): ReadSpec {
+  return { script: READ_SCRIPT, args: [path], bulk: { reader: pathStatesReader, path } };
+}
 
 /** Returns the parsed output of the read script (exported for tests). */
 export function parsePathState(stdout: string): PathState {
@@ -119,7 +151,7 @@ interface FileState {
 export const fileModule: Module<FileArgs, FileState> = {
   name: 'file',
   args: fileArgs,
-  reads: (args) => [{ script: READ_SCRIPT, args: [args.path] }],
+  reads: (args) => [pathStateRead(args.path)],
   async plan(ctx, args): Promise<Plan<FileState>> {
     const r = await runScript(ctx, READ_SCRIPT, [args.path]);
     if (!r.ok) throw new ModuleFailure(`cannot read ${args.path}: ${describeFailure(r)}`);

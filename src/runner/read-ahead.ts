@@ -4,7 +4,8 @@
  *
  * Why: on a re-run where nothing needs to change, each such task is one read and nothing else;
  * one command per task costs a round trip and a few processes on the host each, which at 100
- * hosts is most of the run. Read together, they cost one.
+ * hosts is most of the run. Read together, they cost one; reads a module can do in bulk
+ * (ReadSpec.bulk: one stat and one sha256sum over all the files) cost a few programs in all.
  *
  * Safe because a read-ahead output is used only while nothing can have changed on the host since
  * it was read: the runner forgets a host's reads after any task on it that changed something,
@@ -43,22 +44,51 @@ export class HostReadAhead implements ReadAhead {
   async fill(conn: Connection, become: boolean, reads: readonly ReadSpec[]): Promise<void> {
     const unique = [...new Map(reads.map((r) => [HostReadAhead.key(r.script, r.args, become), r])).values()];
     if (unique.length < 2) return; // one read gains nothing over the task's own
+    const jobs = planJobs(unique);
     const nonce = randomBytes(8).toString('hex');
-    const r = await conn.exec(shellCommand(batchScript(unique, nonce), { become, timeoutMs: 60_000 }));
+    const r = await conn.exec(shellCommand(batchScript(jobs, nonce), { become, timeoutMs: 60_000 }));
     if (!r.ok) return;
-    const outs = parseBatch(r.stdout, nonce, unique.length);
-    unique.forEach((read, i) => {
+    const outs = parseBatch(r.stdout, nonce, jobs.length);
+    jobs.forEach((job, i) => {
       const out = outs[i];
-      if (out !== undefined) this.outputs.set(HostReadAhead.key(read.script, read.args, become), out);
+      if (out === undefined) return;
+      const per = job.split ? job.split(out) : [out];
+      job.reads.forEach((read, k) => {
+        if (per[k] !== undefined) this.outputs.set(HostReadAhead.key(read.script, read.args, become), per[k]!);
+      });
     });
   }
+}
+
+/** One script of the batch: a single read, or one bulk read standing for several. */
+interface Job extends ReadSpec {
+  reads: ReadSpec[];
+  /** Per read of `reads`, its output (bulk jobs only). */
+  split?: (stdout: string) => Array<string | undefined>;
+}
+
+/** Groups reads that share a bulk reader into one job each (two paths or more); the rest stay single (pure). */
+export function planJobs(reads: readonly ReadSpec[]): Job[] {
+  const groups = new Map<unknown, ReadSpec[]>();
+  for (const r of reads) if (r.bulk) groups.set(r.bulk.reader, [...(groups.get(r.bulk.reader) ?? []), r]);
+  const jobs: Job[] = [];
+  const grouped = new Set<ReadSpec>();
+  for (const [, group] of groups) {
+    if (group.length < 2) continue;
+    const reader = group[0].bulk!.reader;
+    const paths = group.map((r) => r.bulk!.path);
+    jobs.push({ script: reader.script, args: paths, reads: group, split: (out) => reader.split(out, paths) });
+    group.forEach((r) => grouped.add(r));
+  }
+  for (const r of reads) if (!grouped.has(r)) jobs.push({ script: r.script, args: r.args, reads: [r] });
+  return jobs;
 }
 
 /**
  * One script running each read in its own subshell (a fork, not an exec), with its positional
  * arguments and /dev/null as stdin, each followed by `@@rha-ra:NONCE:INDEX:STATUS@@` (pure).
  */
-export function batchScript(reads: readonly ReadSpec[], nonce: string): string {
+export function batchScript(reads: readonly Pick<ReadSpec, 'script' | 'args'>[], nonce: string): string {
   return reads
     .map(
       (r, i) =>

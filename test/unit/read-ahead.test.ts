@@ -11,7 +11,9 @@ import { z } from 'zod';
 import type { Command, CommandResult } from '../../src/core/command.js';
 import type { Connection, Module } from '../../src/core/types.js';
 import { changed as changedOutcome, runScript } from '../../src/modules/lib/run.js';
-import { batchScript, parseBatch } from '../../src/runner/read-ahead.js';
+import { batchScript, parseBatch, planJobs } from '../../src/runner/read-ahead.js';
+import { remoteFileRead } from '../../src/modules/lib/files.js';
+import { pathStateRead } from '../../src/modules/file.js';
 import { runPlaybook } from '../../src/runner/index.js';
 import { harness, inventory, play, playbook, task } from './runner-helpers.js';
 
@@ -122,5 +124,57 @@ describe('the runner reads ahead for runs of reader tasks', () => {
     const s = await run([t('a', 'a'), t('b', 'b'), task('other', {}, { module: 'other' }), t('c', 'c'), t('d', 'd')]);
     expect(s.recap.h1).toMatchObject({ changed: 0, failed: 0 });
     expect(commands).toEqual(['batch', 'batch']);
+  });
+});
+
+describe('bulk reads say exactly what the single reads say', () => {
+  /** A folder with every kind of entry the modules meet; returns the paths to read. */
+  function tree(): string[] {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rha-bulk-'));
+    const p = (n: string) => path.join(dir, n);
+    writeFileSync(p('plain.conf'), 'port 6379\n');
+    writeFileSync(p('empty'), '');
+    writeFileSync(p('with space'), 'x');
+    writeFileSync(p('new\nline'), 'y');
+    writeFileSync(p('back\\slash'), 'z');
+    spawnSync('sh', ['-c', 'mkdir d && ln -s plain.conf link-file && ln -s d link-dir && ln -s missing link-broken && mkfifo fifo && chmod 0640 plain.conf', 'sh'], { cwd: dir });
+    return ['plain.conf', 'empty', 'with space', 'new\nline', 'back\\slash', 'd', 'link-file', 'link-dir', 'link-broken', 'fifo', 'absent'].map(p);
+  }
+  const single = (script: string, args: string[]) => spawnSync('sh', ['-c', script, 'sh', ...args], { encoding: 'utf8' });
+
+  test.each([
+    ['file/copy/template (follows links, checksums)', (p: string) => remoteFileRead(p, false)],
+    ['file (lstat, link targets)', (p: string) => pathStateRead(p)],
+  ])('%s', (_name, read) => {
+    const paths = tree();
+    const specs = paths.map(read);
+    const bulk = specs[0].bulk!.reader;
+    const out = single(bulk.script, paths);
+    expect(out.status).toBe(0);
+    const split = bulk.split(out.stdout, paths);
+    let compared = 0;
+    specs.forEach((spec, i) => {
+      const want = single(spec.script, spec.args);
+      expect(want.status).toBe(0);
+      if (split[i] === undefined) return; // left to its own read (links, for the lstat read)
+      expect(split[i], paths[i]).toBe(want.stdout);
+      compared++;
+    });
+    expect(compared).toBeGreaterThanOrEqual(8);
+  });
+
+  test('an output that does not add up gives nothing (those tasks read alone)', () => {
+    expect(pathStateRead('/x').bulk!.reader.split('directory\n@@\n', ['/x', '/y'])).toEqual([undefined, undefined]);
+    expect(remoteFileRead('/x', false).bulk!.reader.split('f\n@@\n644 0 0 1 root root\n@@\n', ['/x'])).toEqual([undefined]);
+    expect(remoteFileRead('/x', true).bulk).toBeUndefined();
+  });
+
+  test('the runner groups bulk reads into one job, and keeps the rest single', () => {
+    const jobs = planJobs([remoteFileRead('/a', false), pathStateRead('/d'), remoteFileRead('/b', false), remoteFileRead('/c', true), pathStateRead('/e')]);
+    expect(jobs.map((j) => [j.args, j.reads.length])).toEqual([
+      [['/a', '/b'], 2],
+      [['/d', '/e'], 2],
+      [['/c', '1'], 1],
+    ]);
   });
 });

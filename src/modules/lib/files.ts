@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describeFailure, maskSecrets, quote } from '../../core/command.js';
-import type { FileDiff, ModuleOutcome, PlannedChange, ReadSpec, TaskContext } from '../../core/types.js';
+import type { BulkReader, FileDiff, ModuleOutcome, PlannedChange, ReadSpec, TaskContext } from '../../core/types.js';
 import { ModuleFailure } from './failure.js';
 import { changed, failed, runScript } from './run.js';
 
@@ -94,9 +94,47 @@ export function parseRemoteFile(stdout: string): RemoteFile {
   };
 }
 
-/** The read readRemoteFile makes (for Module.reads). */
+// READ_SCRIPT for every path in "$@" (without content): a kind letter per path, then one stat and
+// one sha256sum over all the regular files, instead of two programs per file.
+const READ_MANY_SCRIPT = `n=$#
+for p; do
+  if [ -d "$p" ]; then echo d; elif [ ! -e "$p" ]; then echo a; elif [ ! -f "$p" ]; then echo o; else echo f; set -- "$@" "$p"; fi
+done
+shift $n
+echo @@
+if [ $# -gt 0 ]; then stat -L -c '%a %u %g %s %U %G' -- "$@" || exit 1; echo @@; sha256sum -- "$@" || exit 1; fi`;
+
+/** READ_SCRIPT's output for each path, from READ_MANY_SCRIPT's (pure; exported for tests). */
+export function splitRemoteFiles(stdout: string, paths: readonly string[]): Array<string | undefined> {
+  const none = paths.map(() => undefined);
+  const [kindPart, statPart = '', sumPart = ''] = stdout.split('@@\n');
+  const kinds = kindPart.split('\n').filter((l) => l !== '');
+  const stats = statPart.split('\n').filter((l) => l !== '');
+  // sha256sum escapes a name holding a newline or backslash with a leading backslash.
+  const sums = sumPart.split('\n').filter((l) => l !== '').map((l) => l.replace(/^\\/, '').slice(0, 64));
+  const files = kinds.filter((k) => k === 'f').length;
+  if (kinds.length !== paths.length || stats.length !== files || sums.length !== files) return none;
+  if (!sums.every((s) => /^[0-9a-f]{64}$/.test(s))) return none;
+  let f = 0;
+  return kinds.map((k) => {
+    if (k === 'd') return 'directory\n';
+    if (k === 'a') return 'absent\n';
+    if (k === 'o') return 'other\n';
+    const out = `file\n${stats[f]}\n${sums[f]}\n`;
+    f++;
+    return out;
+  });
+}
+
+const remoteFilesReader: BulkReader = { script: READ_MANY_SCRIPT, split: splitRemoteFiles };
+
+/** The read readRemoteFile makes (for Module.reads); without content it can be read in bulk. */
 export function remoteFileRead(path: string, withContent: boolean): ReadSpec {
-  return { script: READ_SCRIPT, args: [path, withContent ? '1' : '0'] };
+  return {
+    script: READ_SCRIPT,
+    args: [path, withContent ? '1' : '0'],
+    ...(withContent ? {} : { bulk: { reader: remoteFilesReader, path } }),
+  };
 }
 
 /** Returns the state of a path on the host (one command). */
