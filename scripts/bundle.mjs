@@ -28,6 +28,23 @@ const zodEnglishOnly = {
   },
 };
 
+// ssh2 is bundled (its ~40 files then come from the V8 code cache too), but its optional native
+// crypto binding must still load from ssh2's own folder, wherever npm put it: the relative require
+// becomes one resolved at run time. cpu-features (also native, optional) stays a package.
+const ssh2NativeBinding = {
+  name: 'ssh2-native-binding',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]ssh2[\\/]lib[\\/]protocol[\\/]crypto\.js$/ }, async (args) => {
+      const { readFile } = await import('node:fs/promises');
+      const src = await readFile(args.path, 'utf8');
+      const from = "require('./crypto/build/Release/sshcrypto.node')";
+      if (!src.includes(from)) throw new Error(`ssh2's crypto.js no longer loads ${from}: check the bundle plugin`);
+      const to = "require(require('path').join(require('path').dirname(require.resolve('ssh2/package.json')), 'lib/protocol/crypto/build/Release/sshcrypto.node'))";
+      return { contents: src.replace(from, to), loader: 'js' };
+    });
+  },
+};
+
 const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning' };
 
 await build({
@@ -39,8 +56,8 @@ await build({
   // ssh2 stays a real package: it loads its native crypto binding (sshcrypto.node) relative to its
   // own folder; bundled it fell back to pure-JS crypto (slower), and with the binding kept it was
   // no faster. ioredis reads its package.json by __dirname; only status/switchover/demo load it.
-  external: ['ssh2', 'ioredis'],
-  plugins: [zodEnglishOnly],
+  external: ['ioredis', 'cpu-features'],
+  plugins: [zodEnglishOnly, ssh2NativeBinding],
   // main.ts passes its own URL: packageRoot() then walks up from dist/cli as in tsc's output.
   define: { 'import.meta.url': '__rhaImportMetaUrl' },
 });
