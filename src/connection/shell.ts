@@ -124,6 +124,48 @@ interface Running {
   reject: (e: Error) => void;
 }
 
+/**
+ * How a root shell is started through sudo (non-root login, become): `line` runs sudo, which prints
+ * `startedMarker` on stderr once it runs the shell; with a password, sudo's prompt is
+ * `promptMarker` and `password` answers it once (a second prompt means it was refused).
+ */
+export interface SudoStart {
+  line: string;
+  startedMarker: string;
+  promptMarker?: string;
+  password?: string;
+}
+
+/** Waits until sudo started the shell (true), or refused, exited or took 15 s (false). */
+function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<boolean> {
+  return new Promise((resolve) => {
+    let seen = '';
+    let prompts = 0;
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      channel.stderr.removeListener('data', onErr);
+      channel.removeListener('close', onClose);
+      resolve(ok);
+    };
+    const onErr = (b: Buffer) => {
+      seen += b.toString('latin1');
+      if (sudo.promptMarker) {
+        const n = seen.split(sudo.promptMarker).length - 1;
+        while (prompts < n) {
+          prompts++;
+          if (prompts === 1 && sudo.password !== undefined) channel.write(sudo.password + '\n');
+          else return done(false); // asked again: the password was refused
+        }
+      }
+      if (seen.includes(sudo.startedMarker + '\n')) done(true);
+    };
+    const onClose = () => done(false);
+    const timer = setTimeout(() => done(false), 15_000);
+    channel.stderr.on('data', onErr);
+    channel.on('close', onClose);
+  });
+}
+
 /** Thrown (to the one command running) when the shell's channel closed under it. */
 export class ShellEndedError extends Error {}
 
@@ -158,10 +200,10 @@ export class RemoteShell {
    * Starts `sh` on an exec channel and checks it can frame commands (`setsid` present); resolves
    * undefined when the host cannot host one (then every command keeps its own exec channel).
    */
-  static async open(client: Ssh2Client, nonce: string): Promise<RemoteShell | undefined> {
+  static async open(client: Ssh2Client, nonce: string, sudo?: SudoStart): Promise<RemoteShell | undefined> {
     const channel = await new Promise<Ssh2Channel | undefined>((resolve) => {
       try {
-        client.exec('exec sh', {}, (err, ch) => resolve(err ? undefined : ch));
+        client.exec(sudo ? sudo.line : 'exec sh', {}, (err, ch) => resolve(err ? undefined : ch));
       } catch {
         resolve(undefined);
       }
@@ -169,6 +211,10 @@ export class RemoteShell {
     if (!channel) return undefined;
     const shell = new RemoteShell(channel);
     shell.reserved = true;
+    if (sudo && !(await sudoStarted(channel, sudo))) {
+      shell.close();
+      return undefined;
+    }
     channel.write('exec 3>&2 2>/dev/null\n');
     try {
       const probe = await shell.run('command -v setsid >/dev/null 2>&1', nonce);

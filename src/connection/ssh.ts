@@ -12,7 +12,16 @@ import { UnreachableError, type Connection, type HostSpec } from '../core/types.
 import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
 import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
 import { buildRemoteInvocation, buildShellBody, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
-import { RemoteShell, type FramedStream } from './shell.js';
+import { RemoteShell, type FramedStream, type SudoStart } from './shell.js';
+
+/** The shells of one kind on a connection. */
+class ShellPool {
+  readonly shells: RemoteShell[] = [];
+  opening = 0;
+  failures = 0;
+  /** Set when the host cannot run such a shell (no setsid, sudo refusing): exec channels only. */
+  unsupported = false;
+}
 import type { Ssh2Channel, Ssh2Client, Ssh2Error } from './ssh2-types.js';
 
 export interface HostKeyEvent {
@@ -254,10 +263,13 @@ export class SshConnection implements Connection {
   private lostReason: string | undefined;
   private readonly inflight = new Set<(err: Error) => void>();
   private readonly slots = new Slots(MAX_CHANNELS);
-  private readonly shells: RemoteShell[] = [];
-  private shellsOpening = 0;
-  /** Set when the host cannot run a framed shell (no setsid, or sshd refused): exec channels only. */
-  private shellsUnsupported = false;
+  /** Long-lived shells as the login user, and as root through sudo (non-root login, become). */
+  private readonly pools = { plain: new ShellPool(), become: new ShellPool() };
+  /**
+   * Set once sudo started a command on an exec channel: only then is a root shell opened through
+   * it, so a wrong or missing password is never tried twice (lockout policies count attempts).
+   */
+  private becomeVerified = false;
 
   constructor(
     private readonly host: HostSpec,
@@ -315,9 +327,10 @@ export class SshConnection implements Connection {
       hasBecomePassword: becomePassword !== undefined,
       nonce,
     });
-    // Plain commands (no stdin, no secret, no sudo) run in a long-lived shell when one is free.
-    if (cmd.stdin === undefined && inv.secretPreamble === '' && !inv.become && !internal.bypassSlots) {
-      const shell = await this.takeShell();
+    // Commands without stdin or secrets run in a long-lived shell when one is free: as the login
+    // user, or (become) as root in a shell sudo started once, after sudo proved to work here.
+    if (cmd.stdin === undefined && inv.secretPreamble === '' && !internal.bypassSlots && (!inv.become || this.becomeVerified)) {
+      const shell = await this.takeShell(inv.become !== undefined, becomePassword);
       if (shell) {
         try {
           if (!internal.ignoreAbort && this.signal?.aborted) return interruptedResult(display, started);
@@ -500,6 +513,7 @@ export class SshConnection implements Connection {
           const markerAt = text.indexOf(become.startedMarker + '\n');
           if (markerAt < 0) return;
           becomeWaiting = false;
+          this.becomeVerified = true;
           // Before the marker, only sudo talks (prompt, lecture, warnings): not the command's output.
           held = held.subarray(markerAt + become.startedMarker.length + 1);
           startInput(ch);
@@ -558,38 +572,45 @@ export class SshConnection implements Connection {
   }
 
   /** An idle shell reserved for the caller, a new one when a slot is free, or undefined (use exec). */
-  private async takeShell(): Promise<RemoteShell | undefined> {
-    const idle = this.shells.find((s) => s.idle);
+  private async takeShell(become: boolean, becomePassword: string | undefined): Promise<RemoteShell | undefined> {
+    const pool = become ? this.pools.become : this.pools.plain;
+    const idle = pool.shells.find((s) => s.idle);
     if (idle) {
       idle.reserve();
       return idle;
     }
-    if (this.shellsUnsupported || this.shells.length + this.shellsOpening >= MAX_SHELLS) return undefined;
+    if (pool.unsupported || pool.shells.length + pool.opening >= MAX_SHELLS) return undefined;
     const release = this.slots.tryAcquire();
     if (!release) return undefined;
-    this.shellsOpening++;
+    pool.opening++;
     let shell: RemoteShell | undefined;
     try {
-      shell = await RemoteShell.open(this.client, randomBytes(8).toString('hex'));
+      const nonce = randomBytes(8).toString('hex');
+      let sudo: SudoStart | undefined;
+      if (become) {
+        // The same sudo line an exec channel uses, running `sh` itself as root.
+        const inv = buildRemoteInvocation({ argv: ['sh'], become: true }, { loginUser: this.host.connection.user, hasBecomePassword: becomePassword !== undefined, nonce });
+        sudo = { line: inv.line, startedMarker: inv.become!.startedMarker, promptMarker: inv.become!.promptMarker, password: becomePassword };
+      }
+      shell = await RemoteShell.open(this.client, nonce, sudo);
     } finally {
-      this.shellsOpening--;
+      pool.opening--;
     }
     if (!shell || this.lostReason) {
       release();
       shell?.close();
-      // A refused channel (sshd busy) is not a verdict on the host; a failed probe is.
-      if (shell === undefined && !this.lostReason) this.shellsUnsupported = this.shellProbeFailures++ >= 2;
+      // A refused channel (sshd busy) is not a verdict on the host; failures in a row are.
+      if (shell === undefined && !this.lostReason) pool.unsupported = pool.failures++ >= 2;
       return undefined;
     }
-    this.shells.push(shell);
+    pool.shells.push(shell);
     shell.onClose(() => {
       release();
-      const at = this.shells.indexOf(shell!);
-      if (at >= 0) this.shells.splice(at, 1);
+      const at = pool.shells.indexOf(shell!);
+      if (at >= 0) pool.shells.splice(at, 1);
     });
     return shell; // open() leaves it reserved for its first caller
   }
-  private shellProbeFailures = 0;
 
   /** One command through a framed shell; the same result an exec channel would give. */
   private runInShell(

@@ -357,6 +357,42 @@ describe('become through sudo, and password auth', () => {
     expect(p.stderr.split('\n')[0]).toBe('become failed on node1: user plain may not run commands as root with sudo');
   });
 
+  test('become after sudo proved to work: one root shell started by sudo once runs the commands', async () => {
+    // "NAME PID PARENT-NAME": the command's parent process, and that one's parent.
+    const parents = 'p=$(ps -o ppid= -p $$); q=$(ps -o ppid= -p $p); echo "$(ps -o user=,comm= -p $p) $p $(ps -o comm= -p $q)" | tr -s " "';
+    for (const [user, over] of [
+      ['nopw', {}],
+      ['admin', { becomePassword: secretOf(PW) }],
+    ] as const) {
+      const c = await conn('node1', { user, ...over });
+      // The first become command takes an exec channel (sudo not yet proven on this connection).
+      // Its parent is sudo itself, under sshd.
+      expect((await c.exec({ argv: ['sh', '-c', parents], become: true })).stdout).toMatch(/^root sudo \d+ sshd\n$/);
+      const a = await c.exec({ argv: ['sh', '-c', parents], become: true });
+      const b = await c.exec({ argv: ['sh', '-c', parents], become: true });
+      expect(a.stdout, user).toMatch(/^root sh \d+ sudo\n$/);
+      expect(b.stdout).toBe(a.stdout); // the same root shell, under the one sudo
+      expect((await c.exec({ argv: ['id', '-u'], become: true })).stdout).toBe('0\n');
+      // Without become, the login user's own shell.
+      expect((await c.exec({ argv: ['id', '-un'] })).stdout).toBe(`${user}\n`);
+      // A timeout still kills the root command (through sudo, from another channel).
+      const slow = await c.exec({ argv: ['sleep', '51'], become: true, timeoutMs: 1000 });
+      expect(slow).toMatchObject({ ok: false, timedOut: true });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await labExec(LAB, 'node1', ['ps', '-eo', 'args'])).stdout.split('\n')).not.toContain('sleep 51');
+    }
+    expect((await labExec(LAB, 'node1', ['ps', '-ef'])).stdout).not.toContain(PW);
+  });
+
+  test('sudo refusing: every become command fails with the reason, no root shell is tried', async () => {
+    const c = await conn('node1', { user: 'plain', becomePassword: secretOf(PW) });
+    for (let i = 0; i < 3; i++) {
+      const r = await c.exec({ argv: ['id', '-u'], become: true });
+      expect(r.ok).toBe(false);
+      expect(r.stderr.split('\n')[0]).toBe('become failed on node1: user plain may not run commands as root with sudo');
+    }
+  });
+
   test('no sudo on the host', async () => {
     const setup = await labExec(LAB, 'node2', ['sh', '-c',
       'useradd -m -s /bin/sh nosudo && mkdir -p /home/nosudo/.ssh && cp /root/.ssh/authorized_keys /home/nosudo/.ssh/ && chown -R nosudo: /home/nosudo/.ssh']);
