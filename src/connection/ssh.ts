@@ -366,38 +366,31 @@ export class SshConnection implements Connection {
       // stderr is held back until the PID line (and, with become, sudo's "started" marker) is seen:
       // those lines and sudo's prompts are ours, not the command's output.
       let held = Buffer.alloc(0);
-      let remotePid: number | undefined;
       let becomeWaiting = inv.become !== undefined;
       let promptsSeen = 0;
       let passwordRejected = false;
       let code: number | null | undefined;
       let signal: string | null = null;
-      let timedOut = false;
-      let interrupted = false;
-      let killing = false;
       let channelClosed = false;
-      let settled = false;
       let channel: Ssh2Channel | undefined;
-      const timers: NodeJS.Timeout[] = [];
-      const abortSignal = internal.ignoreAbort ? undefined : this.signal;
-
-      const cleanup = () => {
-        settled = true;
-        timers.forEach(clearTimeout);
-        this.inflight.delete(failLink);
-        abortSignal?.removeEventListener('abort', onAbort);
-      };
-      const failLink = (e: Error) => {
-        if (settled) return;
-        cleanup();
-        reject(e);
-      };
+      // A command that outlives its kill: close the channel, and do not wait forever to report.
+      const w = this.watch(cmd, internal, reject, () =>
+        w.timers.push(
+          setTimeout(() => {
+            try {
+              channel?.close();
+            } catch {
+              /* already closed */
+            }
+          }, 2500),
+          setTimeout(finish, 4000),
+        ),
+      );
       const finish = () => {
-        if (settled) return;
-        cleanup();
+        if (!w.end()) return;
         let stderr: string;
         const heldText = held.toString('utf8');
-        if (becomeWaiting && remotePid !== undefined && !timedOut && !interrupted) {
+        if (becomeWaiting && w.remotePid !== undefined && !w.timedOut && !w.interrupted) {
           const sudoText = stripMarkers(heldText, inv);
           const why = explainBecomeFailure(sudoText, code ?? null, {
             hostName: this.hostName,
@@ -410,69 +403,31 @@ export class SshConnection implements Connection {
           // Held text that never got released: the login shell's own complaint, or a killed command.
           stderr = stripMarkers(heldText, inv) + Buffer.concat(err).toString('utf8');
         }
-        if (interrupted) stderr += 'rha: interrupted\n';
-        const ok = !timedOut && !interrupted && code === 0 && !becomeWaiting && remotePid !== undefined;
+        if (w.interrupted) stderr += 'rha: interrupted\n';
+        const ok = !w.timedOut && !w.interrupted && code === 0 && !becomeWaiting && w.remotePid !== undefined;
         resolve({
           display,
-          code: timedOut || interrupted ? null : (code ?? null),
+          code: w.timedOut || w.interrupted ? null : (code ?? null),
           signal,
           stdout: Buffer.concat(out).toString('utf8'),
           stderr,
           ok,
           durationMs: Date.now() - started,
-          ...(timedOut ? { timedOut: true } : {}),
+          ...(w.timedOut ? { timedOut: true } : {}),
         });
       };
-
-      const kill = () => {
-        if (killing) return;
-        killing = true;
-        if (remotePid !== undefined) {
-          // A second channel kills the session's process group (see RemoteInvocation.pidMarker).
-          this.execInternal({ argv: killGroupArgv(remotePid), become: cmd.become, timeoutMs: 15_000 }, {
-            bypassSlots: true,
-            ignoreAbort: true,
-          }).catch(() => undefined);
-        }
-        timers.push(
-          setTimeout(() => {
-            try {
-              channel?.close();
-            } catch {
-              /* already closed */
-            }
-          }, 2500),
-          // Do not wait forever for a command that survives: report now.
-          setTimeout(finish, 4000),
-        );
-      };
-      const onAbort = () => {
-        interrupted = true;
-        kill();
-      };
-
-      this.inflight.add(failLink);
-      abortSignal?.addEventListener('abort', onAbort, { once: true });
-      if (cmd.timeoutMs && cmd.timeoutMs > 0) {
-        timers.push(
-          setTimeout(() => {
-            timedOut = true;
-            kill();
-          }, cmd.timeoutMs),
-        );
-      }
 
       const writeInput = async (ch: Ssh2Channel) => {
         const parts: Buffer[] = [Buffer.from(inv.secretPreamble, 'utf8')];
         if (cmd.stdin !== undefined) parts.push(typeof cmd.stdin === 'string' ? Buffer.from(cmd.stdin, 'utf8') : cmd.stdin);
         for (const part of parts) {
           for (let off = 0; off < part.length; off += CHUNK) {
-            if (channelClosed || settled) return;
+            if (channelClosed || w.settled) return;
             // Respect the SSH window: wait for 'drain' rather than buffering megabytes in memory.
             if (!ch.write(part.subarray(off, off + CHUNK))) await drained(ch);
           }
         }
-        if (!channelClosed && !settled) ch.end();
+        if (!channelClosed && !w.settled) ch.end();
       };
       const startInput = (ch: Ssh2Channel) => {
         writeInput(ch).catch(() => {
@@ -481,18 +436,18 @@ export class SshConnection implements Connection {
       };
 
       const onStderr = (ch: Ssh2Channel, b: Buffer) => {
-        if (remotePid !== undefined && !becomeWaiting) {
+        if (w.remotePid !== undefined && !becomeWaiting) {
           err.push(b);
           return;
         }
         held = Buffer.concat([held, b]);
         // latin1 maps bytes 1:1 to characters, so string indexes are byte offsets below.
         let text = held.toString('latin1');
-        if (remotePid === undefined) {
+        if (w.remotePid === undefined) {
           const at = text.indexOf(inv.pidMarker);
           const end = at >= 0 ? text.indexOf(']\n', at) : -1;
           if (end < 0) return;
-          remotePid = Number(text.slice(at + inv.pidMarker.length, end));
+          w.pidKnown(Number(text.slice(at + inv.pidMarker.length, end)));
           held = Buffer.concat([held.subarray(0, at), held.subarray(end + 2)]);
           text = held.toString('latin1');
         }
@@ -523,19 +478,19 @@ export class SshConnection implements Connection {
       };
 
       const open = (attempt: number) => this.client.exec(inv.line, {}, (openErr, ch) => {
-        if (settled) {
+        if (w.settled) {
           ch?.close();
           return;
         }
         if (openErr) {
-          if (this.lostReason) return failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
+          if (this.lostReason) return w.failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
           // sshd frees a session slot a moment after the channel closed on our side: under load a
           // new channel can be refused (MaxSessions) although ours are below it. Try again shortly.
           if (attempt < OPEN_RETRIES) {
-            timers.push(setTimeout(() => open(attempt + 1), 25 * 2 ** attempt));
+            w.timers.push(setTimeout(() => open(attempt + 1), 25 * 2 ** attempt));
             return;
           }
-          cleanup();
+          w.end();
           return resolve({
             display,
             code: null,
@@ -561,7 +516,7 @@ export class SshConnection implements Connection {
           // The client's 'close' (link lost) fires before its channels close: no result then.
           setImmediate(() =>
             this.lostReason && code === undefined
-              ? failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`))
+              ? w.failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`))
               : finish(),
           );
         });
@@ -612,6 +567,69 @@ export class SshConnection implements Connection {
     return shell; // open() leaves it reserved for its first caller
   }
 
+  /**
+   * What a running command needs by either transport (exec channel or shell): its timers; the
+   * timeout and Ctrl-C that kill it; the link's loss that fails it; the kill of its process group
+   * from a second channel once its PID is known (see RemoteInvocation.pidMarker). `onKill` adds what
+   * the transport does about a command that outlives its kill.
+   */
+  private watch(cmd: Command, internal: ExecInternals, reject: (e: Error) => void, onKill: () => void): CommandWatch {
+    const abortSignal = internal.ignoreAbort ? undefined : this.signal;
+    let killing = false;
+    let killSent = false;
+    const sendKill = () => {
+      if (killSent || w.remotePid === undefined) return;
+      killSent = true;
+      this.execInternal({ argv: killGroupArgv(w.remotePid), become: cmd.become, timeoutMs: 15_000 }, {
+        bypassSlots: true,
+        ignoreAbort: true,
+      }).catch(() => undefined);
+    };
+    const onAbort = () => {
+      w.interrupted = true;
+      w.kill();
+    };
+    const w: CommandWatch = {
+      timedOut: false,
+      interrupted: false,
+      settled: false,
+      remotePid: undefined,
+      timers: [],
+      end: () => {
+        if (w.settled) return false;
+        w.settled = true;
+        w.timers.forEach(clearTimeout);
+        this.inflight.delete(w.failLink);
+        abortSignal?.removeEventListener('abort', onAbort);
+        return true;
+      },
+      failLink: (e) => {
+        if (w.end()) reject(e);
+      },
+      pidKnown: (pid) => {
+        w.remotePid = pid;
+        if (killing) sendKill();
+      },
+      kill: () => {
+        if (killing) return;
+        killing = true;
+        sendKill();
+        onKill();
+      },
+    };
+    this.inflight.add(w.failLink);
+    abortSignal?.addEventListener('abort', onAbort, { once: true });
+    if (cmd.timeoutMs && cmd.timeoutMs > 0) {
+      w.timers.push(
+        setTimeout(() => {
+          w.timedOut = true;
+          w.kill();
+        }, cmd.timeoutMs),
+      );
+    }
+    return w;
+  }
+
   /** One command through a framed shell; the same result an exec channel would give. */
   private runInShell(
     shell: RemoteShell,
@@ -623,83 +641,32 @@ export class SshConnection implements Connection {
     internal: ExecInternals,
   ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
-      let remotePid: number | undefined;
-      let timedOut = false;
-      let interrupted = false;
-      let killing = false;
-      let killSent = false;
-      let settled = false;
-      const timers: NodeJS.Timeout[] = [];
-      const abortSignal = internal.ignoreAbort ? undefined : this.signal;
-
-      const cleanup = () => {
-        settled = true;
-        timers.forEach(clearTimeout);
-        this.inflight.delete(failLink);
-        abortSignal?.removeEventListener('abort', onAbort);
-      };
-      const failLink = (e: Error) => {
-        if (settled) return;
-        cleanup();
-        reject(e);
-      };
+      // A command that outlives its kill would hold the shell: drop the shell and report now.
+      const w = this.watch(cmd, internal, reject, () => w.timers.push(setTimeout(() => shell.close(), 4000)));
       const settle = (code: number | null, stdout: string, stderr: string) => {
-        if (settled) return;
-        cleanup();
-        if (interrupted) stderr += 'rha: interrupted\n';
+        if (!w.end()) return;
+        if (w.interrupted) stderr += 'rha: interrupted\n';
         resolve({
           display,
-          code: timedOut || interrupted ? null : code,
+          code: w.timedOut || w.interrupted ? null : code,
           signal: null,
           stdout,
           stderr,
-          ok: !timedOut && !interrupted && code === 0 && remotePid !== undefined,
+          ok: !w.timedOut && !w.interrupted && code === 0 && w.remotePid !== undefined,
           durationMs: Date.now() - started,
-          ...(timedOut ? { timedOut: true } : {}),
+          ...(w.timedOut ? { timedOut: true } : {}),
         });
       };
-      const sendKill = () => {
-        if (killSent || remotePid === undefined) return;
-        killSent = true;
-        // A second channel kills the command's process group (setsid made it a group leader).
-        this.execInternal({ argv: killGroupArgv(remotePid), become: cmd.become, timeoutMs: 15_000 }, {
-          bypassSlots: true,
-          ignoreAbort: true,
-        }).catch(() => undefined);
-      };
-      const kill = () => {
-        if (killing) return;
-        killing = true;
-        sendKill();
-        // A command that outlives its kill would hold the shell: drop the shell and report now.
-        timers.push(setTimeout(() => shell.close(), 4000));
-      };
-      const onAbort = () => {
-        interrupted = true;
-        kill();
-      };
       const onStderr = (err: FramedStream) => {
-        if (remotePid !== undefined) return;
+        if (w.remotePid !== undefined) return;
         const content = err.content;
         const text = content.toString('latin1');
         const at = text.indexOf(inv.pidMarker);
         const end = at >= 0 ? text.indexOf(']\n', at) : -1;
         if (end < 0) return;
-        remotePid = Number(text.slice(at + inv.pidMarker.length, end));
         err.setContent(Buffer.concat([content.subarray(0, at), content.subarray(end + 2)]));
-        if (killing) sendKill();
+        w.pidKnown(Number(text.slice(at + inv.pidMarker.length, end)));
       };
-
-      this.inflight.add(failLink);
-      abortSignal?.addEventListener('abort', onAbort, { once: true });
-      if (cmd.timeoutMs && cmd.timeoutMs > 0) {
-        timers.push(
-          setTimeout(() => {
-            timedOut = true;
-            kill();
-          }, cmd.timeoutMs),
-        );
-      }
       shell.run(buildShellBody(cmd, inv.pidMarker), nonce, onStderr).then(
         (o) => {
           const code = /^\d+$/.test(o.value) ? Number(o.value) : null;
@@ -708,8 +675,8 @@ export class SshConnection implements Connection {
         () =>
           // The client's 'close' (link lost) may come just after the channel's: let it speak first.
           setImmediate(() => {
-            if (this.lostReason) return failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
-            settle(null, '', timedOut || interrupted ? '' : `rha: the remote shell on ${this.hostName} ended while running the command\n`);
+            if (this.lostReason) return w.failLink(new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`));
+            settle(null, '', w.timedOut || w.interrupted ? '' : `rha: the remote shell on ${this.hostName} ended while running the command\n`);
           }),
       );
     });
@@ -757,6 +724,23 @@ export class SshConnection implements Connection {
     }
     await closed;
   }
+}
+
+/** One running command's shared state (SshConnection.watch). */
+interface CommandWatch {
+  timedOut: boolean;
+  interrupted: boolean;
+  /** Set once the command has a result (or failed with the link): later events are ignored. */
+  settled: boolean;
+  remotePid: number | undefined;
+  timers: NodeJS.Timeout[];
+  /** Settles: clears timers and listeners; false when it was already settled. */
+  end(): boolean;
+  /** Rejects with the link's loss, unless already settled. */
+  failLink(e: Error): void;
+  /** The command's PID arrived; a kill asked for before it is sent now. */
+  pidKnown(pid: number): void;
+  kill(): void;
 }
 
 interface ExecInternals {
