@@ -272,10 +272,10 @@ export class SshConnection implements Connection {
   private becomeVerified = false;
 
   constructor(
-    private readonly host: HostSpec,
+    private host: HostSpec,
     private readonly ssh: NodeSSH,
     private readonly client: Ssh2Client,
-    private readonly signal?: AbortSignal,
+    private signal?: AbortSignal,
     /** The bastion connection this one travels through; closed with it. */
     private readonly jump?: SshConnection,
   ) {
@@ -300,6 +300,54 @@ export class SshConnection implements Connection {
   /** Whether the link is still up (false once lost or closed). */
   get alive(): boolean {
     return this.lostReason === undefined;
+  }
+
+  /**
+   * Takes the connection over for another run (the keeper, src/cli/keeper.ts): that run's host
+   * (the same connection settings: the keeper's key says so) and its Ctrl-C.
+   */
+  adopt(host: HostSpec, signal: AbortSignal | undefined): void {
+    this.host = host;
+    this.signal = signal;
+    const j = host.connection.jump;
+    if (this.jump && j) this.jump.adopt({ name: j.name, connection: j.connection, groups: [], vars: {} }, signal);
+  }
+
+  /**
+   * Closes the root shells and forgets that sudo worked, before the connection is kept for a later
+   * run: each run asks sudo again with its own become password, and finds out as a run in its own
+   * process would that the password changed or sudo went away. The login user's shells stay.
+   */
+  forgetBecome(): void {
+    for (const shell of [...this.pools.become.shells]) shell.close();
+    this.pools.become.failures = 0;
+    this.pools.become.unsupported = false;
+    this.becomeVerified = false;
+  }
+
+  /**
+   * Whether the server answers within `timeoutMs`: one SSH global request and its reply, no
+   * channel, nothing run on the host. A link that died quietly (host gone, cable pulled) gives
+   * false instead of a command that hangs. False too when this ssh2 has no such request.
+   */
+  ping(timeoutMs: number): Promise<boolean> {
+    const { _protocol: proto, _callbacks: replies } = this.client;
+    if (!this.alive || typeof proto?.ping !== 'function' || !Array.isArray(replies)) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      timer.unref();
+      // Replies to global requests come back in order; ssh2's keepalive pushes its own the same way.
+      replies.push(() => {
+        clearTimeout(timer);
+        resolve(this.alive);
+      });
+      try {
+        proto.ping!();
+      } catch {
+        clearTimeout(timer);
+        resolve(false);
+      }
+    });
   }
 
   /** The command's result; rejects only with UnreachableError when the link is gone. */

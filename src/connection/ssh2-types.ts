@@ -24,6 +24,13 @@ export interface Ssh2Client extends EventEmitter {
   setNoDelay(noDelay: boolean): void;
   /** A TCP connection opened by the remote host (direct-tcpip): how a jump host reaches the next hop. */
   forwardOut(srcIP: string, srcPort: number, dstIP: string, dstPort: number, cb: (err: Error | undefined, stream: Duplex) => void): boolean;
+  /**
+   * ssh2's own keepalive (a `keepalive@openssh.com` global request, answered by every OpenSSH
+   * server) and the queue its replies are matched against, in order. Private to ssh2 (pinned in
+   * package-lock.json): SshConnection.ping checks they exist before using them.
+   */
+  _protocol?: { ping?(): void };
+  _callbacks?: Array<(hadErr: boolean) => void>;
 }
 
 /** Errors ssh2 emits carry a `level` saying which phase failed. */
