@@ -3,7 +3,9 @@
  * The `rha` binary (package.json bin: dist/cli/main.js). The program itself is program.ts; this
  * entry only picks how to load it (issue 7, start-up time): after `npm run build` the one-file
  * bundle of program.ts beside it (rha.cjs) through a V8 code cache (code-cache.ts), else tsc's
- * modules. It imports nothing but Node's built-ins and code-cache.ts, so nothing is parsed twice.
+ * modules. It imports nothing but Node's built-ins, code-cache.ts and keeper-client.ts, so nothing
+ * is parsed twice. `run` and `provision` from scripts and CI go to the keeper first
+ * (keeper-client.ts), which needs none of the bundle here.
  *
  * Exit codes: 0 ok · 1 internal error · 2 a host failed · 3 a host unreachable (none failed) ·
  * 4 invalid input (nothing touched) · 130 interrupted.
@@ -14,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { codeCacheDir, commandOf, compileCached } from './code-cache.js';
+import { keeperEligible, runInKeeper } from './keeper-client.js';
 
 type Main = (argv?: string[], program?: Command) => Promise<void>;
 
@@ -48,7 +51,12 @@ if (entry === self || entry === self.replace(/\.js$/, '')) {
       if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     });
   }
-  await (bundledMain() ?? main)();
+  const bundle = fileURLToPath(new URL('./rha.cjs', import.meta.url));
+  const code = keeperEligible(process.argv, process.env, process.stdout.isTTY) && existsSync(bundle)
+    ? await runInKeeper(process.argv, self, bundle)
+    : undefined;
+  if (code !== undefined) process.exitCode = code;
+  else await (bundledMain() ?? main)();
 }
 
 function safeRealpath(p: string): string {

@@ -23,36 +23,60 @@ Exit codes:
   4    invalid input: nothing was touched
   130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
 
-let verbosity = 0;
+/**
+ * Where a command's output goes and what it reads (run.ts's Io): this process's own streams, or a
+ * client's when the keeper (keeper.ts) runs the command for it.
+ */
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  onInterrupt?: (handler: () => void) => () => void;
+  keep?: import('../connection/keep.js').KeptConnections;
+}
 
-/** Runs a command action and turns its outcome into process.exitCode; input errors never show a stack. */
-function act<A extends unknown[]>(fn: (...args: A) => Promise<ExitCode>): (...args: A) => Promise<void> {
+/** One parse of a command line: its output, its -v level and its exit code. */
+interface Session {
+  io?: CliIo;
+  verbosity: number;
+  code: ExitCode;
+}
+
+/** Runs a command action and records its exit code; input errors never show a stack. */
+function act<A extends unknown[]>(session: Session, fn: (...args: A) => Promise<ExitCode>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
-      process.exitCode = await fn(...args);
+      session.code = await fn(...args);
     } catch (e) {
-      process.exitCode = await reportError(e);
+      session.code = await reportError(e, session);
     }
   };
 }
 
 /** Prints an unexpected error and returns its exit code. */
-async function reportError(e: unknown): Promise<ExitCode> {
+async function reportError(e: unknown, session: Session): Promise<ExitCode> {
+  const { printProblems, processIo } = await runCli();
+  const io = session.io ?? processIo();
   if (e instanceof InputError) {
-    const { printProblems, processIo } = await runCli();
-    printProblems(e.problems, processIo());
+    printProblems(e.problems, io);
     return ExitCode.invalidInput;
   }
   const err = e instanceof Error ? e : new Error(String(e));
-  process.stderr.write(`error: internal error: ${err.message}\n`);
-  if (verbosity >= 1 && err.stack) process.stderr.write(err.stack + '\n');
-  else process.stderr.write('(run again with -v for the stack trace; please report it)\n');
+  io.stderr.write(`error: internal error: ${err.message}\n`);
+  if (session.verbosity >= 1 && err.stack) io.stderr.write(err.stack + '\n');
+  else io.stderr.write('(run again with -v for the stack trace; please report it)\n');
   return ExitCode.internalError;
 }
 
 /** The `rha` program with its sub-commands. */
-export function buildProgram(): Command {
-  const program = new Command('rha')
+export function buildProgram(session: Session = { verbosity: 0, code: ExitCode.ok }): Command {
+  const io = session.io;
+  const program = new Command('rha');
+  // Before any sub-command is added: each copies its parent's output settings when created.
+  if (io) program.configureOutput({ writeOut: (t) => void io.stdout.write(t), writeErr: (t) => void io.stderr.write(t) });
+  sessions.set(program, session);
+  program
     .description('Provision highly available Redis pairs (master/replica behind a keepalived virtual IP) over SSH.')
     .showHelpAfterError('(rha --help shows usage)')
     .addHelpText(
@@ -74,11 +98,11 @@ ${EXIT_CODES}`,
   )
     .addHelpText('after', `\nExamples:\n  $ rha provision inventory.yaml --check --diff\n  $ rha provision inventory.yaml --limit cache -v\n  $ rha provision inventory.yaml --accept-host-key redis-b   # after replacing redis-b\n${EXIT_CODES}`)
     .action(
-      act(async (inventory: string, raw: Partial<RunCliOptions>) => {
+      act(session, async (inventory: string, raw: Partial<RunCliOptions>) => {
         const o = normalizeRunOptions(raw);
-        verbosity = o.verbose;
+        session.verbosity = o.verbose;
         const { runCommand, sitePlaybook } = await runCli();
-        return runCommand(sitePlaybook(), inventory, o);
+        return runCommand(sitePlaybook(), inventory, o, io);
       }),
     );
 
@@ -91,11 +115,11 @@ ${EXIT_CODES}`,
   )
     .addHelpText('after', `\nExamples:\n  $ rha run playbooks/redis.yaml -i inventory.yaml --check\n  $ rha run my-play.yaml -i inventory.yaml --tags config -e maxmemory=2gb\n${EXIT_CODES}`)
     .action(
-      act(async (playbook: string, raw: Partial<RunCliOptions>) => {
+      act(session, async (playbook: string, raw: Partial<RunCliOptions>) => {
         const o = normalizeRunOptions(raw);
-        verbosity = o.verbose;
+        session.verbosity = o.verbose;
         const { runCommand } = await runCli();
-        return runCommand(playbook, o.inventory!, o);
+        return runCommand(playbook, o.inventory!, o, io);
       }),
     );
 
@@ -105,7 +129,7 @@ ${EXIT_CODES}`,
     .argument('<inventory>', 'inventory file (YAML)')
     .argument('[playbook]', 'playbook file (default: the shipped playbooks/site.yaml)')
     .addHelpText('after', `\nExamples:\n  $ rha validate inventory.yaml\n  $ rha validate inventory.yaml my-play.yaml\n\nPrints every problem as \`file:line key.path: message\`; exit 4 when any is an error.`)
-    .action(act(async (inventory: string, playbook: string | undefined) => (await runCli()).validateCommand(inventory, playbook)));
+    .action(act(session, async (inventory: string, playbook: string | undefined) => (await runCli()).validateCommand(inventory, playbook)));
 
   const hosts = program.command('hosts').description('manage what rha remembers about hosts');
   hosts
@@ -114,7 +138,7 @@ ${EXIT_CODES}`,
     .argument('<host>', 'host name from the inventory')
     .requiredOption('-i, --inventory <file>', 'inventory file (YAML)')
     .addHelpText('after', `\nExample:\n  $ rha hosts accept redis-b -i inventory.yaml`)
-    .action(act(async (host: string, o: { inventory: string }) => (await runCli()).hostsAcceptCommand(host, o.inventory)));
+    .action(act(session, async (host: string, o: { inventory: string }) => (await runCli()).hostsAcceptCommand(host, o.inventory)));
 
   program
     .command('status')
@@ -125,7 +149,7 @@ ${EXIT_CODES}`,
     .option('--accept-host-key <host>', 'accept a changed SSH host key of this host (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .addHelpText('after', `\nExamples:\n  $ rha status inventory.yaml\n  $ rha status inventory.yaml --cluster cache -o json   # exit 2 unless healthy: gates a CI job`)
     .action(
-      act(async (inventory: string, o: { cluster?: string[]; output: 'table' | 'json'; acceptHostKey?: string[] }) =>
+      act(session, async (inventory: string, o: { cluster?: string[]; output: 'table' | 'json'; acceptHostKey?: string[] }) =>
         (await import('./status.js')).statusCommand(inventory, { cluster: o.cluster ?? [], output: o.output, acceptHostKey: o.acceptHostKey ?? [] }),
       ),
     );
@@ -136,14 +160,14 @@ ${EXIT_CODES}`,
     .argument('<inventory>', 'inventory file (YAML)')
     .argument('<cluster>', 'cluster name')
     .addHelpText('after', `\nExample:\n  $ rha switchover inventory.yaml cache\n\nRefused (exit 2, nothing moved) unless the replica is in sync and keepalived runs on both nodes.`)
-    .action(act(async (inventory: string, cluster: string) => (await import('./switchover.js')).switchoverCommand(inventory, cluster)));
+    .action(act(session, async (inventory: string, cluster: string) => (await import('./switchover.js')).switchoverCommand(inventory, cluster)));
 
   program
     .command('init')
     .description('write a commented starter inventory for one pair (two hosts, one VIP) into DIR, with random secrets (mode 0600); never overwrites')
     .argument('[dir]', 'folder to write into (default: the current folder)')
     .addHelpText('after', `\nExample:\n  $ rha init prod-cache && rha validate prod-cache/inventory.yaml`)
-    .action(act(async (dir: string | undefined) => (await import('./init.js')).initCommand(dir)));
+    .action(act(session, async (dir: string | undefined) => (await import('./init.js')).initCommand(dir)));
 
   program
     .command('demo')
@@ -151,14 +175,60 @@ ${EXIT_CODES}`,
     .option('-n, --name <name>', 'lab name', 'default')
     .addOption(new Option('-o, --output <format>', 'run output').choices(['pretty', 'plain', 'json']))
     .addHelpText('after', `\nExample:\n  $ rha demo && rha lab down`)
-    .action(act(async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => (await import('./demo.js')).demoCommand(o)));
+    .action(act(session, async (o: { name: string; output?: 'pretty' | 'plain' | 'json' }) => (await import('./demo.js')).demoCommand(o)));
+
+  const keeper = program
+    .command('keeper')
+    .description('the warm rha process that runs `run` and `provision` for scripts and CI (not on a terminal) and keeps their SSH connections (RHA_KEEPER)')
+    .addHelpText(
+      'after',
+      `\nRHA_KEEPER=off runs every command in its own process; RHA_KEEPER=SECONDS sets how long a keeper
+waits for the next run before it ends (default 60), as Ansible's ControlPersist.`,
+    );
+  keeper
+    .command('status')
+    .description("this user's keepers: runs, kept connections, memory")
+    .option('--json', 'as JSON')
+    .action(act(session, async (o: { json?: boolean }) => (await import('./keeper.js')).keeperStatusCommand(o, io ?? process)));
+  keeper
+    .command('stop')
+    .description("end this user's keepers now, closing their SSH connections")
+    .action(act(session, async () => (await import('./keeper.js')).keeperStopCommand(io ?? process)));
+  keeper
+    .command('serve', { hidden: true })
+    .requiredOption('--socket <path>', 'socket to listen on')
+    .option('--idle <seconds>', 'end after this long without a run', '60')
+    .action(async (o: { socket: string; idle: string }) => {
+      await (await import('./keeper.js')).serveKeeper(o.socket, Number(o.idle) || 60, runArgv);
+      // main.ts saves the V8 code cache on 'beforeExit', which process.exit skips: the next
+      // keeper then starts from compiled code too.
+      process.emit('beforeExit', ExitCode.ok);
+      process.exit(ExitCode.ok);
+    });
 
   program.addCommand(labCommand());
   return program;
 }
 
-/** Parses argv and runs; usage errors exit 4 (invalid input), help exits 0. */
+const sessions = new WeakMap<Command, Session>();
+
+/** Parses argv and runs; usage errors exit 4 (invalid input), help exits 0. Sets process.exitCode. */
 export async function main(argv: string[] = process.argv, program: Command = buildProgram()): Promise<void> {
+  const code = await parseAndRun(argv, program);
+  // `rha lab ...` sets process.exitCode itself.
+  if (code !== ExitCode.ok || process.exitCode === undefined) process.exitCode = code;
+}
+
+/**
+ * Runs one command line with its output on `io` (the keeper, for a client) and returns its exit
+ * code; touches neither this process's streams nor its exit code.
+ */
+export async function runArgv(argv: string[], io: CliIo): Promise<ExitCode> {
+  return parseAndRun(argv, buildProgram({ io, verbosity: 0, code: ExitCode.ok }));
+}
+
+async function parseAndRun(argv: string[], program: Command): Promise<ExitCode> {
+  const session = sessions.get(program) ?? { verbosity: 0, code: ExitCode.ok };
   program.exitOverride();
   for (const c of program.commands) {
     c.exitOverride();
@@ -166,11 +236,11 @@ export async function main(argv: string[] = process.argv, program: Command = bui
   }
   try {
     await program.parseAsync(argv);
+    return session.code;
   } catch (e) {
     if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : ExitCode.invalidInput;
-      return;
+      return e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? ExitCode.ok : ExitCode.invalidInput;
     }
-    process.exitCode = await reportError(e);
+    return reportError(e, session);
   }
 }

@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { maskSecrets } from '../core/command.js';
 import { ExitCode, formatProblem, InputError, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
-import { ConnectionPool, forgetHostKey } from '../connection/index.js';
+import { ConnectionPool, forgetHostKey, type KeptConnections } from '../connection/index.js';
 import { gatherFacts } from '../facts/index.js';
 import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
@@ -26,9 +26,22 @@ export interface Io {
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Calls `handler` on each Ctrl-C (or TERM) until the returned function is called; default: this process's signals. */
+  onInterrupt?: (handler: () => void) => () => void;
+  /** Connections kept between runs (the keeper, keeper.ts); without it every run connects afresh. */
+  keep?: KeptConnections;
 }
 
 export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() });
+
+function processInterrupts(handler: () => void): () => void {
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
 
 /** The shipped site playbook: Redis + keepalived + the documented bring-up order. */
 export function sitePlaybook(): string {
@@ -118,14 +131,14 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
       process.exit(ExitCode.interrupted);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopListening = (io.onInterrupt ?? processInterrupts)(onSignal);
 
   const format = o.output ?? defaultOutput(io.stdout, io.env);
   const reporter = await openReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
   const pool = new ConnectionPool({
     acceptChangedHostKeys: o.acceptHostKey.includes('all') ? 'all' : new Set(o.acceptHostKey),
     signal: controller.signal,
+    keep: io.keep,
     inventoryPath: inventoryFile,
     onHostKey: (e) => {
       if (e.kind === 'replaced' || o.verbose >= 1) {
@@ -171,8 +184,7 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
     await locks?.releaseAll();
     await reporter.close();
     await pool.closeAll().catch(() => undefined);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 

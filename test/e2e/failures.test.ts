@@ -16,6 +16,11 @@ import { labExec, type LabInfo } from '../../src/lab/index.js';
 import { hostAddress, useLab } from '../support/lab.js';
 import { recapOf, rha } from '../support/rha.js';
 
+// Every row compares the host's processes before and after a failed run: a run in its own process
+// (no keeper) leaves no SSH session behind, which is what is compared. The keeper, which keeps
+// sessions open on purpose, and its sudo behaviour are tested in keeper.test.ts.
+process.env.RHA_KEEPER = 'off';
+
 const lab = useLab('failures', 2);
 const work = mkdtempSync(path.join(tmpdir(), 'rha-failures-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -1,0 +1,311 @@
+/**
+ * The keeper: a warm rha process of one user that runs `rha run` and `rha provision` for the
+ * client (keeper-client.ts), keeping what a run would otherwise rebuild from nothing: the code
+ * compiled and optimised, and the SSH connections with their shells (connection/keep.ts). Like
+ * Ansible's ControlPersist, it ends after RHA_KEEPER seconds (default 60) without a run.
+ *
+ * - One run at a time: a client arriving during a run is told "busy" and runs on its own.
+ * - A run sees the client's command line, folder and environment, as if run there, and writes to
+ *   the client's stdout and stderr. Ctrl-C in the client interrupts it; a client that goes away
+ *   interrupts it too, and the run still releases its locks and hands back its connections.
+ * - The socket is in the user's cache folder (mode 0700, checked to be ours), itself mode 0600: only
+ *   this user reaches it, as with ssh's ControlPath. Nothing is logged; the process's own
+ *   environment holds no secret (keeper-client.ts's KEEPER_ENV), its command line neither.
+ * - It ends early after MAX_RUNS runs or above MAX_RSS_MB of memory, and on `rha keeper stop`.
+ */
+import { promises as fs, readFileSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import { Writable } from 'node:stream';
+import { ConnectionKeeper } from '../connection/keep.js';
+import { ExitCode } from '../core/types.js';
+import { codeCacheDir } from './code-cache.js';
+import { dial } from './keeper-client.js';
+import type { CliIo } from './program.js';
+
+const MAX_RUNS = 500;
+const MAX_RSS_MB = 400;
+/** Commands a keeper runs; anything else is refused (and runs in the client). */
+const SERVED = new Set(['run', 'provision']);
+
+export interface KeeperStatus {
+  pid: number;
+  socket: string;
+  startedAt: string;
+  runs: number;
+  busy: boolean;
+  keptConnections: number;
+  idleSeconds: number;
+  rssMb: number;
+  peakRssMb: number;
+}
+
+type RunArgv = (argv: string[], io: CliIo) => Promise<ExitCode>;
+
+/** Serves on `socket` until idle for `idleSeconds`; resolves when the keeper has shut down. */
+export async function serveKeeper(socket: string, idleSeconds: number, runArgv: RunArgv): Promise<void> {
+  const other = await dial(socket);
+  if (other) {
+    // Another keeper already serves this socket: leave it be.
+    other.destroy();
+    return;
+  }
+  await fs.unlink(socket).catch(() => undefined);
+
+  const keep = new ConnectionKeeper();
+  const ownEnv = process.env;
+  const startedAt = new Date().toISOString();
+  let runs = 0;
+  let busy = false;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let closing = false;
+  /** Interrupts the run in progress (once). */
+  let currentInterrupt: (() => void) | undefined;
+
+  const server = net.createServer();
+  const shutdown = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    if (idleTimer) clearTimeout(idleTimer);
+    server.close();
+    await keep.closeAll();
+    try {
+      // Only our own socket file: a newer keeper may have taken the name since.
+      if ((await fs.stat(socket)).ino === socketIno) unlinkSync(socket);
+    } catch {
+      /* gone already */
+    }
+  };
+  const armIdle = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => void shutdown(), idleSeconds * 1000);
+  };
+  const status = (): KeeperStatus => ({
+    pid: process.pid,
+    socket,
+    startedAt,
+    runs,
+    busy,
+    keptConnections: keep.size,
+    idleSeconds,
+    rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20),
+    peakRssMb: peakRssMb(),
+  });
+
+  server.on('connection', (conn) => {
+    conn.setNoDelay(true);
+    const send = (m: object) => {
+      if (!conn.destroyed) conn.write(JSON.stringify(m) + '\n');
+    };
+    let buf = '';
+    let interrupt: (() => void) | undefined;
+    let interrupted = false;
+    const fireInterrupt = () => {
+      if (interrupted) return;
+      interrupted = true;
+      interrupt?.();
+    };
+    conn.setEncoding('utf8');
+    conn.on('error', () => undefined);
+    conn.on('close', fireInterrupt);
+    conn.on('close', () => {
+      if (currentInterrupt === fireInterrupt) currentInterrupt = undefined;
+    });
+    conn.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        let m: { run?: { argv?: unknown; cwd?: unknown; env?: unknown }; interrupt?: boolean; status?: boolean; stop?: boolean };
+        try {
+          m = JSON.parse(line);
+        } catch {
+          conn.destroy();
+          return;
+        }
+        if (m.interrupt) fireInterrupt();
+        else if (m.status) {
+          send({ status: status() });
+          conn.end();
+        } else if (m.stop) {
+          send({ stopping: !busy });
+          conn.end();
+          if (!busy) void shutdown();
+          else closing = true;
+        } else if (m.run) {
+          const r = m.run;
+          const argv = Array.isArray(r.argv) && r.argv.every((a) => typeof a === 'string') ? (r.argv as string[]) : undefined;
+          if (busy || closing) {
+            send({ busy: true });
+            conn.end();
+          } else if (!argv || !SERVED.has(argv[0]) || typeof r.cwd !== 'string' || typeof r.env !== 'object' || !r.env) {
+            send({ refused: 'not a command the keeper runs' });
+            conn.end();
+          } else {
+            busy = true;
+            currentInterrupt = fireInterrupt;
+            if (idleTimer) clearTimeout(idleTimer);
+            void runFor(conn, send, argv, r.cwd, r.env as NodeJS.ProcessEnv, (h) => {
+              interrupt = h;
+              if (interrupted) h();
+              return () => (interrupt = undefined);
+            }).finally(() => {
+              busy = false;
+              currentInterrupt = undefined;
+              runs++;
+              const tooBig = process.memoryUsage.rss() / 2 ** 20 > MAX_RSS_MB;
+              if (closing || runs >= MAX_RUNS || tooBig) void shutdown();
+              else armIdle();
+            });
+          }
+        }
+      }
+    });
+  });
+
+  const runFor = async (
+    conn: net.Socket,
+    send: (m: object) => void,
+    argv: string[],
+    cwd: string,
+    env: NodeJS.ProcessEnv,
+    onInterrupt: CliIo['onInterrupt'],
+  ): Promise<void> => {
+    try {
+      process.chdir(cwd);
+    } catch {
+      send({ refused: `cannot enter ${cwd}` });
+      conn.end();
+      return;
+    }
+    // The run reads its environment here and there (SSH_AUTH_SOCK, RHA_CACHE_DIR, the inventory's
+    // env lookups): the client's, for the run only.
+    process.env = { ...env };
+    send({ started: true });
+    const stream = (field: 'out' | 'err') =>
+      new Writable({
+        write(chunk: Buffer | string, _enc, cb) {
+          if (conn.destroyed) return cb();
+          const data = (typeof chunk === 'string' ? Buffer.from(chunk) : chunk).toString('base64');
+          if (conn.write(JSON.stringify({ [field]: data }) + '\n')) cb();
+          else conn.once('drain', () => cb());
+        },
+      });
+    const io: CliIo = { stdout: stream('out'), stderr: stream('err'), env: process.env, cwd, onInterrupt, keep };
+    let code: ExitCode;
+    try {
+      code = await runArgv([process.execPath, 'rha', ...argv], io);
+    } catch {
+      code = ExitCode.internalError;
+    } finally {
+      process.env = ownEnv;
+      process.chdir('/');
+    }
+    await new Promise<void>((resolve) => io.stdout.end(() => io.stderr.end(() => resolve())));
+    send({ exit: code });
+    conn.end();
+  };
+
+  // TERM (shutdown, `kill`): the run in progress is interrupted like a Ctrl-C (its locks released,
+  // its commands stopped), then the keeper ends; a second TERM ends it at once.
+  let terms = 0;
+  process.on('SIGTERM', () => {
+    if (++terms > 1) process.exit(143);
+    closing = true;
+    currentInterrupt?.();
+    if (!busy) void shutdown();
+  });
+
+  let socketIno = 0;
+  // The socket is created mode 0600 (and its folder is 0700, checked by the client).
+  const umask = process.umask(0o077);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socket, () => resolve());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  socketIno = (await fs.stat(socket)).ino;
+  armIdle();
+  await new Promise<void>((resolve) => server.once('close', () => resolve()));
+  await shutdown();
+}
+
+/** VmHWM: the most memory this process has held. */
+function peakRssMb(): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Asks the keeper on `socket` for its status (or to stop); undefined when none answers. */
+export async function askKeeper(socket: string, what: 'status' | 'stop'): Promise<KeeperStatus | boolean | undefined> {
+  const s = await dial(socket);
+  if (!s) return undefined;
+  return new Promise((resolve) => {
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (buf += d));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      try {
+        const m = JSON.parse(buf.split('\n')[0]) as { status?: KeeperStatus; stopping?: boolean };
+        resolve(what === 'status' ? m.status : m.stopping);
+      } catch {
+        resolve(undefined);
+      }
+    });
+    s.write(JSON.stringify({ [what]: true }) + '\n');
+  });
+}
+
+/** The sockets of this user's keepers (one per build of rha that ran lately). */
+export async function keeperSockets(env: NodeJS.ProcessEnv = process.env): Promise<string[]> {
+  const dir = codeCacheDir(env);
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => /^keeper-[0-9a-f]+\.sock$/.test(n)).map((n) => path.join(dir, n));
+}
+
+/** `rha keeper status`: this user's keepers; exit 0 (none running is not an error). */
+export async function keeperStatusCommand(o: { json?: boolean }, io: Pick<CliIo, 'stdout'>): Promise<ExitCode> {
+  const found: KeeperStatus[] = [];
+  for (const s of await keeperSockets()) {
+    const st = await askKeeper(s, 'status');
+    if (st && typeof st === 'object') found.push(st);
+  }
+  if (o.json) io.stdout.write(JSON.stringify(found, null, 2) + '\n');
+  else if (!found.length) io.stdout.write('no rha keeper is running\n');
+  else {
+    for (const k of found) {
+      io.stdout.write(
+        `pid ${k.pid}: ${k.busy ? 'running a command' : 'idle'}, ${k.runs} run${k.runs === 1 ? '' : 's'} since ${k.startedAt}, ` +
+          `${k.keptConnections} SSH connection${k.keptConnections === 1 ? '' : 's'} kept, ${k.rssMb} MB (peak ${k.peakRssMb} MB), ` +
+          `ends after ${k.idleSeconds} s without a run\n`,
+      );
+    }
+  }
+  return ExitCode.ok;
+}
+
+/** `rha keeper stop`: ends this user's keepers (a busy one once its run is over), closing their connections. */
+export async function keeperStopCommand(io: Pick<CliIo, 'stdout'>): Promise<ExitCode> {
+  let stopped = 0;
+  let later = 0;
+  for (const s of await keeperSockets()) {
+    const r = await askKeeper(s, 'stop');
+    if (r === true) stopped++;
+    else if (r === false) later++;
+  }
+  io.stdout.write(
+    stopped + later === 0
+      ? 'no rha keeper is running\n'
+      : `stopped ${stopped} keeper${stopped === 1 ? '' : 's'}${later ? `; ${later} will stop when its run ends` : ''}\n`,
+  );
+  return ExitCode.ok;
+}
