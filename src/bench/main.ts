@@ -19,7 +19,7 @@ import { ansibleEnv, ensureAnsible, writeAnsibleInventory } from './ansible.js';
 import { writeJobJinja } from './jinja.js';
 import { mustSucceed, running, timed, type Timed } from './proc.js';
 import { judgeTargets, renderResult, samples, type BenchResult, type BuildResult, type ScaleResult, type ToolRuns } from './result.js';
-import { parseRecap, recapTotals } from './stats.js';
+import { median, parseRecap, recapTotals } from './stats.js';
 
 const ROOT = packageRoot();
 const BENCH = path.join(ROOT, 'bench');
@@ -44,6 +44,24 @@ function rha(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Timed> {
     measureRss: true,
     timeoutMs: 30 * 60_000,
   });
+}
+
+/**
+ * No-op re-runs per tool and size: at N=2 a run is a fraction of a second (rha) against a few
+ * (Ansible), where one sample is at the mercy of the machine: the median of five. Larger sizes
+ * take long enough for one run to stand.
+ */
+const reps = (n: number): number => (n <= 2 ? 5 : 1);
+
+/** The bench's keeper (rha keeper status --json with the bench's cache folder), if one is running. */
+async function keeperStatus(env: NodeJS.ProcessEnv): Promise<{ runs: number; peakRssMb: number } | undefined> {
+  const r = await rha(['keeper', 'status', '--json'], env);
+  try {
+    const all = JSON.parse(r.stdout) as Array<{ runs: number; peakRssMb: number }>;
+    return all[0];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Checks a job run: success, every host in the recap, and (for a re-run) nothing changed; returns hosts changed. */
@@ -107,22 +125,52 @@ async function scaleRun(n: number, o: BenchOptions, ansibleVersion: string | und
     const job = path.join(BENCH, 'rha-job.yaml');
     const args = ['run', job, '-i', lab.inventoryPath, '--forks', String(o.forks), '--output', 'plain'];
 
-    checkAborted();
-    const first = await rha(args);
-    const firstChanged = checkRun('rha', 'first run', first, hosts.length, false);
-    log(`N=${n}: rha first run ${secs(first.wallMs)} (${firstChanged} hosts changed)`);
-    checkAborted();
-    const noop = await rha(args);
-    checkRun('rha', 'no-op re-run', noop, hosts.length, true);
-    log(`N=${n}: rha no-op re-run ${secs(noop.wallMs)}`);
-    const peaks = [first.peakRssMb, noop.peakRssMb].filter((v): v is number => v !== undefined);
-    const rhaRuns: ToolRuns = {
-      firstMs: first.wallMs,
-      noopMs: noop.wallMs,
-      firstChanged,
-      noopChanged: 0,
-      ...(peaks.length ? { peakRssMb: Math.max(...peaks) } : {}),
-    };
+    // rha's own cache folder for this size: its keeper (src/cli/keeper.ts) is then the bench's
+    // alone, its status and memory readable, and stopped before the next size.
+    const cache = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-cache-'));
+    const env = { XDG_CACHE_HOME: cache };
+    let rhaRuns: ToolRuns;
+    try {
+      checkAborted();
+      const first = await rha(args, env);
+      const firstChanged = checkRun('rha', 'first run', first, hosts.length, false);
+      log(`N=${n}: rha first run ${secs(first.wallMs)} (${firstChanged} hosts changed)`);
+      const noops: Timed[] = [];
+      for (let i = 0; i < reps(n); i++) {
+        checkAborted();
+        const r = await rha(args, env);
+        checkRun('rha', 'no-op re-run', r, hosts.length, true);
+        noops.push(r);
+      }
+      const keeper = await keeperStatus(env);
+      await rha(['keeper', 'stop'], env);
+      // The same re-run with every command in its own process (RHA_KEEPER=off), for comparison.
+      const own: Timed[] = [];
+      for (let i = 0; i < reps(n); i++) {
+        checkAborted();
+        const r = await rha(args, { ...env, RHA_KEEPER: 'off' });
+        checkRun('rha', 'no-op re-run without the keeper', r, hosts.length, true);
+        own.push(r);
+      }
+      const noopMs = median(noops.map((r) => r.wallMs))!;
+      const ownMs = median(own.map((r) => r.wallMs))!;
+      log(`N=${n}: rha no-op re-run ${secs(noopMs)} (${noops.length === 1 ? 'one run' : `median of ${noops.length}`}), without the keeper ${secs(ownMs)}`);
+      // The controller is the keeper when it ran the runs: its peak memory counts, not only the client's.
+      const peaks = [first, ...noops, ...own].map((r) => r.peakRssMb).concat(keeper?.peakRssMb).filter((v): v is number => v !== undefined);
+      rhaRuns = {
+        firstMs: first.wallMs,
+        noopMs,
+        ...(noops.length > 1 ? { noopSamplesMs: noops.map((r) => r.wallMs) } : {}),
+        noopOwnProcessMs: ownMs,
+        firstChanged,
+        noopChanged: 0,
+        ...(peaks.length ? { peakRssMb: Math.max(...peaks) } : {}),
+        ...(keeper ? { keeperRuns: keeper.runs } : {}),
+      };
+    } finally {
+      await rha(['keeper', 'stop'], env).catch(() => undefined);
+      await fs.rm(cache, { recursive: true, force: true });
+    }
     if (!ansibleVersion) return { hosts: n, clusters: inv.clusters.size, forks: o.forks, rha: rhaRuns };
 
     // Ansible gets the same fresh start: the job's files removed again, everything else as it was.
@@ -139,9 +187,15 @@ async function scaleRun(n: number, o: BenchOptions, ansibleVersion: string | und
       const aFirstChanged = checkRun('ansible', 'first run', aFirst, hosts.length, false);
       log(`N=${n}: ansible first run ${secs(aFirst.wallMs)} (${aFirstChanged} hosts changed)`);
       checkAborted();
-      const aNoop = await timed(play, { env, measureRss: true, timeoutMs: 60 * 60_000 });
-      checkRun('ansible', 'no-op re-run', aNoop, hosts.length, true);
-      log(`N=${n}: ansible no-op re-run ${secs(aNoop.wallMs)}`);
+      const aNoops: Timed[] = [];
+      for (let i = 0; i < reps(n); i++) {
+        checkAborted();
+        const r = await timed(play, { env, measureRss: true, timeoutMs: 60 * 60_000 });
+        checkRun('ansible', 'no-op re-run', r, hosts.length, true);
+        aNoops.push(r);
+      }
+      const aNoopMs = median(aNoops.map((r) => r.wallMs))!;
+      log(`N=${n}: ansible no-op re-run ${secs(aNoopMs)}${aNoops.length > 1 ? ` (median of ${aNoops.length})` : ''}`);
       const ansSums = await fileSums(lab, hosts, paths.files);
       const differing = hosts.filter((h) => rhaSums.get(h) !== ansSums.get(h));
       if (differing.length) {
@@ -154,7 +208,14 @@ async function scaleRun(n: number, o: BenchOptions, ansibleVersion: string | und
         clusters: inv.clusters.size,
         forks: o.forks,
         rha: rhaRuns,
-        ansible: { firstMs: aFirst.wallMs, noopMs: aNoop.wallMs, firstChanged: aFirstChanged, noopChanged: 0, version: ansibleVersion },
+        ansible: {
+          firstMs: aFirst.wallMs,
+          noopMs: aNoopMs,
+          ...(aNoops.length > 1 ? { noopSamplesMs: aNoops.map((r) => r.wallMs) } : {}),
+          firstChanged: aFirstChanged,
+          noopChanged: 0,
+          version: ansibleVersion,
+        },
         identicalFiles: differing.length === 0,
       };
     } finally {

@@ -8,12 +8,18 @@ import { maximum, median, speedup } from './stats.js';
 export interface ToolRuns {
   /** Wall time of the first run on fresh hosts (process start to exit), ms. */
   firstMs: number;
-  /** Wall time of the immediate re-run, which must change nothing, ms. */
+  /** Wall time of the immediate re-run, which must change nothing, ms (the median when sampled). */
   noopMs: number;
+  /** Each re-run's wall time, when there were several (N=2). */
+  noopSamplesMs?: number[];
+  /** rha only: the same re-run with RHA_KEEPER=off (every command in its own process), ms. */
+  noopOwnProcessMs?: number;
+  /** rha only: runs the keeper served (first run and re-runs). */
+  keeperRuns?: number;
   /** Hosts changed by the first run / by the re-run (from the recap). */
   firstChanged: number;
   noopChanged: number;
-  /** Peak resident memory of the controller process over both runs (MB), where measured. */
+  /** Peak resident memory of the controller over all runs (MB), where measured: the client's and the keeper's. */
   peakRssMb?: number;
 }
 
@@ -186,7 +192,7 @@ export function renderResult(r: BenchResult): string {
   const lines: string[] = [];
   const dash = '—';
   const rows: string[][] = [
-    ['hosts', 'rha first', 'rha no-op', 'rha peak RSS', 'ansible first', 'ansible no-op', 'first ratio', 'no-op ratio', 'same files'],
+    ['hosts', 'rha first', 'rha no-op', 'no keeper', 'rha peak RSS', 'ansible first', 'ansible no-op', 'first ratio', 'no-op ratio', 'same files'],
   ];
   for (const e of r.scale) {
     const a = e.ansible;
@@ -198,6 +204,7 @@ export function renderResult(r: BenchResult): string {
       String(e.hosts),
       s(e.rha.firstMs),
       s(e.rha.noopMs),
+      e.rha.noopOwnProcessMs === undefined ? dash : s(e.rha.noopOwnProcessMs),
       e.rha.peakRssMb === undefined ? dash : `${e.rha.peakRssMb.toFixed(0)} MB`,
       a ? s(a.firstMs) : dash,
       a ? s(a.noopMs) : dash,
@@ -208,7 +215,17 @@ export function renderResult(r: BenchResult): string {
   }
   if (r.error) lines.push(`STOPPED EARLY: ${r.error}`, '');
   const forks = r.scale[0]?.forks ?? r.options.forks;
-  if (r.scale.length) lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows), '');
+  if (r.scale.length) {
+    lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows));
+    if (r.scale.some((e) => e.rha.noopOwnProcessMs !== undefined)) {
+      lines.push(
+        "rha no-op: through rha's keeper (the default outside a terminal; Ansible keeps its connections with ControlPersist);",
+        'no keeper: the same re-run with RHA_KEEPER=off, every command in its own process.',
+      );
+    }
+    if (r.scale.some((e) => e.rha.noopSamplesMs || e.ansible?.noopSamplesMs)) lines.push('No-op times with several runs are medians (N=2: 5 runs per tool).');
+    lines.push('');
+  }
 
   if (r.build) {
     const base = r.build.bareBuildMs + r.build.packageInstallMs;

@@ -118,6 +118,7 @@ describe('table and JSON', () => {
     switchover: { available: false, why: 'rha switchover --help exited 1' },
     targets: [],
   };
+  result.scale[0].rha.noopOwnProcessMs = 260;
   result.targets = judgeTargets(result);
 
   it('aligns columns', () => {
@@ -126,7 +127,10 @@ describe('table and JSON', () => {
 
   it('prints one table with every measurement and the verdicts', () => {
     const text = renderResult(result);
-    expect(text).toMatch(/^2 +1\.00 s +0\.25 s +90 MB +9\.00 s +10\.00 s +9\.0x +40\.0x +yes$/m);
+    expect(text).toMatch(/^2 +1\.00 s +0\.25 s +0\.26 s +90 MB +9\.00 s +10\.00 s +9\.0x +40\.0x +yes$/m);
+    // What the two rha columns are.
+    expect(text).toContain("rha no-op: through rha's keeper");
+    expect(text).toContain('no keeper: the same re-run with RHA_KEEPER=off');
     expect(text).toMatch(/^70\.00 s +50\.00 s +10\.00 s +1\.2x$/m);
     expect(text).toContain("Failover (kill -9 of the master's Redis → first write through the VIP): median 1.80 s, max 1.80 s (1.80)");
     expect(text).toContain('Switchover: not available (rha switchover --help exited 1)');
@@ -140,7 +144,7 @@ describe('table and JSON', () => {
     expect(Object.keys(back).sort()).toEqual(
       ['build', 'durationMs', 'failover', 'machine', 'options', 'scale', 'startedAt', 'switchover', 'targets', 'version'].sort(),
     );
-    expect(Object.keys(back.scale[0].rha).sort()).toEqual(['firstChanged', 'firstMs', 'noopChanged', 'noopMs', 'peakRssMb']);
+    expect(Object.keys(back.scale[0].rha).sort()).toEqual(['firstChanged', 'firstMs', 'noopChanged', 'noopMs', 'noopOwnProcessMs', 'peakRssMb']);
     expect(back.targets).toHaveLength(6);
   });
 });
