@@ -7,7 +7,7 @@
  * Used only when all of these hold, else the command runs in this process as always:
  * - the command is `run` or `provision` (no --help or --version);
  * - stdout is not a terminal (CI, pipes, files: the plain and JSON reporters; the listr2 display
- *   stays in-process);
+ *   stays in-process, also when asked for with `--output pretty`);
  * - RHA_KEEPER is not `off` (`0`, `no`, `false`); a number sets the keeper's idle time in seconds
  *   (default 60, as Ansible's ControlPersist);
  * - the cache folder (code-cache.ts) is ours and closed to others: the socket lives there.
@@ -48,7 +48,9 @@ export function keeperEligible(argv: string[], env: NodeJS.ProcessEnv, stdoutIsT
   const args = argv.slice(2);
   if (args[0] !== 'run' && args[0] !== 'provision') return false;
   if (args.some((a) => a === '-h' || a === '--help' || a === '-V' || a === '--version')) return false;
-  return stdoutIsTTY !== true && keeperIdleSeconds(env) !== undefined;
+  // The listr2 display, asked for by name even into a pipe, stays in-process too.
+  const pretty = args.some((a, i) => a === '--output=pretty' || a === '-opretty' || (a === 'pretty' && (args[i - 1] === '-o' || args[i - 1] === '--output')));
+  return !pretty && stdoutIsTTY !== true && keeperIdleSeconds(env) !== undefined;
 }
 
 /**
@@ -102,8 +104,9 @@ async function startKeeper(socket: string, mainJs: string, idleSeconds: number):
     return undefined;
   }
   const deadline = Date.now() + START_TIMEOUT_MS;
-  for (let wait = 5; Date.now() < deadline; wait = Math.min(wait * 2, 50)) {
-    await new Promise((r) => setTimeout(r, wait));
+  // A failed connect to a Unix socket costs microseconds: ask often, the run waits for it.
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 3));
     const s = await dial(socket);
     if (s) return s;
   }

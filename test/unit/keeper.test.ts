@@ -25,6 +25,11 @@ describe('which command lines go to the keeper', () => {
     for (const cmd of ['validate', 'status', 'switchover', 'lab', 'keeper', 'demo', 'init']) expect(keeperEligible(argv(cmd, 'x'), {}, false)).toBe(false);
     for (const h of ['-h', '--help', '-V', '--version']) expect(keeperEligible(argv('provision', 'i.yaml', h), {}, false)).toBe(false);
     expect(keeperEligible(argv(), {}, false)).toBe(false);
+    for (const o of [['-o', 'pretty'], ['--output', 'pretty'], ['--output=pretty'], ['-opretty']]) {
+      expect(keeperEligible(argv('provision', 'i.yaml', ...o), {}, false)).toBe(false);
+    }
+    expect(keeperEligible(argv('provision', 'i.yaml', '-o', 'json'), {}, false)).toBe(true);
+    expect(keeperEligible(argv('run', 'pretty', '-i', 'i.yaml'), {}, false)).toBe(true); // a playbook named "pretty"
   });
 
   test('RHA_KEEPER: seconds of idle time, default 60, capped at a day', () => {
