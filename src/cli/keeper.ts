@@ -53,12 +53,14 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
   await fs.unlink(socket).catch(() => undefined);
 
   const keep = new ConnectionKeeper();
-  const ownEnv = process.env;
+  const ownEnv = { ...process.env };
   const startedAt = new Date().toISOString();
   let runs = 0;
   let busy = false;
   let idleTimer: NodeJS.Timeout | undefined;
   let closing = false;
+  /** Asked to end (stop, TERM) while a run was in progress: ends when it is over; takes no new run. */
+  let stopping = false;
   /** Interrupts the run in progress (once). */
   let currentInterrupt: (() => void) | undefined;
 
@@ -132,11 +134,11 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
           send({ stopping: !busy });
           conn.end();
           if (!busy) void shutdown();
-          else closing = true;
+          else stopping = true;
         } else if (m.run) {
           const r = m.run;
           const argv = Array.isArray(r.argv) && r.argv.every((a) => typeof a === 'string') ? (r.argv as string[]) : undefined;
-          if (busy || closing) {
+          if (busy || closing || stopping) {
             send({ busy: true });
             conn.end();
           } else if (!argv || !SERVED.has(argv[0]) || typeof r.cwd !== 'string' || typeof r.env !== 'object' || !r.env) {
@@ -155,7 +157,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
               currentInterrupt = undefined;
               runs++;
               const tooBig = process.memoryUsage.rss() / 2 ** 20 > MAX_RSS_MB;
-              if (closing || runs >= MAX_RUNS || tooBig) void shutdown();
+              if (stopping || runs >= MAX_RUNS || tooBig) void shutdown();
               else armIdle();
             });
           }
@@ -180,8 +182,9 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
       return;
     }
     // The run reads its environment here and there (SSH_AUTH_SOCK, RHA_CACHE_DIR, the inventory's
-    // env lookups): the client's, for the run only.
-    process.env = { ...env };
+    // env lookups, HOME): the client's, for the run only. Set in place, so that what reads the
+    // process's real environment (os.homedir(), TZ) sees it too.
+    replaceEnv(env);
     send({ started: true });
     const stream = (field: 'out' | 'err') =>
       new Writable({
@@ -199,7 +202,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     } catch {
       code = ExitCode.internalError;
     } finally {
-      process.env = ownEnv;
+      replaceEnv(ownEnv);
       process.chdir('/');
     }
     await new Promise<void>((resolve) => io.stdout.end(() => io.stderr.end(() => resolve())));
@@ -212,7 +215,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
   let terms = 0;
   process.on('SIGTERM', () => {
     if (++terms > 1) process.exit(143);
-    closing = true;
+    stopping = true;
     currentInterrupt?.();
     if (!busy) void shutdown();
   });
@@ -232,6 +235,12 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
   armIdle();
   await new Promise<void>((resolve) => server.once('close', () => resolve()));
   await shutdown();
+}
+
+/** Makes process.env exactly `env` (in place: the process's own environment changes too). */
+function replaceEnv(env: NodeJS.ProcessEnv): void {
+  for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (typeof v === 'string') process.env[k] = v;
 }
 
 /** VmHWM: the most memory this process has held. */

@@ -180,6 +180,47 @@ describe('interrupting a run in the keeper', () => {
     await until(async () => (await keepers())[0]?.busy === false, 10_000, 'the keeper to be free');
   }, 90_000);
 
+  test('keeper stop during a run: the run finishes, then the keeper ends; TERM to the keeper interrupts the run and releases the lock', async () => {
+    fresh();
+    const hold = playbook('hold3.yaml', '- hosts: node1\n  gather_facts: false\n  tasks:\n    - name: hold\n      command: sleep 3\n');
+    const first = start(['run', hold, '-i', info.inventoryPath]);
+    await until(async () => (await sh('node1', 'pgrep -f "^sleep 3"')).code === 0, 30_000, 'sleep 3 on node1');
+    const stop = await rha(['keeper', 'stop'], { env });
+    expect(stop.stdout).toContain('1 will stop when its run ends');
+    const f = await first.done;
+    expect(f.code, f.all).toBe(0);
+    await until(async () => (await keepers()).length === 0, 10_000, 'the keeper to end after its run');
+
+    const pb = slow();
+    const second = start(['run', pb, '-i', info.inventoryPath]);
+    await until(async () => (await sh('node1', 'pgrep -f "^sleep 300"')).code === 0, 30_000, 'sleep 300 on node1');
+    const [k] = await keepers();
+    process.kill(k.pid, 'SIGTERM');
+    const r = await second.done;
+    expect(r.code, r.all).toBe(130);
+    await until(async () => (await sh('node1', 'pgrep -f "^sleep 300"')).code !== 0, 10_000, 'the remote sleep to be stopped');
+    expect((await sh('node1', 'cat /run/rha.lock')).stdout).toBe('');
+    await until(async () => (await keepers()).length === 0, 10_000, 'the keeper to end');
+  }, 120_000);
+
+  test('the keeper killed with -9 mid-run: the client says so (exit 1, no second run), the next run takes the stale lock over', async () => {
+    fresh();
+    const pb = slow();
+    const run = start(['run', pb, '-i', info.inventoryPath]);
+    await until(async () => (await sh('node1', 'pgrep -f "^sleep 300"')).code === 0, 30_000, 'sleep 300 on node1');
+    const [k] = await keepers();
+    process.kill(k.pid, 'SIGKILL');
+    const r = await run.done;
+    expect(r.code, r.all).toBe(1);
+    expect(r.stderr).toContain('the rha keeper process ended in the middle of this run');
+    // Its connection died with it: the lock's holder is gone, so the next run takes it over.
+    const next = await rha(['run', whoami(), '-i', info.inventoryPath, '--limit', 'node1'], { env });
+    expect(next.code, next.all).toBe(0);
+    expect(next.all).toContain("took over the run lock /run/rha.lock");
+    expect((await sh('node1', 'test -e /etc/rha-keeper-never.conf')).code).not.toBe(0);
+    await sh('node1', 'pkill -f "^sleep 300"; true');
+  }, 90_000);
+
   test('a busy keeper: the next command runs in its own process, both succeed', async () => {
     fresh();
     const hold = playbook('hold.yaml', '- hosts: node1\n  gather_facts: false\n  tasks:\n    - name: hold\n      command: sleep 4\n');
