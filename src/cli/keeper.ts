@@ -37,6 +37,8 @@ export interface KeeperStatus {
   keptConnections: number;
   idleSeconds: number;
   rssMb: number;
+  /** The JavaScript heap in use (after a full collection when Node runs with --expose-gc). */
+  heapUsedMb: number;
   peakRssMb: number;
 }
 
@@ -82,7 +84,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = setTimeout(() => void shutdown(), idleSeconds * 1000);
   };
-  const status = (): KeeperStatus => ({
+  const status = (): KeeperStatus => (((globalThis as { gc?: () => void }).gc?.(), {
     pid: process.pid,
     socket,
     startedAt,
@@ -91,8 +93,9 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     keptConnections: keep.size,
     idleSeconds,
     rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20),
+    heapUsedMb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     peakRssMb: peakRssMb(),
-  });
+  }));
 
   server.on('connection', (conn) => {
     conn.setNoDelay(true);
