@@ -15,6 +15,7 @@ import { Secret, shellCommand, quote } from '../core/command.js';
 import type { Connection } from '../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from '../modules/ha/redis-state.js';
 import { writeRoleFileScript } from '../modules/ha/role-file.js';
+import { describeVrrpState, waitVrrpStateScript } from '../modules/ha/vrrp-state.js';
 
 export interface SwitchoverNode {
   name: string;
@@ -65,6 +66,14 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
   const rs = master === a ? sb : sa;
   const why = refuse(master, ms, replica, rs);
   if (why) throw new SwitchoverError(`cluster ${s.cluster}: ${why}`);
+  // Running is not ready: a replica whose health check has not passed `rise` times since its Redis
+  // came back is in FAULT and would not take the VIP, so writes would stay paused until it did.
+  // Such a replica gets READY_WAIT_S to become BACKUP before writes are paused at all.
+  const ready = await replica.conn.exec(shellCommand(waitVrrpStateScript(s.cluster, 'BACKUP', READY_WAIT_S), { become: s.become, timeoutMs: (READY_WAIT_S + 15) * 1000 }));
+  if (!ready.ok) {
+    const seen = ready.stdout.trim().split('\n').pop() || 'UNKNOWN';
+    throw new SwitchoverError(`cluster ${s.cluster}: keepalived on ${replica.name} is ${describeVrrpState(seen)} after ${READY_WAIT_S} s; nothing moved`);
+  }
 
   const cliLine = `${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port}`;
   const cli = (n: SwitchoverNode, args: string[], timeoutMs = 10_000) =>
@@ -173,6 +182,8 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
 }
 
 const KEEPALIVED_DIR = '/etc/keepalived/rha';
+/** How long a switchover waits for the replica's keepalived to be BACKUP before it refuses. */
+const READY_WAIT_S = 10;
 /** Added to the replica's priority for the move; keepalived caps the result at 254. */
 export const BOOST = 253;
 

@@ -12,7 +12,7 @@ import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { BOOST, setBoostScript } from '../../src/pair/switchover.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, waitFor } from '../support/rha.js';
+import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vrrpState, waitFor } from '../support/rha.js';
 
 const lab = useLab('day2', 2);
 let info: LabInfo;
@@ -281,5 +281,33 @@ describe('planned moves while a client writes through the VIP', () => {
     const again = await rha(['provision', changed]);
     expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
     expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+  });
+});
+
+describe('a replica that cannot take over yet', () => {
+  test('switchover waits for a replica whose keepalived is in FAULT, and refuses (nothing moved) while it stays there', async () => {
+    const [master] = await vipHolders();
+    const replica = master === 'node1' ? 'node2' : 'node1';
+    const auth = '/etc/keepalived/rha/redis.auth';
+    const saved = (await labExec(info.name, replica, ['cat', auth])).stdout;
+    // Its health check now fails (a wrong password), while its Redis runs and stays in sync.
+    await labExec(info.name, replica, ['sh', '-c', `printf 'wrong\\n' > ${auth}`]);
+    try {
+      expect(await waitFor(async () => ((await vrrpState(info, replica, c)) === 'FAULT') || undefined, 20_000)).toBe(true);
+      const r = await rha(['switchover', inv, 'pair1']);
+      expect(r.code, r.all).toBe(2);
+      expect(r.all).toContain(`keepalived on ${replica} is FAULT`);
+      expect(r.all).toContain('nothing moved');
+      expect(await vipHolders()).toEqual([master]);
+      expect(await role(master)).toBe('master');
+    } finally {
+      await labExec(info.name, replica, ['sh', '-c', 'cat > "$1"', 'sh', auth], { stdin: saved });
+    }
+    // Repaired, it is still in FAULT until the check has passed `rise` times: the switchover waits
+    // for it instead of pausing writes for a VIP that could not move, then moves.
+    const r = await rha(['switchover', inv, 'pair1']);
+    expect(r.code, r.all).toBe(0);
+    expect(await vipHolders()).toEqual([replica]);
+    expect(await role(replica)).toBe('master');
   });
 });

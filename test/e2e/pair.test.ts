@@ -11,7 +11,7 @@ import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, labReplace, labStartHost, labStopHost, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
+import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders, vrrpState as vrrpStateOf, waitFor } from '../support/rha.js';
 
 const lab = useLab('pair', 2);
 // A build cache of this file's own, so "compiled once, then shipped" is observable.
@@ -36,6 +36,7 @@ async function masterHostOf(host: string): Promise<string> {
   return /master_host:(\S+)/.exec(r.out)?.[1] ?? '';
 }
 const address = (h: string) => info.hosts.find((x) => x.name === h)!.address;
+const vrrpState = (host: string) => vrrpStateOf(info, host, c);
 
 describe('a pair from bare hosts', () => {
   test('validate: the lab inventory is valid, nothing is contacted', async () => {
@@ -126,6 +127,11 @@ describe('failures with real VRRP (seed 002)', () => {
     await viaVip(['SET', 'while-node1-was-down', 'yes']);
     const r = await rha(['provision', inv], { env });
     expect(r.code, r.all).toBe(0);
+    // Running is not ready: node1's health check failed while its Redis was down, and keepalived
+    // keeps it in FAULT (unable to take the VIP) until the check passes `rise` times. The run
+    // returns only once node1 could take over again.
+    expect(await vrrpState('node1')).toBe('BACKUP');
+    expect(r.stdout).toMatch(/\[node1\] changed: 6\. start keepalived on the replica and wait until it can take over the VIP — .*ready to take over \(BACKUP\) after/);
     expect(r.stdout).toContain('live master node2');
     expect(await vipHolder()).toEqual(['node2']);
     expect(await role('node1')).toBe('slave');

@@ -87,3 +87,19 @@ export async function vipHolders(info: LabInfo, c: ClusterSpec, hosts = ['node1'
 export async function redisRole(info: LabInfo, host: string, c: ClusterSpec): Promise<string> {
   return (await redisOn(info, host, c, ['ROLE'])).out.split('\n')[0];
 }
+
+/**
+ * keepalived's own VRRP state of the cluster's instance on a lab host (MASTER, BACKUP, FAULT...),
+ * from its SIGUSR1 dump, read inside the host (not with rha's code); '' when there is none.
+ */
+export async function vrrpState(info: LabInfo, host: string, c: ClusterSpec): Promise<string> {
+  await labExec(info.name, host, ['sh', '-c', 'rm -f /tmp/keepalived.data; kill -USR1 "$(cat /run/keepalived.pid)"']);
+  let state = '';
+  await waitFor(async () => {
+    const dump = (await labExec(info.name, host, ['cat', '/tmp/keepalived.data'])).stdout;
+    const block = dump.split(/^ VRRP Instance = /m).find((b) => b.startsWith(`${c.name}\n`)) ?? '';
+    state = /^ {3}State = (\S+)/m.exec(block)?.[1] ?? '';
+    return state || undefined;
+  }, 5_000);
+  return state;
+}

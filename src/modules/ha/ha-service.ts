@@ -3,7 +3,8 @@
  * the documented start-up order (seed 004) allows it:
  *   1 Redis on the master · 2 Redis on the replica (needs 1) · 3 REPLICAOF + sync (redis_replication)
  *   5 keepalived on the master (needs 3: the replica in sync), then it waits until it holds the VIP
- *   6 keepalived on the replica (needs 5: the master holds the VIP; and 3)
+ *   6 keepalived on the replica (needs 5: the master holds the VIP; and 3), then it waits until
+ *     keepalived is BACKUP there: running is not ready, a replica in FAULT cannot take the VIP
  * The role is decided from the live state of both nodes (as ha_topology does), so the task runs on
  * both hosts and acts on the one that is the live master (or replica). A step whose precondition is
  * not met fails with the rule and what was observed; a service already running is left alone.
@@ -17,6 +18,7 @@ import { readPair } from './ha-topology.js';
 import type { NodeState } from './redis-state.js';
 import { decideTopology } from './topology.js';
 import { forcedClusters } from './ha-topology.js';
+import { describeVrrpState, vrrpStateScript, waitVrrpStateScript } from './vrrp-state.js';
 
 const args = z.strictObject({
   name: z.enum(['redis', 'keepalived']),
@@ -25,6 +27,8 @@ const args = z.strictObject({
   service: z.record(z.string(), z.unknown()),
   /** keepalived on the master: seconds to wait until this node holds the VIP. */
   vip_timeout: z.number().positive().default(30),
+  /** keepalived on the replica: seconds to wait until it is BACKUP (its health check passing). */
+  ready_timeout: z.number().positive().default(30),
 });
 type Args = z.infer<typeof args>;
 
@@ -33,6 +37,9 @@ interface State {
   svcPlan: Plan<ServicePlanState>;
   vip: string;
   iface: string;
+  cluster: string;
+  /** keepalived on the replica: wait until it is BACKUP. */
+  waitReady: boolean;
 }
 
 const STEP = { redis: { master: 1, replica: 2 }, keepalived: { master: 5, replica: 6 } } as const;
@@ -93,8 +100,20 @@ export const haService: Module<Args, State> = {
     const peer = { name: pair.peer, address: pair.addressOf(pair.peer), state: states[pair.peer] };
     const running = a.name === 'redis' ? self.state.redisUp : self.state.keepalivedRunning;
     const svcArgs = serviceModule.args.parse({ ...a.service, state: 'started' });
-    const state = { svcArgs, vip: pair.vip, iface: pair.interface };
+    const isReplicaKeepalived = a.name === 'keepalived' && a.role === 'replica';
+    const state = { svcArgs, vip: pair.vip, iface: pair.interface, cluster: pair.cluster, waitReady: isReplicaKeepalived };
     if (running) {
+      if (isReplicaKeepalived) {
+        const vrrp = await ctx.conn.exec(shellCommand(vrrpStateScript(pair.cluster), { become: ctx.become, timeoutMs: 30_000 }));
+        const now = vrrp.stdout.trim() || 'UNKNOWN';
+        if (vrrp.ok && now !== 'BACKUP') {
+          return {
+            changes: [{ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP); it is ${describeVrrpState(now)}` }],
+            state: { ...state, svcPlan: { changes: [] } },
+          };
+        }
+        return { changes: [], reason: `keepalived runs on the replica ${ctx.host.name}, ready to take over (${now})`, state: { ...state, svcPlan: { changes: [] } } };
+      }
       return { changes: [], reason: `${a.name} already runs on the ${a.role} ${ctx.host.name}`, state: { ...state, svcPlan: { changes: [] } } };
     }
     // Check mode on hosts where the earlier steps did not really run: report the step, not a refusal.
@@ -103,12 +122,25 @@ export const haService: Module<Args, State> = {
     const svcPlan = await serviceModule.plan(ctx, svcArgs);
     const changes = svcPlan.changes.map((c) => ({ description: `${c.description} (step ${STEP[a.name][a.role]}, ${a.role})` }));
     if (a.name === 'keepalived' && a.role === 'master') changes.push({ description: `wait until ${ctx.host.name} holds the VIP ${pair.vip}` });
+    if (isReplicaKeepalived) changes.push({ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP)` });
     return { changes, state: { ...state, svcPlan } };
   },
   async apply(ctx, a, plan) {
-    const { svcArgs, svcPlan, vip, iface } = plan.state!;
-    const out = await serviceModule.apply(ctx, svcArgs, svcPlan);
-    if (out.failed || a.name !== 'keepalived' || a.role !== 'master') return out;
+    const { svcArgs, svcPlan, vip, iface, cluster, waitReady } = plan.state!;
+    const out = svcPlan.changes.length
+      ? await serviceModule.apply(ctx, svcArgs, svcPlan)
+      : { changed: false, failed: false, msg: `keepalived already runs on ${ctx.host.name}` };
+    if (out.failed) return out;
+    if (waitReady) {
+      const t0 = Date.now();
+      const r = await ctx.conn.exec(shellCommand(waitVrrpStateScript(cluster, 'BACKUP', a.ready_timeout), { become: ctx.become, timeoutMs: (a.ready_timeout + 15) * 1000 }));
+      const seen = r.stdout.trim().split('\n').pop() || 'UNKNOWN';
+      if (!r.ok) {
+        return { ...out, changed: true, failed: true, msg: `${out.msg}; keepalived on ${ctx.host.name} is still ${describeVrrpState(seen)} after ${a.ready_timeout} s (see keepalived's log and check_redis.sh)` };
+      }
+      return { ...out, changed: true, msg: `${out.msg}; ready to take over (BACKUP) after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+    }
+    if (a.name !== 'keepalived' || a.role !== 'master') return out;
     const t0 = Date.now();
     const held = await waitForVip(ctx, vip, iface, a.vip_timeout);
     if (!held) return { ...out, failed: true, msg: `${out.msg}; ${ctx.host.name} did not take the VIP ${vip} within ${a.vip_timeout} s (see keepalived's log)` };
