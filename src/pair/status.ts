@@ -2,14 +2,18 @@
  * `rha status`: the live state of every cluster, read over SSH in one round-trip per node, and a
  * verdict a person or a CI job can act on.
  */
+import { shellCommand } from '../core/command.js';
 import type { ClusterSpec, Connection, HostSpec, Inventory } from '../core/types.js';
 import { readNodeState, type NodeState } from '../modules/ha/redis-state.js';
+import { vrrpStateScript } from '../modules/ha/vrrp-state.js';
 
 export interface NodeStatus extends NodeState {
   host: string;
   address: string;
   /** Replication lag behind the master in bytes (replicas only). */
   lagBytes?: number;
+  /** keepalived's own VRRP state of the cluster's instance (MASTER, BACKUP, FAULT...), when it runs. */
+  vrrpState?: string;
 }
 
 export interface ClusterStatus {
@@ -44,7 +48,14 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
         vip: c.vip,
         become: host.connection.become,
       });
-      return { ...state, host: name, address: host.connection.address };
+      // Running is not ready: a node in FAULT (its health check failing) cannot take the VIP.
+      let vrrpState: string | undefined;
+      if (conn && state.keepalivedRunning) {
+        const r = await conn.exec(shellCommand(vrrpStateScript(c.name), { become: host.connection.become, timeoutMs: 15_000 })).catch(() => undefined);
+        const v = r?.ok ? r.stdout.trim() : '';
+        if (v && v !== 'DOWN' && v !== 'UNKNOWN') vrrpState = v;
+      }
+      return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}) };
     }),
   );
   return judge(c, nodes);
@@ -60,6 +71,7 @@ export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[])
     if (!n.reachable) reasons.push(`${n.host} is unreachable`);
     else if (!n.redisUp) reasons.push(`${n.host}: Redis is down (${n.error ?? 'no answer'})`);
     if (n.reachable && !n.keepalivedRunning) reasons.push(`${n.host}: keepalived is not running`);
+    else if (n.vrrpState === 'FAULT') reasons.push(`${n.host}: keepalived is in FAULT (its Redis health check fails): it cannot take the VIP`);
   }
   if (holders.length === 0) reasons.push('nobody holds the VIP');
   if (holders.length > 1) reasons.push(`split brain: ${holders.map((h) => h.host).join(' and ')} both hold the VIP`);
@@ -97,7 +109,7 @@ export function formatStatus(all: ClusterStatus[]): string {
         isReplica ? (n.linkUp ? (n.syncInProgress ? 'syncing' : 'up') : 'down') : '-',
         isReplica && n.lagBytes !== undefined ? `${n.lagBytes} B, ${n.lastIoSecondsAgo ?? '?'} s` : '-',
         n.redisUp ? String(n.keys) : '-',
-        n.reachable ? (n.keepalivedRunning ? 'running' : 'stopped') : '-',
+        n.reachable ? (n.keepalivedRunning ? `running${n.vrrpState ? ` (${n.vrrpState})` : ''}` : 'stopped') : '-',
       ]);
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

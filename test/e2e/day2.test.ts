@@ -155,6 +155,9 @@ describe('rha status', () => {
     expect(r.code, r.all).toBe(0);
     expect(r.stdout).toMatch(/cluster pair1\s+VIP \S+ on node1\s+→ HEALTHY/);
     expect(r.stdout).toMatch(/node2 .* replica of \S+ +up +\d+ B/);
+    // keepalived's own state, not only "running".
+    expect(r.stdout).toMatch(/^ +node1 .* running \(MASTER\)$/m);
+    expect(r.stdout).toMatch(/^ +node2 .* running \(BACKUP\)$/m);
     const j = await rha(['status', inv, '-o', 'json']);
     const parsed = JSON.parse(j.stdout) as { healthy: boolean; clusters: Array<{ vipHolder: string; master: string; verdict: string }> };
     expect(parsed.healthy).toBe(true);
@@ -168,6 +171,12 @@ describe('rha status', () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('DEGRADED');
     expect(r.stdout).toContain('node2: Redis is down');
+    // Once its health check has failed `fall` times, node2 could not take the VIP: status says so.
+    expect(await waitFor(async () => ((await vrrpState(info, 'node2', c)) === 'FAULT') || undefined, 20_000)).toBe(true);
+    const f = await rha(['status', inv]);
+    expect(f.code).toBe(2);
+    expect(f.stdout).toContain('node2: keepalived is in FAULT (its Redis health check fails): it cannot take the VIP');
+    expect(f.stdout).toMatch(/^ +node2 .* running \(FAULT\)$/m);
     const p = await rha(['provision', inv]);
     expect(p.code, p.all).toBe(0);
     expect((await rha(['status', inv])).code).toBe(0);
