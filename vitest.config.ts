@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // A cache folder of the suite's own; the keeper its CLI runs start is stopped at the end.
+    globalSetup: ['test/support/global-setup.ts'],
     fileParallelism: false,
     testTimeout: 10 * 60_000,
     hookTimeout: 15 * 60_000,
