@@ -305,19 +305,42 @@ export async function keeperStatusCommand(o: { json?: boolean }, io: Pick<CliIo,
   return ExitCode.ok;
 }
 
-/** `rha keeper stop`: ends this user's keepers (a busy one once its run is over), closing their connections. */
+/**
+ * `rha keeper stop`: ends this user's keepers (a busy one once its run is over), closing their
+ * connections. An idle keeper is waited for until its process has exited (up to 10 s), so that
+ * whatever comes next (removing the cache folder, a new build) finds nothing still writing there.
+ */
 export async function keeperStopCommand(io: Pick<CliIo, 'stdout'>): Promise<ExitCode> {
   let stopped = 0;
   let later = 0;
+  const ending: number[] = [];
   for (const s of await keeperSockets()) {
+    const st = await askKeeper(s, 'status');
     const r = await askKeeper(s, 'stop');
-    if (r === true) stopped++;
-    else if (r === false) later++;
+    if (r === true) {
+      stopped++;
+      if (st && typeof st === 'object') ending.push(st.pid);
+    } else if (r === false) later++;
   }
+  await waitForExit(ending, 10_000);
   io.stdout.write(
     stopped + later === 0
       ? 'no rha keeper is running\n'
       : `stopped ${stopped} keeper${stopped === 1 ? '' : 's'}${later ? `; ${later} will stop when its run ends` : ''}\n`,
   );
   return ExitCode.ok;
+}
+
+/** Waits until none of `pids` is alive any more, or `ms` have passed. */
+async function waitForExit(pids: number[], ms: number): Promise<void> {
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const until = Date.now() + ms;
+  while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
 }

@@ -18,6 +18,8 @@ export default function setup(): () => void {
   process.env.XDG_CACHE_HOME = cache;
   return () => {
     spawnSync(process.execPath, [RHA, 'keeper', 'stop'], { env: { ...process.env, XDG_CACHE_HOME: cache }, stdio: 'ignore', timeout: 60_000 });
-    rmSync(cache, { recursive: true, force: true });
+    // `keeper stop` returns once its keeper has exited (the keeper writes its code cache on the way
+    // out); the retries are for anything else still closing in there.
+    rmSync(cache, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   };
 }
