@@ -115,8 +115,11 @@ describe('runs through the keeper', () => {
     expect((await keepers())[0].runs).toBe(2);
     await until(async () => (await sh('node1', `test -d /proc/${pc.node1}`)).code !== 0, 10_000, 'the own-process connection to close');
 
-    await rha(['keeper', 'stop'], { env });
+    const stopped = await rha(['keeper', 'stop'], { env });
+    expect(stopped.stdout).toContain('stopped 1 keeper');
     expect(await keepers()).toEqual([]);
+    // `keeper stop` returns once the process has exited (it writes its code cache on the way out).
+    expect(() => process.kill(k1[0].pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
     // Stopping closes the kept connections on the hosts too.
     await until(async () => (await sh('node1', `test -d /proc/${pa.node1}`)).code !== 0, 10_000, 'the kept connection to close');
     const d = await rha(['run', pb, '-i', info.inventoryPath], { env: { ...env, RHA_KEEPER: 'off' } });
@@ -129,7 +132,19 @@ describe('runs through the keeper', () => {
     const ok = playbook('ok.yaml', '- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say hi\n      command: { argv: [echo, hi] }\n');
     const bad = playbook('bad.yaml', '- hosts: node2\n  gather_facts: false\n  tasks:\n    - name: fail here\n      command: { argv: [sh, -c, "echo broken >&2; exit 7"] }\n');
     const invalid = playbook('invalid.yaml', '- hosts: all\n  tasks:\n    - name: nonsense\n      no_such_module: {}\n');
-    const strip = (s: string) => s.replace(/\d+(\.\d+)?\s*m?s\b/g, 'T');
+    // Timings aside; the hosts of one task report in the order they finish, which may differ.
+    const strip = (s: string) => {
+      const lines = s.replace(/\d+(\.\d+)?\s*m?s\b/g, 'T').split('\n');
+      const out: string[] = [];
+      for (let i = 0; i < lines.length; ) {
+        let j = i;
+        while (j < lines.length && lines[j].startsWith('[')) j++;
+        if (j > i) out.push(...lines.slice(i, j).sort());
+        else out.push(lines[j++]);
+        i = j;
+      }
+      return out.join('\n');
+    };
     for (const [pb, code] of [[ok, 0], [bad, 2], [invalid, 4]] as const) {
       const own = await rha(['run', pb, '-i', info.inventoryPath], { env: { ...env, RHA_KEEPER: 'off' } });
       await rha(['run', pb, '-i', info.inventoryPath], { env }); // starts the keeper, or warms it
