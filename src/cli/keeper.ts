@@ -17,7 +17,9 @@ import { promises as fs, readFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import net from 'node:net';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionKeeper } from '../connection/keep.js';
+import { pidAlive } from '../core/process.js';
 import { ExitCode } from '../core/types.js';
 import { codeCacheDir } from './code-cache.js';
 import { dial } from './keeper-client.js';
@@ -134,7 +136,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
           send({ status: status() });
           conn.end();
         } else if (m.stop) {
-          send({ stopping: !busy });
+          send({ stopping: !busy, pid: process.pid });
           conn.end();
           if (!busy) void shutdown();
           else stopping = true;
@@ -256,8 +258,16 @@ function peakRssMb(): number {
   }
 }
 
+/** What a keeper answers to {status} or {stop}. */
+interface KeeperReply {
+  status?: KeeperStatus;
+  /** To {stop}: true when it ends now, false when it ends after the run in progress. */
+  stopping?: boolean;
+  pid?: number;
+}
+
 /** Asks the keeper on `socket` for its status (or to stop); undefined when none answers. */
-export async function askKeeper(socket: string, what: 'status' | 'stop'): Promise<KeeperStatus | boolean | undefined> {
+export async function askKeeper(socket: string, what: 'status' | 'stop'): Promise<KeeperReply | undefined> {
   const s = await dial(socket);
   if (!s) return undefined;
   return new Promise((resolve) => {
@@ -267,8 +277,7 @@ export async function askKeeper(socket: string, what: 'status' | 'stop'): Promis
     s.on('error', () => undefined);
     s.on('close', () => {
       try {
-        const m = JSON.parse(buf.split('\n')[0]) as { status?: KeeperStatus; stopping?: boolean };
-        resolve(what === 'status' ? m.status : m.stopping);
+        resolve(JSON.parse(buf.split('\n')[0]) as KeeperReply);
       } catch {
         resolve(undefined);
       }
@@ -288,8 +297,8 @@ export async function keeperSockets(env: NodeJS.ProcessEnv = process.env): Promi
 export async function keeperStatusCommand(o: { json?: boolean }, io: Pick<CliIo, 'stdout'>): Promise<ExitCode> {
   const found: KeeperStatus[] = [];
   for (const s of await keeperSockets()) {
-    const st = await askKeeper(s, 'status');
-    if (st && typeof st === 'object') found.push(st);
+    const st = (await askKeeper(s, 'status'))?.status;
+    if (st) found.push(st);
   }
   if (o.json) io.stdout.write(JSON.stringify(found, null, 2) + '\n');
   else if (!found.length) io.stdout.write('no rha keeper is running\n');
@@ -315,12 +324,11 @@ export async function keeperStopCommand(io: Pick<CliIo, 'stdout'>): Promise<Exit
   let later = 0;
   const ending: number[] = [];
   for (const s of await keeperSockets()) {
-    const st = await askKeeper(s, 'status');
     const r = await askKeeper(s, 'stop');
-    if (r === true) {
+    if (r?.stopping === true) {
       stopped++;
-      if (st && typeof st === 'object') ending.push(st.pid);
-    } else if (r === false) later++;
+      if (r.pid) ending.push(r.pid);
+    } else if (r?.stopping === false) later++;
   }
   await waitForExit(ending, 10_000);
   io.stdout.write(
@@ -333,14 +341,6 @@ export async function keeperStopCommand(io: Pick<CliIo, 'stdout'>): Promise<Exit
 
 /** Waits until none of `pids` is alive any more, or `ms` have passed. */
 async function waitForExit(pids: number[], ms: number): Promise<void> {
-  const alive = (pid: number): boolean => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
   const until = Date.now() + ms;
-  while (pids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while (pids.some(pidAlive) && Date.now() < until) await sleep(20);
 }
