@@ -189,7 +189,10 @@ describe('pretty reporter', () => {
     r.emit({ kind: 'run-start', playbook: 'site.yaml', inventory: 'inv.yaml', check: false, hosts });
     r.emit({ kind: 'play-start', play: 'Redis', hosts });
     for (const host of hosts) r.emit({ kind: 'task-start', play: 'Redis', task: 'install', host, handler: false });
-    await new Promise((res) => setTimeout(res, 150));
+    // Wait for the live view to draw the running hosts (listr2 renders on a timer, late on a busy machine).
+    for (let waited = 0; waited < 10_000 && !s.text().includes('more running'); waited += 25) {
+      await new Promise((res) => setTimeout(res, 25));
+    }
     for (const host of hosts) {
       const failed = host === 'node7' || host === 'node42';
       r.emit({
