@@ -23,7 +23,7 @@ import { pidAlive } from '../core/process.js';
 import { ExitCode } from '../core/types.js';
 import { codeCacheDir } from './code-cache.js';
 import { dial } from './keeper-client.js';
-import type { CliIo } from './program.js';
+import type { CliIo } from './io.js';
 
 const MAX_RUNS = 500;
 const MAX_RSS_MB = 400;

@@ -8,6 +8,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, InputError } from '../core/types.js';
 import { addRunOptions, normalizeRunOptions, type RunCliOptions } from './options.js';
 import { labCommand } from './lab.js';
+import type { CliIo } from './io.js';
+
+export type { CliIo } from './io.js';
 
 // Each sub-command loads its code when it runs, not at start-up: `rha --help` parses commander and
 // the option parsers only, and `rha run` never parses ioredis (status, switchover, demo), the lab or
@@ -22,19 +25,6 @@ Exit codes:
   3    some host was unreachable (and none failed)
   4    invalid input: nothing was touched
   130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
-
-/**
- * Where a command's output goes and what it reads (run.ts's Io): this process's own streams, or a
- * client's when the keeper (keeper.ts) runs the command for it.
- */
-export interface CliIo {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  onInterrupt?: (handler: () => void) => () => void;
-  keep?: import('../connection/keep.js').KeptConnections;
-}
 
 /** One parse of a command line: its output, its -v level and its exit code. */
 interface Session {

@@ -2,7 +2,7 @@
 import { ConnectionPool } from '../connection/index.js';
 import { maskSecrets } from '../core/command.js';
 import { ExitCode } from '../core/types.js';
-import { switchover, SwitchoverError } from '../pair/switchover.js';
+import { switchover, SwitchoverError } from '../modules/ha/switchover.js';
 import { loadInventoryOrReport, printProblems, processIo, type Io } from './run.js';
 
 /** Runs the switchover and prints how long writes were paused; 0 on success, 2 when refused or failed. */

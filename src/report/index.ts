@@ -4,7 +4,7 @@
  */
 import type { Reporter } from '../core/types.js';
 import { JsonReporter } from './json.js';
-import { maskingReporter } from './mask.js';
+import { maskingReporter } from '../core/mask.js';
 import { PlainReporter, type ReporterOptions } from './plain.js';
 import { PrettyReporter } from './pretty.js';
 import type { OutputFormat } from './open.js';
@@ -12,7 +12,7 @@ import type { OutputFormat } from './open.js';
 export { JsonReporter } from './json.js';
 export { PlainReporter, recapLines, recapLine, taskLines, formatDuration, type ReporterOptions } from './plain.js';
 export { PrettyReporter, type PrettyOptions } from './pretty.js';
-export { maskingReporter, maskDeep } from './mask.js';
+export { maskingReporter, maskDeep } from '../core/mask.js';
 export { unifiedDiff, maskSecretLine } from './diff.js';
 export { outputFormats, defaultOutput, openReporter, type OutputFormat } from './open.js';
 

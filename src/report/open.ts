@@ -5,7 +5,7 @@
  */
 import type { Reporter } from '../core/types.js';
 import { JsonReporter } from './json.js';
-import { maskingReporter } from './mask.js';
+import { maskingReporter } from '../core/mask.js';
 import { PlainReporter, type ReporterOptions } from './plain.js';
 
 export type OutputFormat = 'pretty' | 'plain' | 'json';

@@ -4,7 +4,6 @@
  * the others go on); notified handlers run at the end of the play. Everything it learns goes to the
  * Reporter as RunEvents; it never prints.
  */
-import path from 'node:path';
 import type {
   Connection,
   HostFacts,
@@ -15,13 +14,12 @@ import type {
   Playbook,
   PlaySpec,
   Reporter,
-  RunEvent,
   TaskSpec,
 } from '../core/types.js';
 import { ExitCode } from '../core/types.js';
 import { limitHosts, selectHosts } from '../inventory/index.js';
 import { evalCondition as defaultEvalCondition, renderValue as defaultRenderValue } from '../template/index.js';
-import { maskingReporter } from '../report/mask.js';
+import { maskingReporter } from '../core/mask.js';
 import { planBatches } from './batches.js';
 import { runPool } from './pool.js';
 import { emptyRecap, exitCodeFor } from './recap.js';
@@ -29,32 +27,35 @@ import { selectedByTags } from './tags.js';
 import { executeTask, isReader, readAheadFor, type TaskOutcome } from './task.js';
 import { HostReadAhead } from './read-ahead.js';
 import { magicVars } from './vars.js';
+import {
+  abortableSleep,
+  errorMessage,
+  isUnreachable,
+  type HostState,
+  type RunContext,
+  type RunOptions,
+  type Where,
+} from './context.js';
 
 export { planBatches, batchSize } from './batches.js';
 export { selectedByTags } from './tags.js';
 export { exitCodeFor, emptyRecap } from './recap.js';
 export { runPool } from './pool.js';
+export {
+  UNKNOWN_FACTS,
+  abortableSleep,
+  errorMessage,
+  isUnreachable,
+  searchPathsFor,
+  type HostState,
+  type RunContext,
+  type RunOptions,
+  type Where,
+} from './context.js';
+export { magicVars };
 
 /** Ansible's default is 5; rha hosts mostly wait on the network and on remote builds, so 10. */
 export const DEFAULT_FORKS = 10;
-
-export interface RunOptions {
-  check: boolean;
-  diff: boolean;
-  limit?: string;
-  tags?: string[];
-  skipTags?: string[];
-  forks: number;
-  extraVars: Record<string, unknown>;
-  signal: AbortSignal;
-}
-
-/** Where a template/condition is written, for error messages. */
-export interface Where {
-  file?: string;
-  line?: number;
-  path?: string;
-}
 
 export interface RunDeps {
   modules: ReadonlyMap<string, Module>;
@@ -76,58 +77,11 @@ export interface RunSummary {
   durationMs: number;
 }
 
-/** Facts of a host whose plays all say `gather_facts: false`: nothing is known. */
-export const UNKNOWN_FACTS: HostFacts = Object.freeze({
-  hostname: '',
-  osId: 'unknown',
-  osVersion: '',
-  osFamily: 'unknown',
-  arch: '',
-  kernel: '',
-  packageManager: 'none',
-  serviceManager: 'plain',
-  isRoot: false,
-  hasSudo: false,
-  interfaces: {},
-  cpus: 0,
-  memoryMb: 0,
-}) as HostFacts;
-
-/** Per-host state that lives for the whole run. */
-export interface HostState {
-  spec: HostSpec;
-  conn?: Connection;
-  facts?: HostFacts;
-  registered: Record<string, unknown>;
-  /** Set once the host failed or was unreachable: it is out for the rest of the run. */
-  out?: 'failed' | 'unreachable';
-  recap: HostRecap;
-  warnings: string[];
-  /** Reads made ahead for the coming file-like tasks (src/runner/read-ahead.ts). */
-  readAhead?: HostReadAhead;
-  /** Whether the last task on this host changed something (no read-ahead right after a change). */
-  lastChanged?: boolean;
-}
-
 /** What every host of one batch shares: stop flags and failure counts. */
 interface BatchState {
   size: number;
   failed: number;
   stopped: boolean;
-}
-
-/** The runtime shared by the run and by task execution (src/runner/task.ts). */
-export interface RunContext {
-  pb: Playbook;
-  inv: Inventory;
-  opts: RunOptions;
-  modules: ReadonlyMap<string, Module>;
-  connect(host: HostSpec): Promise<Connection>;
-  emit(event: RunEvent): void;
-  render(value: unknown, vars: Record<string, unknown>, where?: Where): unknown;
-  evalCondition(expr: string, vars: Record<string, unknown>, where?: Where): boolean;
-  sleep(ms: number, signal: AbortSignal): Promise<void>;
-  now(): number;
 }
 
 /** Runs the playbook against the inventory; resolves with the recap and exit code, never rejects for host failures. */
@@ -335,37 +289,4 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
   }
 }
 
-/** Whether an error means the host cannot be reached (UnreachableError, by name so fakes work too). */
-export function isUnreachable(e: unknown): boolean {
-  return e instanceof Error && e.name === 'UnreachableError';
-}
 
-/** The message of anything thrown. */
-export function errorMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted || ms <= 0) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/**
- * Folders searched for a task's relative `src:` paths (modules also try each one's `templates/` or
- * `files/`): the task file's folder, the playbook's, then the playbook's parent, which is where the
- * shipped playbooks/ find the package's templates/.
- */
-export function searchPathsFor(pb: Playbook, task: TaskSpec): string[] {
-  return [...new Set([path.dirname(task.file), pb.dir, path.dirname(pb.dir)])];
-}
-
-export { magicVars };

@@ -4,7 +4,7 @@
  * task can go wrong ends as a task-end event, never as an exception out of the runner.
  */
 import type { FileDiff, Module, PlannedChange, PlaySpec, ReadSpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
-import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './index.js';
+import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './context.js';
 import { magicVars, mergeVars, type VarLayers } from './vars.js';
 import { ModuleFailure } from '../modules/lib/failure.js';
 

@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
-import { BOOST, setBoostScript } from '../../src/pair/switchover.js';
+import { BOOST, setBoostScript } from '../../src/modules/ha/switchover.js';
 import { useLab } from '../support/lab.js';
 import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vrrpState, waitFor } from '../support/rha.js';
 

@@ -4,7 +4,7 @@
  * RegExp each. Behaviour only; the timings live in the bench.
  */
 import { describe, expect, it } from 'vitest';
-import { maskDeep, maskingReporter, secretMasker } from '../../src/report/mask.js';
+import { maskDeep, maskingReporter, secretMasker } from '../../src/core/mask.js';
 import type { RunEvent } from '../../src/core/types.js';
 
 describe('secretMasker', () => {

@@ -3,7 +3,7 @@ import { decideTopology } from '../../src/modules/ha/topology.js';
 import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
 import { isJemallocHeaderError, parseProbe, parseRedisVersion, satisfies } from '../../src/modules/ha/redis-install.js';
 import { stepBlocked } from '../../src/modules/ha/ha-service.js';
-import { refuse } from '../../src/pair/switchover.js';
+import { refuse } from '../../src/modules/ha/switchover.js';
 
 const node = (over: Partial<NodeState>): NodeState => ({
   reachable: true, redisUp: true, role: 'master', linkUp: false, syncInProgress: false, offset: 0,

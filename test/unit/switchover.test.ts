@@ -1,8 +1,8 @@
-/** rha switchover's guards that need no host (src/pair/switchover.ts); the move itself is in test/e2e/day2. */
+/** rha switchover's guards that need no host (src/modules/ha/switchover.ts); the move itself is in test/e2e/day2. */
 import { describe, expect, test } from 'vitest';
 import type { Command } from '../../src/core/command.js';
 import type { Connection } from '../../src/core/types.js';
-import { BOOST, PREEMPT_REFUSAL, setBoostScript, switchover, SwitchoverError } from '../../src/pair/switchover.js';
+import { BOOST, PREEMPT_REFUSAL, setBoostScript, switchover, SwitchoverError } from '../../src/modules/ha/switchover.js';
 
 function recording(name: string, seen: string[]): Connection {
   return {

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { Module } from '../../core/types.js';
 import { ModuleFailure } from '../lib/failure.js';
-import { PREEMPT_REFUSAL, switchover, SwitchoverError } from '../../pair/switchover.js';
+import { PREEMPT_REFUSAL, switchover, SwitchoverError } from './switchover.js';
 import { readPair } from './ha-topology.js';
 import { pairOf } from './pair.js';
 

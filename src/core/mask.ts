@@ -1,4 +1,4 @@
-import type { Reporter, RunEvent } from '../core/types.js';
+import type { Reporter, RunEvent } from './types.js';
 
 /**
  * A function replacing every secret in a string by `***`, in one pass: one regular expression of

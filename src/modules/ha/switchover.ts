@@ -11,11 +11,11 @@
  * only, the replica's priority is raised to 254 through keepalived's switchover track file (see
  * templates/keepalived/keepalived.conf.hbs): it then takes over within about 10 ms.
  */
-import { Secret, shellCommand, quote } from '../core/command.js';
-import type { Connection } from '../core/types.js';
-import { readNodeState, type NodeState, type StateQuery } from '../modules/ha/redis-state.js';
-import { writeRoleFileScript } from '../modules/ha/role-file.js';
-import { describeVrrpState, waitVrrpStateScript } from '../modules/ha/vrrp-state.js';
+import { Secret, shellCommand, quote } from '../../core/command.js';
+import type { Connection } from '../../core/types.js';
+import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
+import { writeRoleFileScript } from './role-file.js';
+import { describeVrrpState, waitVrrpStateScript } from './vrrp-state.js';
 
 export interface SwitchoverNode {
   name: string;
