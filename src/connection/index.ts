@@ -4,10 +4,12 @@
  */
 import type { Connection, HostSpec } from '../core/types.js';
 import type { KeptConnections } from './keep.js';
-import { connect, type ConnectOptions, type SshConnection } from './ssh.js';
+import { connect, type ConnectOptions } from './connect.js';
+import type { SshConnection } from './ssh.js';
 
-export { connect, preferredHostKeyAlgorithms, SshConnection } from './ssh.js';
-export type { ConnectOptions, HostKeyEvent } from './ssh.js';
+export { connect, preferredHostKeyAlgorithms } from './connect.js';
+export type { ConnectOptions, HostKeyEvent } from './connect.js';
+export { SshConnection } from './ssh.js';
 export { HostKeyChangedError, hostLabel } from './errors.js';
 export {
   forgetHostKey,

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { UnreachableError } from '../../src/core/types.js';
 import { classifyConnectError, formatSeconds, HostKeyChangedError } from '../../src/connection/errors.js';
-import { preferredHostKeyAlgorithms } from '../../src/connection/ssh.js';
+import { preferredHostKeyAlgorithms } from '../../src/connection/connect.js';
 
 const ctx = { user: 'admin', connectTimeoutMs: 10_000, triedMethods: ['publickey /path/key'] };
 const err = (message: string, extra: Record<string, string> = {}) => Object.assign(new Error(message), extra);
