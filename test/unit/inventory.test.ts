@@ -1,4 +1,5 @@
-import { chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,11 @@ import { inventorySchema, limitHosts, loadInventory, parseInventory, selectHosts
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'inputs', 'inventory');
-const env = { HOME: '/home/op', RHA_REDIS_PASSWORD: 'redis-secret', RHA_VRRP_PASSWORD: 'vrrp1234', VRRP_PASS: 'vrrp-long-pass' };
+// A home whose ~/.ssh/id_ed25519 exists: a private_key the inventory names must be a readable file.
+const home = mkdtempSync(join(tmpdir(), 'rha-inventory-home-'));
+mkdirSync(join(home, '.ssh'));
+writeFileSync(join(home, '.ssh', 'id_ed25519'), 'not a real key\n', { mode: 0o600 });
+const env = { HOME: home, RHA_REDIS_PASSWORD: 'redis-secret', RHA_VRRP_PASSWORD: 'vrrp1234', VRRP_PASS: 'vrrp-long-pass' };
 
 beforeAll(() => chmodSync(join(fixtures, 'secrets', 'redis.pass'), 0o600));
 
@@ -63,11 +68,11 @@ describe('loadInventory: the shipped example', () => {
       address: '10.0.0.11',
       port: 22,
       user: 'root',
-      privateKey: '/home/op/.ssh/id_ed25519',
+      privateKey: join(home, '.ssh', 'id_ed25519'),
       password: undefined,
       become: false,
       becomePassword: undefined,
-      knownHosts: '/home/op/.ssh/known_hosts',
+      knownHosts: join(home, '.ssh', 'known_hosts'),
       connectTimeoutMs: 10000,
       connectRetries: 2,
     });
@@ -195,7 +200,7 @@ describe('host patterns', () => {
 describe('inventory problems: one row per bad input, message pinned', () => {
   const rows: Array<[string, string, string[]] | [string, string, string[], Record<string, string>]> = [
     ['malformed YAML', 'hosts:\n  a: [1, 2\n', ['inventory.yaml:3: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
-    ['duplicate key', 'hosts:\n  a: 10.0.0.1\n  a: 10.0.0.2\n', ['inventory.yaml:3: invalid YAML: Map keys must be unique']],
+    ['duplicate key', 'hosts:\n  a: 10.0.0.1\n  a: 10.0.0.2\n', ['inventory.yaml:3 hosts.a: invalid YAML: key "a" appears twice in this mapping (first on line 2): keep one']],
     ['not a mapping', '- a\n', ['inventory.yaml:1: expected a mapping with hosts: (and usually clusters:) at the top level']],
     ['misspelt top-level key', 'hosts: { a: 10.0.0.1 }\nclsuters: {}\n', ['inventory.yaml:2 clsuters: unknown key "clsuters" — did you mean "clusters"?']],
     [
