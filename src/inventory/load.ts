@@ -85,6 +85,7 @@ export function redisWordsProblem(value: string): string | undefined {
 export function redisMemoryProblem(value: string | number): string | undefined {
   const rule = 'give bytes (e.g. 1073741824) or a whole number with k/kb/m/mb/g/gb (kb/mb/gb are 1024-based, k/m/g 1000-based, any case), e.g. 2gb; 0 means no limit';
   if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? undefined : `${value} is not a whole number of bytes: ${rule}`;
+  if (/^\s*\d+(\.\d+)?\s*%\s*$/.test(value)) return `"${value}": redis.conf's maxmemory takes no percentage (in Redis 7.0 only maxmemory-clients does): ${rule}`;
   const m = /^(\d{1,20})(b|k|kb|m|mb|g|gb)?$/i.exec(value);
   if (!m) return `${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)} is not a memory size redis.conf accepts: ${rule}`;
   const mul: Record<string, bigint> = { '': 1n, b: 1n, k: 1000n, kb: 1024n, m: 1000n ** 2n, mb: 1024n ** 2n, g: 1000n ** 3n, gb: 1024n ** 3n };
