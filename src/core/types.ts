@@ -346,6 +346,8 @@ export type RunEvent =
       host: string;
       handler: boolean;
       status: TaskStatus;
+      /** A more precise word than `status` for people: `host key refused` for a host rha would not trust (status unreachable). */
+      label?: string;
       /** One line: what changed, the reason nothing did, or why it failed (secrets masked). */
       msg: string;
       changes?: PlannedChange[];

@@ -101,6 +101,8 @@ export interface HostState {
   registered: Record<string, unknown>;
   /** Set once the host failed or was unreachable: it is out for the rest of the run. */
   out?: 'failed' | 'unreachable';
+  /** Failed tasks whose cause is another host rha could not reach (PeerUnreachableFailure): the exit code blames that host. */
+  failedByPeer?: number;
   recap: HostRecap;
   warnings: string[];
   /** Reads made ahead for the coming file-like tasks (src/runner/read-ahead.ts). */
@@ -293,7 +295,8 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     const interrupted = opts.signal.aborted;
     const durationMs = now() - started;
     rc.emit({ kind: 'recap', hosts: recap, warnings, durationMs, interrupted });
-    summary = { recap, exitCode: exitCodeFor(recap, interrupted), interrupted, durationMs };
+    const byPeer = Object.fromEntries([...hosts].filter(([, s]) => s.failedByPeer).map(([n, s]) => [n, s.failedByPeer!]));
+    summary = { recap, exitCode: exitCodeFor(recap, interrupted, byPeer), interrupted, durationMs };
   }
   return summary;
 }
@@ -329,15 +332,21 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
       kind: 'task-end',
       ...base,
       status: unreachable ? 'unreachable' : 'failed',
+      ...unreachableLabel(e),
       msg: unreachable || locked ? errorMessage(e) : `gathering facts failed: ${errorMessage(e)}`,
       durationMs: rc.now() - t0,
     });
   }
 }
 
-/** Whether an error means the host cannot be reached (UnreachableError, by name so fakes work too). */
+/** Whether an error means the host cannot be reached (UnreachableError or its HostKeyChangedError, by name so fakes work too). */
 export function isUnreachable(e: unknown): boolean {
-  return e instanceof Error && e.name === 'UnreachableError';
+  return e instanceof Error && (e.name === 'UnreachableError' || e.name === 'HostKeyChangedError');
+}
+
+/** The task-end label of an unreachable host: a changed host key is a refusal, not an outage. */
+export function unreachableLabel(e: unknown): { label?: string } {
+  return e instanceof Error && e.name === 'HostKeyChangedError' ? { label: 'host key refused' } : {};
 }
 
 /** The message of anything thrown. */
