@@ -19,7 +19,7 @@ Exit codes:
   0    success
   1    internal error (-v prints the stack)
   2    some host failed
-  3    some host was unreachable (and none failed)
+  3    some host was unreachable or its changed host key refused (and none failed on its own)
   4    invalid input: nothing was touched
   130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
 
