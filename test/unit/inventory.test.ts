@@ -202,6 +202,13 @@ describe('inventory problems: one row per bad input, message pinned', () => {
     ['malformed YAML', 'hosts:\n  a: [1, 2\n', ['inventory.yaml:3: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
     ['duplicate key', 'hosts:\n  a: 10.0.0.1\n  a: 10.0.0.2\n', ['inventory.yaml:3 hosts.a: invalid YAML: key "a" appears twice in this mapping (first on line 2): keep one']],
     ['not a mapping', '- a\n', ['inventory.yaml:1: expected a mapping with hosts: (and usually clusters:) at the top level']],
+    // Echoed keys never carry a raw escape sequence or bidi override to the terminal.
+    [
+      'control characters in an echoed key',
+      'hosts:\n  a: 10.0.0.1\n"bad\\e[31mkey\\u202e": 1\n',
+      ['inventory.yaml:3 bad\\u001b[31mkey\\u202e: unknown key "bad\\u001b[31mkey\\u202e" (expected one of: ssh, groups, vars, clusters)'],
+    ],
+    ['a bad maxmemory number', withCluster(redisKa.replace('{ password: pw }', '{ password: pw, maxmemory: 1.5 }')), ['inventory.yaml:9 clusters.cache.redis.maxmemory: 1.5 is not a whole number of bytes: give bytes (e.g. 1073741824) or a whole number with k/kb/m/mb/g/gb (kb/mb/gb are 1024-based, k/m/g 1000-based, any case), e.g. 2gb; 0 means no limit']],
     ['misspelt top-level key', 'hosts: { a: 10.0.0.1 }\nclsuters: {}\n', ['inventory.yaml:2 clsuters: unknown key "clsuters" — did you mean "clusters"?']],
     [
       'misspelt host key',
