@@ -22,7 +22,7 @@ Exit codes:
   0    success
   1    internal error (-v prints the stack)
   2    some host failed
-  3    some host was unreachable (and none failed)
+  3    some host was unreachable or its changed host key refused (and none failed on its own)
   4    invalid input: nothing was touched
   130  interrupted (Ctrl-C; a second Ctrl-C exits at once)`;
 
@@ -197,7 +197,29 @@ waits for the next run before it ends (default 60), as Ansible's ControlPersist.
     });
 
   program.addCommand(labCommand());
+  addVerboseEverywhere(program, session);
   return program;
+}
+
+/**
+ * `-v` on every command that runs something: an internal error says "run again with -v", so each
+ * must accept it (provision and run already count it for their output). The level reaches
+ * reportError through the session before the action runs.
+ */
+function addVerboseEverywhere(program: Command, session: Session): void {
+  const visit = (cmd: Command): void => {
+    // `lab ssh HOST CMD...` and `lab exec`: their trailing words (a -v among them) are the remote command's.
+    const passesArgsOn = cmd.registeredArguments.some((a) => a.variadic);
+    if (cmd.commands.length === 0 && !passesArgsOn && !cmd.options.some((o) => o.short === '-v')) {
+      cmd.option('-v, --verbose', 'on an internal error, print its stack trace (repeatable)', (_: string, prev: number | undefined) => (prev ?? 0) + 1);
+    }
+    cmd.commands.forEach(visit);
+  };
+  program.commands.forEach(visit);
+  program.hook('preAction', (_, action) => {
+    const v = action.opts().verbose;
+    if (typeof v === 'number') session.verbosity = v;
+  });
 }
 
 const sessions = new WeakMap<Command, Session>();

@@ -38,10 +38,22 @@ export class InputError extends Error {
   }
 }
 
-/** `inventory.yaml:14 clusters.cache.priority.master: message` */
+/** `inventory.yaml:14 clusters.cache.priority.master: message`, always one line (see `printable`). */
 export function formatProblem(p: InputProblem): string {
   const where = p.line ? `${p.file}:${p.line}` : p.file;
-  return `${where}${p.path ? ` ${p.path}` : ''}: ${p.severity === 'warning' ? 'warning: ' : ''}${p.message}`;
+  return printable(`${where}${p.path ? ` ${p.path}` : ''}: ${p.severity === 'warning' ? 'warning: ' : ''}${p.message}`);
+}
+
+/**
+ * Control characters made visible: a key or value echoed from the user's file could otherwise
+ * split a message into two lines (a forged second error), move the cursor or recolour the
+ * terminal. C0/C1 controls, DEL, line/paragraph separators and bidi overrides become `\n`,
+ * `\t`, `\r` or `\uXXXX`, as in JSON.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +346,8 @@ export type RunEvent =
       host: string;
       handler: boolean;
       status: TaskStatus;
+      /** A more precise word than `status` for people: `host key refused` for a host rha would not trust (status unreachable). */
+      label?: string;
       /** One line: what changed, the reason nothing did, or why it failed (secrets masked). */
       msg: string;
       changes?: PlannedChange[];

@@ -11,11 +11,11 @@
  * variables stay variables. Any other `ansible_*` variable is reported, naming it, never dropped
  * silently. Ansible's precedence holds: all < parent group < child group < host.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { parse as parseYamlText } from 'yaml';
 import type { InputProblem } from '../core/types.js';
-import { dotted, lineOf, type KeyPath, type YamlSource } from './source.js';
+import { dotted, lineOf, parseYaml, readInputFile, type KeyPath, type YamlSource } from './source.js';
 
 export type InventoryFormat = 'rha' | 'ansible-yaml' | 'ansible-ini';
 
@@ -235,31 +235,49 @@ function varsFile(dir: string, name: string): string | undefined {
   return undefined;
 }
 
-function readVarsFiles(dir: string, name: string): Array<{ file: string; vars: Record<string, unknown> }> {
+/** The vars files for `name` under `dir` (a file, or a folder of files), each top-level key with its line; problems for files rha refuses. */
+function readVarsFiles(dir: string, name: string, problems: InputProblem[]): Array<{ file: string; vars: Map<string, number | undefined>; data: Record<string, unknown> }> {
   const p = varsFile(dir, name);
   if (!p) return [];
   const files = statSync(p).isDirectory()
     ? readdirSync(p).filter((f) => /\.(ya?ml|json)$/.test(f)).sort().map((f) => join(p, f))
     : [p];
-  return files.map((file) => {
-    const v = parseYamlText(readFileSync(file, 'utf8')) as unknown;
-    return { file, vars: v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {} };
+  return files.flatMap((file) => {
+    let read: ReturnType<typeof readInputFile>;
+    try {
+      read = readInputFile(file);
+    } catch (e) {
+      problems.push({ file, message: `cannot read vars file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, severity: 'error' });
+      return [];
+    }
+    if (read.problem) return void problems.push(read.problem), [];
+    // The same parser as every other input: duplicate keys named, alias bombs refused, lines kept.
+    const { source, problems: bad } = parseYaml(file, read.text!);
+    if (bad.length) return void problems.push(...bad), [];
+    const v = source.data;
+    const data = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    return [{ file, data, vars: new Map(Object.keys(data).map((k) => [k, lineOf(source, [k], { key: true })])) }];
   });
 }
 
-/** Adds group_vars/GROUP(.yml) and host_vars/HOST(.yml) next to `inventoryFile` (the inventory's own vars win, as in Ansible). */
-export function addVarsDirs(m: AnsibleModel, inventoryFile: string): void {
+/**
+ * Adds group_vars/GROUP(.yml) and host_vars/HOST(.yml) next to `inventoryFile` (the inventory's
+ * own vars win, as in Ansible); returns problems with those files.
+ */
+export function addVarsDirs(m: AnsibleModel, inventoryFile: string): InputProblem[] {
   const base = dirname(inventoryFile);
+  const problems: InputProblem[] = [];
   for (const [name, g] of m.groups) {
-    for (const { file, vars } of readVarsFiles(join(base, 'group_vars'), name)) {
-      for (const [k, v] of Object.entries(vars)) if (!g.vars.has(k)) g.vars.set(k, { value: v, file });
+    for (const { file, vars, data } of readVarsFiles(join(base, 'group_vars'), name, problems)) {
+      for (const [k, v] of Object.entries(data)) if (!g.vars.has(k)) g.vars.set(k, { value: v, file, line: vars.get(k) });
     }
   }
   for (const [host, hv] of m.hostVars) {
-    for (const { file, vars } of readVarsFiles(join(base, 'host_vars'), host)) {
-      for (const [k, v] of Object.entries(vars)) if (!hv.has(k)) hv.set(k, { value: v, file });
+    for (const { file, vars, data } of readVarsFiles(join(base, 'host_vars'), host, problems)) {
+      for (const [k, v] of Object.entries(data)) if (!hv.has(k)) hv.set(k, { value: v, file, line: vars.get(k) });
     }
   }
+  return problems;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
  * that push problems. Every problem names file, line and key path; all are reported at once.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { InputError, type ClusterSpec, type HostConnectionSpec, type JumpHostSpec, type HostSpec, type InputProblem, type Inventory, type NodeRole, type SecretValue } from '../core/types.js';
@@ -13,7 +12,7 @@ import { defaultSshConfig, parseJumpSpec, readSshConfig, type SshConfigFile, typ
 import { inventorySchema, NAME_PATTERN, NAME_RULE, type RawInventory, type RawSecret } from './schema.js';
 import { Document, LineCounter } from 'yaml';
 import { addVarsDirs, detectFormat, locateIn, readAnsibleIni, readAnsibleYaml, toNative } from './ansible.js';
-import { dotted, lineOf, parseYaml, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
+import { dotted, lineOf, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
 
 /** Group names rha defines itself. */
 const RESERVED_GROUPS = ['all', 'clusters'];
@@ -78,19 +77,36 @@ export function redisWordsProblem(value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Why `value` is not a size redis.conf's `maxmemory` accepts, or undefined. Redis 7.0's memtoull:
+ * digits, then optionally b, k (1000), kb (1024), m, mb, g, gb in any case; no sign, no fraction,
+ * no space, and no percentage (only maxmemory-clients takes one), at most 2^64-1 bytes.
+ */
+export function redisMemoryProblem(value: string | number): string | undefined {
+  const rule = 'give bytes (e.g. 1073741824) or a whole number with k/kb/m/mb/g/gb (kb/mb/gb are 1024-based, k/m/g 1000-based, any case), e.g. 2gb; 0 means no limit';
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? undefined : `${value} is not a whole number of bytes: ${rule}`;
+  if (/^\s*\d+(\.\d+)?\s*%\s*$/.test(value)) return `"${value}": redis.conf's maxmemory takes no percentage (in Redis 7.0 only maxmemory-clients does): ${rule}`;
+  const m = /^(\d{1,20})(b|k|kb|m|mb|g|gb)?$/i.exec(value);
+  if (!m) return `${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)} is not a memory size redis.conf accepts: ${rule}`;
+  const mul: Record<string, bigint> = { '': 1n, b: 1n, k: 1000n, kb: 1024n, m: 1000n ** 2n, mb: 1024n ** 2n, g: 1000n ** 3n, gb: 1024n ** 3n };
+  if (BigInt(m[1]) * mul[(m[2] ?? '').toLowerCase()] > 2n ** 64n - 1n) return `"${value}" is more than redis can count (2^64-1 bytes): ${rule}`;
+  return undefined;
+}
+
 export interface LoadInventoryOptions {
   env?: NodeJS.ProcessEnv;
 }
 
 /** Returns the resolved inventory; throws InputError with every problem (errors first). Warnings go to `inv.warnings`. */
 export async function loadInventory(file: string, opts: LoadInventoryOptions = {}): Promise<Inventory> {
-  let text: string;
+  let read: ReturnType<typeof readInputFile>;
   try {
-    text = await readFile(file, 'utf8');
+    read = readInputFile(file);
   } catch (e) {
     throw new InputError([{ file, message: `cannot read inventory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, severity: 'error' }]);
   }
-  return parseInventory(file, text, opts);
+  if (read.problem) throw new InputError([read.problem]);
+  return parseInventory(file, read.text!, opts);
 }
 
 /** Returns the resolved inventory for already-read text (the file name is used for messages and relative paths). */
@@ -105,7 +121,8 @@ export function parseInventory(file: string, text: string, opts: LoadInventoryOp
 
 function fromAnsible(file: string, read: ReturnType<typeof readAnsibleIni>, opts: LoadInventoryOptions): Inventory {
   if (read.problems.some((p) => p.severity === 'error')) throw new InputError(sortProblems(read.problems));
-  addVarsDirs(read.model, file);
+  const varsProblems = addVarsDirs(read.model, file);
+  if (varsProblems.length) throw new InputError(sortProblems(varsProblems));
   const conv = toNative(file, read.model);
   const source: YamlSource = { file, doc: new Document(conv.data), lc: new LineCounter(), data: conv.data, locate: (p) => locateIn(conv.lines, p) };
   return fromSource(source, opts, conv.problems);
@@ -270,7 +287,9 @@ class Normaliser {
       const cfg = this.sshConfigFor(o.address, hp);
       sshCfgOf.set(name, cfg);
       const user = pick('user').v ?? cfg.user ?? 'root';
-      const key = pick('private_key').v;
+      const keyPick = pick('private_key');
+      const key = keyPick.v;
+      if (key) this.checkPrivateKey(key, keyPick.path);
       const pw = pick('password');
       const bpw = pick('become_password');
       const kh = pick('known_hosts').v;
@@ -367,9 +386,18 @@ class Normaliser {
         }
       }
       if (k.unicast) {
+        const addrs: string[] = [];
         for (const role of ['master', 'replica'] as const) {
           const a = hosts.get(c[role])?.connection.address;
           if (a !== undefined && parseIPv4(a) === undefined) this.error([...kp, 'unicast'], `unicast peers need IPv4 addresses but ${role} "${c[role]}" has address "${a}": give the host an IPv4 address`);
+          else if (a !== undefined) addrs.push(a);
+        }
+        // unicast_src_ip and unicast_peer would be one address: each node sends its adverts to itself and never hears the other.
+        if (addrs.length === 2 && parseIPv4(addrs[0]) === parseIPv4(addrs[1]) && c.master !== c.replica) {
+          this.error(
+            [...kp, 'unicast'],
+            `master "${c.master}" and replica "${c.replica}" both have address ${addrs[0]}: with unicast each node sends its VRRP adverts to the other's address, so they would only hear themselves and both take the VIP; give each host its own address`,
+          );
         }
       }
       // redis
@@ -396,7 +424,10 @@ class Normaliser {
         }
       }
       const maxmemory = String(r.maxmemory);
-      for (const [key, v] of [['bind', r.bind], ['save', r.save], ['maxmemory', maxmemory]] as const) {
+      const memBad = redisMemoryProblem(r.maxmemory);
+      if (memBad) this.error([...rp, 'maxmemory'], memBad);
+      // maxmemory has its own, stricter rule (redisMemoryProblem).
+      for (const [key, v] of [['bind', r.bind], ['save', r.save]] as const) {
         if (CONTROL.test(v)) this.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
         else if (/["'\\]/.test(v)) this.error([...rp, key], `must not contain quotes or backslashes: it is written unquoted into redis.conf`);
       }
@@ -577,6 +608,38 @@ class Normaliser {
       prev = { name: inv ? hop.host : hop.text, connection: conn };
     }
     return prev;
+  }
+
+  private readonly checkedKeys = new Set<string>();
+
+  /**
+   * A private_key the inventory names must be a file this user can read: otherwise every
+   * connection fails later as "unreachable", far from the line that is wrong.
+   */
+  private checkPrivateKey(p: string, at: KeyPath): void {
+    const id = dotted(at);
+    if (this.checkedKeys.has(id)) return;
+    this.checkedKeys.add(id);
+    const file = this.path(p);
+    const shown = file === p ? p : `${p} (${file})`;
+    let st;
+    try {
+      st = statSync(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      this.error(at, code === 'ENOENT' ? `private key ${shown} does not exist: give the path of the SSH private key (or leave private_key out to use ssh-agent)` : `cannot read private key ${shown}: ${code ?? (e as Error).message}`);
+      return;
+    }
+    if (!st.isFile()) {
+      this.error(at, `private key ${shown} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: give the path of the key file itself (e.g. ~/.ssh/id_ed25519)`);
+      return;
+    }
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      const uid = process.getuid?.();
+      this.error(at, `private key ${shown} is not readable by this user (uid ${uid ?? '?'}; the file is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid}): run rha as its owner, or chown/chmod it`);
+    }
   }
 
   /** A local source tarball must exist, and match its pinned sha256, before any host is touched. */

@@ -3,7 +3,8 @@
  * zod issues into InputProblems that point at the user's file, line and key. Shared by the
  * inventory and playbook loaders.
  */
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { readFileSync, statSync } from 'node:fs';
+import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import type { InputProblem } from '../core/types.js';
 
@@ -19,28 +20,167 @@ export interface YamlSource {
   locate?: (path: KeyPath) => number | undefined;
 }
 
+/**
+ * The largest input file rha reads (inventory, playbook, imported task file, group_vars/host_vars).
+ * A 100-pair inventory is ~25 KB and a 5,000-host Ansible inventory ~300 KB; 1 MiB leaves room
+ * for both while bounding what a wrong path (a log, a dump) or a hostile file costs. Measured on
+ * the 2-core lab machine: a 1 MiB string value adds ~0.1 s to `rha validate` (a 10 MB one took
+ * 1.5 s before this limit); 1 MiB of hosts (9,000) takes ~3 s of CPU. It also bounds every value
+ * (no value is larger than its file), so there is no separate per-string limit.
+ */
+export const MAX_INPUT_BYTES = 1024 * 1024;
+
+/**
+ * How many alias expansions one file may make (yaml's `maxAliasCount`: uses of an anchor times
+ * the aliases inside it). Shared defaults (`<<: *defaults` on a few hundred hosts) stay far below;
+ * a "billion laughs" file goes past it at its third level of nesting.
+ */
+export const MAX_ALIAS_COUNT = 1000;
+
+/**
+ * Reads an input file as text; refuses (problem, no text) a file over MAX_INPUT_BYTES before
+ * reading it. Throws the fs error for a missing or unreadable file (callers word those).
+ */
+export function readInputFile(file: string, shown = file): { text?: string; problem?: InputProblem } {
+  const size = statSync(file).size;
+  if (size > MAX_INPUT_BYTES) {
+    return { problem: { file: shown, message: `is ${formatBytes(size)}, more than the ${formatBytes(MAX_INPUT_BYTES)} rha reads from one input file: is this the right file? (split it, e.g. into group_vars/ files)`, severity: 'error' } };
+  }
+  return { text: readFileSync(file, 'utf8') };
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${Math.round((n / (1024 * 1024)) * 10) / 10} MiB`;
+  if (n >= 1024) return `${Math.round((n / 1024) * 10) / 10} KiB`;
+  return `${n} bytes`;
+}
+
 /** Returns the parsed document and any syntax problems (with the parser's position). */
 export function parseYaml(file: string, text: string): { source: YamlSource; problems: InputProblem[] } {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, uniqueKeys: true, prettyErrors: false });
   const problems: InputProblem[] = [];
+  if (text.length > MAX_INPUT_BYTES) {
+    // Text that did not come from readInputFile (an Ansible vars string, a test): same limit.
+    problems.push({ file, message: `is ${formatBytes(Buffer.byteLength(text))}, more than the ${formatBytes(MAX_INPUT_BYTES)} rha reads from one input file`, severity: 'error' });
+    return { source: { file, doc: parseDocument(''), lc, data: undefined }, problems };
+  }
+  const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: true, uniqueKeys: true, prettyErrors: false });
+  const source: YamlSource = { file, doc, lc, data: undefined };
   for (const e of doc.errors) {
     const pos = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
-    problems.push({
-      file,
-      line: pos.line,
-      column: pos.col,
-      message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
-      severity: 'error',
-    });
+    const dup = e.code === 'DUPLICATE_KEY' ? duplicateKeyProblem(source, e.pos[0]) : undefined;
+    problems.push(
+      dup ?? {
+        file,
+        line: pos.line,
+        column: pos.col,
+        message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+        severity: 'error',
+      },
+    );
   }
-  const data = problems.length ? undefined : doc.toJS({ maxAliasCount: 1000 });
-  return { source: { file, doc, lc, data }, problems };
+  if (!problems.length) {
+    try {
+      source.data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (e) {
+      // yaml throws a ReferenceError for an alias bomb (and an alias it cannot resolve): bad input, not a bug.
+      if (!(e instanceof ReferenceError)) throw e;
+      problems.push(aliasProblem(source, e));
+    }
+  }
+  return { source, problems };
+}
+
+/** Calls `visit` for every node in document order with its key path (map keys are visited under their map's path). */
+function walk(node: unknown, path: KeyPath, visit: (node: unknown, path: KeyPath) => boolean | void): boolean {
+  if (visit(node, path) === true) return true;
+  if (isMap(node)) {
+    for (const p of node.items) {
+      if (walk(p.key, path, visit)) return true;
+      if (walk(p.value, [...path, keyText(p.key)], visit)) return true;
+    }
+  } else if (isSeq(node)) {
+    for (let i = 0; i < node.items.length; i++) if (walk(node.items[i], [...path, i], visit)) return true;
+  }
+  return false;
+}
+
+function keyText(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
+}
+
+/** `clusters.cache.master: key "master" appears twice…` for yaml's DUPLICATE_KEY error at `offset`. */
+function duplicateKeyProblem(src: YamlSource, offset: number): InputProblem | undefined {
+  let out: InputProblem | undefined;
+  walk(src.doc.contents, [], (node, path) => {
+    if (!isMap(node)) return;
+    const i = node.items.findIndex((p) => isScalar(p.key) && p.key.range?.[0] === offset);
+    if (i < 0) return;
+    const key = node.items[i].key as Node & { value: unknown };
+    const first = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key.value));
+    const firstLine = rangeLine(src, first?.key);
+    out = {
+      file: src.file,
+      line: rangeLine(src, key),
+      path: dotted([...path, String(key.value)]),
+      message: `invalid YAML: key "${String(key.value)}" appears twice in this mapping${firstLine ? ` (first on line ${firstLine})` : ''}: keep one`,
+      severity: 'error',
+    };
+    return true;
+  });
+  return out;
+}
+
+/**
+ * The problem for an alias yaml refused to expand: the alias at which the expansions pass
+ * MAX_ALIAS_COUNT (counted as yaml counts them), with its key path.
+ */
+function aliasProblem(src: YamlSource, e: Error): InputProblem {
+  const doc = src.doc;
+  const anchors = new Map<unknown, { count: number; aliasCount: number }>();
+  const aliasCountOf = (node: unknown): number => {
+    if (isAlias(node)) {
+      const a = anchors.get(node.resolve(doc));
+      return a ? a.count * a.aliasCount : 0;
+    }
+    if (isCollection(node)) return Math.max(0, ...node.items.map(aliasCountOf));
+    if (isPair(node)) return Math.max(aliasCountOf(node.key), aliasCountOf(node.value));
+    return 1;
+  };
+  let at: { node: Node; path: KeyPath; source: string } | undefined;
+  let firstAlias: { node: Node; path: KeyPath; source: string } | undefined;
+  walk(doc.contents, [], (node, path) => {
+    if ((isScalar(node) || isCollection(node)) && node.anchor && !anchors.has(node)) anchors.set(node, { count: 1, aliasCount: 0 });
+    if (!isAlias(node)) return;
+    firstAlias ??= { node, path, source: node.source };
+    const target = node.resolve(doc);
+    if (!target) return;
+    let a = anchors.get(target);
+    if (!a) anchors.set(target, (a = { count: 1, aliasCount: 0 }));
+    a.count++;
+    if (a.aliasCount === 0) a.aliasCount = aliasCountOf(target);
+    if (a.count * a.aliasCount > MAX_ALIAS_COUNT) {
+      at = { node, path, source: node.source };
+      return true;
+    }
+  });
+  if (/excessive alias count/i.test(e.message)) {
+    const where = at ?? firstAlias;
+    return {
+      file: src.file,
+      line: where ? rangeLine(src, where.node) : 1,
+      path: where?.path.length ? dotted(where.path) : undefined,
+      message: `invalid YAML: alias *${where?.source ?? '?'} expands too many times (more than ${MAX_ALIAS_COUNT} expansions of nested aliases: an "alias bomb"): write the values out or nest fewer aliases`,
+      severity: 'error',
+    };
+  }
+  return { file: src.file, line: firstAlias ? rangeLine(src, firstAlias.node) : 1, path: firstAlias?.path.length ? dotted(firstAlias.path) : undefined, message: `invalid YAML: ${e.message}`, severity: 'error' };
 }
 
 /** Dotted form of a key path: `clusters.cache.keepalived.priority.master`, list items as numbers. */
 export function dotted(path: KeyPath): string {
-  return path.map(String).join('.');
+  // A key can be as long as its file: messages show its start, enough to find it.
+  return path.map((k) => (String(k).length > 64 ? `${String(k).slice(0, 60)}…` : String(k))).join('.');
 }
 
 /**

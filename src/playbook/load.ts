@@ -3,10 +3,9 @@
  * (paths relative to the importing file; cycles are errors). Every problem of every file is
  * collected before throwing.
  */
-import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, type InputProblem, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
-import { dotted, lineOf, parseYaml, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from '../inventory/source.js';
+import { dotted, lineOf, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from '../inventory/source.js';
 import { checkExpression, joinConditions, singleExpression, TemplateError } from '../template/index.js';
 import { importPlaybookSchema, importTasksSchema, playSchema, TASK_KEYS, taskSchema, type RawCondition, type RawTask } from './schema.js';
 
@@ -55,7 +54,12 @@ class Loader {
     }
     let text: string;
     try {
-      text = readFileSync(abs, 'utf8');
+      const read = readInputFile(abs, file);
+      if (read.problem) {
+        this.problems.push(from ? { ...read.problem, file: from.src.file, line: lineOf(from.src, from.path), path: dotted(from.path), message: `${file} ${read.problem.message}` } : read.problem);
+        return undefined;
+      }
+      text = read.text!;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       if (from) this.error(from.src, from.path, `cannot read ${what} ${file}: ${code}`);

@@ -26,7 +26,8 @@ export function playHeader(e: Extract<RunEvent, { kind: 'play-start' }>): string
 
 /** The status word of a result: `ok`, `changed`, `failed (ignored)`, ... */
 export function statusWord(e: TaskEnd): string {
-  return e.ignored ? `${e.status} (ignored)` : e.status;
+  const word = e.label ?? e.status;
+  return e.ignored ? `${word} (ignored)` : word;
 }
 
 /** Lines for one task result: `[host] status: task — first line`, then details by verbosity. */

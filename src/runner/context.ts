@@ -49,6 +49,8 @@ export interface HostState {
   registered: Record<string, unknown>;
   /** Set once the host failed or was unreachable: it is out for the rest of the run. */
   out?: 'failed' | 'unreachable';
+  /** Failed tasks whose cause is another host rha could not reach (PeerUnreachableFailure): the exit code blames that host. */
+  failedByPeer?: number;
   recap: HostRecap;
   warnings: string[];
   /** Reads made ahead for the coming file-like tasks (src/runner/read-ahead.ts). */
@@ -71,9 +73,14 @@ export interface RunContext {
   now(): number;
 }
 
-/** Whether an error means the host cannot be reached (UnreachableError, by name so fakes work too). */
+/** Whether an error means the host cannot be reached (UnreachableError or its HostKeyChangedError, by name so fakes work too). */
 export function isUnreachable(e: unknown): boolean {
-  return e instanceof Error && e.name === 'UnreachableError';
+  return e instanceof Error && (e.name === 'UnreachableError' || e.name === 'HostKeyChangedError');
+}
+
+/** The task-end label of an unreachable host: a changed host key is a refusal, not an outage. */
+export function unreachableLabel(e: unknown): { label?: string } {
+  return e instanceof Error && e.name === 'HostKeyChangedError' ? { label: 'host key refused' } : {};
 }
 
 /** The message of anything thrown. */

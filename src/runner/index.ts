@@ -31,6 +31,7 @@ import {
   abortableSleep,
   errorMessage,
   isUnreachable,
+  unreachableLabel,
   type HostState,
   type RunContext,
   type RunOptions,
@@ -47,6 +48,7 @@ export {
   errorMessage,
   isUnreachable,
   searchPathsFor,
+  unreachableLabel,
   type HostState,
   type RunContext,
   type RunOptions,
@@ -247,7 +249,8 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     const interrupted = opts.signal.aborted;
     const durationMs = now() - started;
     rc.emit({ kind: 'recap', hosts: recap, warnings, durationMs, interrupted });
-    summary = { recap, exitCode: exitCodeFor(recap, interrupted), interrupted, durationMs };
+    const byPeer = Object.fromEntries([...hosts].filter(([, s]) => s.failedByPeer).map(([n, s]) => [n, s.failedByPeer!]));
+    summary = { recap, exitCode: exitCodeFor(recap, interrupted, byPeer), interrupted, durationMs };
   }
   return summary;
 }
@@ -283,6 +286,7 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
       kind: 'task-end',
       ...base,
       status: unreachable ? 'unreachable' : 'failed',
+      ...unreachableLabel(e),
       msg: unreachable || locked ? errorMessage(e) : `gathering facts failed: ${errorMessage(e)}`,
       durationMs: rc.now() - t0,
     });

@@ -7,12 +7,14 @@ export function emptyRecap(): HostRecap {
 
 /**
  * The documented exit code of a run: 130 interrupted, 2 some host failed, 3 some host unreachable
- * (and none failed), else 0.
+ * (and none failed), else 0. `failedByPeer` counts, per host, failures caused by another host rha
+ * could not reach (a pair node that stops because its peer's host key was refused): those blame
+ * the unreachable host, so they make the run a 3, not a 2.
  */
-export function exitCodeFor(recap: Record<string, HostRecap>, interrupted: boolean): ExitCode {
+export function exitCodeFor(recap: Record<string, HostRecap>, interrupted: boolean, failedByPeer: Record<string, number> = {}): ExitCode {
   if (interrupted) return ExitCode.interrupted;
-  const all = Object.values(recap);
-  if (all.some((r) => r.failed > 0)) return ExitCode.hostFailed;
-  if (all.some((r) => r.unreachable > 0)) return ExitCode.hostUnreachable;
+  const all = Object.entries(recap);
+  if (all.some(([h, r]) => r.failed > (failedByPeer[h] ?? 0))) return ExitCode.hostFailed;
+  if (all.some(([h, r]) => r.unreachable > 0 || (failedByPeer[h] ?? 0) > 0)) return ExitCode.hostUnreachable;
   return ExitCode.ok;
 }

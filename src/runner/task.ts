@@ -4,9 +4,9 @@
  * task can go wrong ends as a task-end event, never as an exception out of the runner.
  */
 import type { FileDiff, Module, PlannedChange, PlaySpec, ReadSpec, TaskContext, TaskSpec, TaskStatus } from '../core/types.js';
-import { errorMessage, isUnreachable, searchPathsFor, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './context.js';
+import { errorMessage, isUnreachable, searchPathsFor, unreachableLabel, UNKNOWN_FACTS, type HostState, type RunContext, type Where } from './context.js';
 import { magicVars, mergeVars, type VarLayers } from './vars.js';
-import { ModuleFailure } from '../modules/lib/failure.js';
+import { ModuleFailure, PeerUnreachableFailure } from '../modules/lib/failure.js';
 
 export interface TaskOutcome {
   status: TaskStatus;
@@ -22,6 +22,8 @@ interface Attempt {
   diffs: FileDiff[];
   warnings: string[];
   data: Record<string, unknown>;
+  /** The unreachable host that caused this failure (PeerUnreachableFailure). */
+  blockedBy?: string;
 }
 
 /** Runs one task (or handler) on one host, emits its events, updates recap/register; resolves with its status. */
@@ -32,7 +34,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
   const where = (p: string): Where => ({ file: task.file, line: task.line, path: p });
   const warnings: string[] = [];
 
-  const finish = (status: TaskStatus, msg: string, extra: Partial<Attempt> = {}): TaskOutcome => {
+  const finish = (status: TaskStatus, msg: string, extra: Partial<Attempt> & { label?: string } = {}): TaskOutcome => {
     const ignored = status === 'failed' && task.ignoreErrors;
     if (rc.opts.signal.aborted && status === 'failed') msg = `interrupted: ${msg}`;
     const r = hs.recap;
@@ -41,7 +43,10 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
     else if (status === 'skipped') r.skipped++;
     else if (status === 'unreachable') r.unreachable++;
     else if (ignored) r.ignored++;
-    else r.failed++;
+    else {
+      r.failed++;
+      if (extra.blockedBy) hs.failedByPeer = (hs.failedByPeer ?? 0) + 1;
+    }
     if (status === 'unreachable') hs.out = 'unreachable';
     else if (status === 'failed' && !ignored) hs.out = 'failed';
 
@@ -57,6 +62,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
       kind: 'task-end',
       ...base,
       status,
+      ...(extra.label ? { label: extra.label } : {}),
       msg,
       ...(extra.changes?.length ? { changes: extra.changes } : {}),
       ...(rc.opts.diff && extra.diffs?.length ? { diffs: extra.diffs } : {}),
@@ -147,7 +153,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
     if (attempts > 1 && !a.msg.startsWith('until:')) a.msg = `${a.msg} (attempt ${attempts} of ${maxAttempts})`;
     return finish(status, a.msg, a);
   } catch (e) {
-    if (isUnreachable(e)) return finish('unreachable', errorMessage(e));
+    if (isUnreachable(e)) return finish('unreachable', errorMessage(e), unreachableLabel(e));
     return finish('failed', errorMessage(e));
   }
 }
@@ -179,7 +185,8 @@ async function attemptOnce(module: Module, ctx: TaskContext, args: unknown): Pro
     if (isUnreachable(e)) throw e;
     // A failure found while planning is an ordinary task failure with the module's message.
     if (e instanceof ModuleFailure) {
-      return { changed: false, failed: true, msg: e.message, changes: [], diffs: [], warnings: [], data: e.data ?? {} };
+      const blockedBy = e instanceof PeerUnreachableFailure ? { blockedBy: e.peer } : {};
+      return { changed: false, failed: true, msg: e.message, changes: [], diffs: [], warnings: [], data: e.data ?? {}, ...blockedBy };
     }
     // A module that throws is a bug in rha (or the module), not in the host: fail this task only.
     return { changed: false, failed: true, msg: `module ${module.name} crashed: ${errorMessage(e)}`, changes: [], diffs: [], warnings: [], data: {} };

@@ -2,11 +2,11 @@
  * Hostile environments at the `rha run` / `rha provision` level, on real lab hosts: two runs at
  * once (the per-host run lock), a dead run's stale lock, Ctrl-C in the middle of a run, an
  * unreachable host, and secrets with every awkward character provisioned end to end without ever
- * showing in output, process lists or world-readable files. Each failure test ends by checking
- * the host is as it was.
+ * showing in output, process lists or world-readable files, then a changed host key on that pair.
+ * Each failure test ends by checking the host is as it was.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -234,4 +234,54 @@ describe('secrets with awkward characters, end to end', () => {
       }
     }
   }, 15 * 60_000);
+});
+
+describe('a changed host key on a running pair (issue 18)', () => {
+  // Runs after the secrets test above, on the pair it provisioned. The VIP holder's recorded key is
+  // swapped for another one: to rha, that host now presents a key it never saw (a replaced node,
+  // or someone in the middle). Its peer cannot tell which node holds the data without it.
+  test('the host is labelled "host key refused", its peer stops naming that refusal as the cause, exit 3; nothing changes', async () => {
+    const inv = path.join(info.dir, 'hostile-secrets.yaml');
+    const holders: string[] = [];
+    const c = [...(await loadInventory(inv)).clusters.values()][0];
+    for (const h of ['node1', 'node2']) {
+      if ((await sh(h, `ip -o -4 addr show | grep -qF ' inet ${c.vip} ' && echo yes`)).stdout.trim() === 'yes') holders.push(h);
+    }
+    expect(holders, 'the secrets test left a pair with one VIP holder').toHaveLength(1);
+    const [changed] = holders;
+    const peer = changed === 'node1' ? 'node2' : 'node1';
+    const addr = info.hosts.find((h) => h.name === changed)!.address;
+
+    const other = path.join(work, 'hostile-other-key');
+    rmSync(other, { force: true });
+    rmSync(`${other}.pub`, { force: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'not this host', '-f', other]);
+    const kh = readFileSync(info.knownHostsPath, 'utf8').split('\n').filter((l) => l && !l.startsWith(`${addr} `));
+    const khFile = path.join(info.dir, 'hostile-known_hosts');
+    const khText = [...kh, `${addr} ssh-ed25519 ${readFileSync(`${other}.pub`, 'utf8').split(' ')[1]}`, ''].join('\n');
+    writeFileSync(khFile, khText, { mode: 0o600 });
+    const changedInv = path.join(info.dir, 'hostile-hostkey.yaml');
+    const text = readFileSync(inv, 'utf8');
+    expect(text).toContain('known_hosts: ./known_hosts');
+    writeFileSync(changedInv, text.replace('known_hosts: ./known_hosts', 'known_hosts: ./hostile-known_hosts'), { mode: 0o600 });
+
+    const r = await rha(['provision', changedInv]);
+    expect(r.code, r.all).toBe(3);
+    // The host: a refusal, not an outage.
+    expect(r.stdout).toMatch(new RegExp(`^\\[${changed}\\] host key refused: Gathering Facts — ${changed} \\(${addr.replace(/\./g, '\\.')}:22\\): host key changed: `, 'm'));
+    expect(r.stdout).not.toMatch(new RegExp(`^\\[${changed}\\] unreachable`, 'm'));
+    // The peer: stopped, naming the refusal (not "unreachable") as why it cannot decide.
+    const peerLines = r.stdout.split('\n').filter((l) => l.startsWith(`[${peer}] failed:`));
+    expect(peerLines, r.stdout).toHaveLength(1);
+    expect(peerLines[0]).toContain(
+      `: rha refused to connect to ${changed} because its SSH host key changed (see ${changed}'s error), so it cannot tell which node holds the data; ` +
+        `if ${changed} was replaced deliberately, accept its new key (--accept-host-key ${changed}) and run again (`,
+    );
+    expect(peerLines[0]).not.toContain(`${changed} is unreachable`);
+    expect(recapOf(r.stdout)[changed]).toMatchObject({ unreachable: 1, changed: 0 });
+    expect(recapOf(r.stdout)[peer]).toMatchObject({ failed: 1, changed: 0 });
+    // Nothing moved, nothing learned behind the user's back.
+    expect((await sh(changed, `ip -o -4 addr show | grep -cF ' inet ${c.vip} '`)).stdout.trim()).toBe('1');
+    expect(readFileSync(khFile, 'utf8')).toBe(khText);
+  }, 5 * 60_000);
 });

@@ -86,6 +86,8 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'rha-ansible-'));
   mkdirSync(join(dir, 'secrets'));
   writeFileSync(join(dir, 'secrets', 'redis.pass'), 'redis-secret\n', { mode: 0o600 });
+  // private_key must name a readable file (checked at load); its content is never read here.
+  writeFileSync(join(dir, 'id_ed25519'), 'not a real key\n', { mode: 0o600 });
   writeFileSync(join(dir, 'native.yaml'), native);
   writeFileSync(join(dir, 'ansible.yaml'), ansibleYaml);
   mkdirSync(join(dir, 'ini'));
@@ -94,6 +96,7 @@ beforeAll(() => {
   writeFileSync(join(dir, 'ini', 'secrets', 'redis.pass'), 'redis-secret\n', { mode: 0o600 });
   writeFileSync(join(dir, 'ini', 'hosts.ini'), ini);
   writeFileSync(join(dir, 'ini', 'hosts'), ini); // no extension: detected by content
+  writeFileSync(join(dir, 'ini', 'id_ed25519'), 'not a real key\n', { mode: 0o600 });
   writeFileSync(join(dir, 'ini', 'group_vars', 'all.yml'), groupVarsAll);
 });
 

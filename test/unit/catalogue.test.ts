@@ -8,9 +8,11 @@
  * Add a row (and a fixture under test/fixtures/catalogue/) for every new way input can be wrong.
  */
 import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatProblem, InputError } from '../../src/core/types.js';
 import { loadInventory } from '../../src/inventory/index.js';
 
@@ -24,6 +26,8 @@ type Row = [string, string[]];
 const authPassRule =
   'may contain only ASCII letters, digits and %&()*+,-./:;<=>?@[]^_`|~ (no spaces, quotes, #, !, $, \\, braces or non-ASCII): keepalived.conf has no quoting for auth_pass';
 const pathRule = 'path may contain only letters, digits and "/", ".", "_", "+", "@", "-" (it is written into shell scripts and config files)';
+
+const memoryRule = 'give bytes (e.g. 1073741824) or a whole number with k/kb/m/mb/g/gb (kb/mb/gb are 1024-based, k/m/g 1000-based, any case), e.g. 2gb; 0 means no limit';
 
 const inventoryRows: Row[] = [
   ['malformed-yaml', ['F:3: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
@@ -76,6 +80,34 @@ const inventoryRows: Row[] = [
       'F:7 clusters.cache.master: unknown host "a" — did you mean "b"?: master must name a host under hosts:',
     ],
   ],
+  // Issue 18: the remaining hostile inputs.
+  [
+    'alias-bomb',
+    ['F:11 vars.l3.7: invalid YAML: alias *l2 expands too many times (more than 1000 expansions of nested aliases: an "alias bomb"): write the values out or nest fewer aliases'],
+  ],
+  ['duplicate-key', ['F:10 clusters.cache.master: invalid YAML: key "master" appears twice in this mapping (first on line 8): keep one']],
+  [
+    'ansible-group-vars/hosts.ini',
+    ['test/fixtures/catalogue/ansible-group-vars/group_vars/all.yml:9 ansible_user: invalid YAML: key "ansible_user" appears twice in this mapping (first on line 8): keep one'],
+  ],
+  [
+    'private-key-missing',
+    ['F:2 ssh.private_key: private key ./no-such-key (ROOT/test/fixtures/catalogue/no-such-key) does not exist: give the path of the SSH private key (or leave private_key out to use ssh-agent)'],
+  ],
+  [
+    'private-key-directory',
+    ['F:4 hosts.a.private_key: private key ./files (ROOT/test/fixtures/catalogue/files) is a directory: give the path of the key file itself (e.g. ~/.ssh/id_ed25519)'],
+  ],
+  ['maxmemory-words', [`F:11 clusters.cache.redis.maxmemory: "lots" is not a memory size redis.conf accepts: ${memoryRule}`]],
+  ['maxmemory-percent', [`F:11 clusters.cache.redis.maxmemory: "50%": redis.conf's maxmemory takes no percentage (in Redis 7.0 only maxmemory-clients does): ${memoryRule}`]],
+  [
+    'unicast-same-address',
+    [
+      'F:12 clusters.cache.keepalived.unicast: master "a" and replica "b" both have address 10.213.254.11: with unicast each node sends its VRRP adverts to the other\'s address, so they would only hear themselves and both take the VIP; give each host its own address',
+    ],
+  ],
+  // The newline in the key is shown as \n: echoed raw, it would print as two lines (a forged second message).
+  ['redis-config-key-newline', ['F:11 clusters.cache.redis.config.tcp-keepalive\\nrename-command: key contains a newline or control character: it would inject a directive into redis.conf']],
   ['source-missing', ['F:11 clusters.cache.redis.source.path: source ROOT/test/fixtures/catalogue/no-such-redis.tar.gz does not exist: give the path of the Redis source tarball (or tree)']],
   [
     'source-sha-mismatch',
@@ -87,6 +119,7 @@ const inventoryRows: Row[] = [
 
 /** [playbook fixture (with valid.yaml as the inventory), expected problems]. */
 const playbookRows: Row[] = [
+  ['pb-duplicate-key', ['F:6 0.tasks.0.name: invalid YAML: key "name" appears twice in this mapping (first on line 4): keep one']],
   [
     'pb-missing-template',
     [
@@ -110,10 +143,12 @@ const playbookRows: Row[] = [
 const expand = (lines: string[], file: string) => lines.map((l) => l.replace(/^F:/, `${file}:`).replaceAll('ROOT', root));
 
 /** Runs the CLI from the repository root; never throws. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function cli(args: string[], as: { uid?: number; gid?: number; home?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [RHA, ...args], { cwd: root, env: { ...process.env, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Another user (as.home): its own HOME and cache, and no keeper (it would be that user's).
+    const env = { ...process.env, CI: 'true', ...(as.home ? { HOME: as.home, XDG_CACHE_HOME: as.home, RHA_KEEPER: 'off' } : {}) };
+    const child = spawn(process.execPath, [RHA, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], uid: as.uid, gid: as.gid });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -140,7 +175,7 @@ describe('catalogue: inventories refused before any host is touched', () => {
   });
 
   it.each(inventoryRows)('%s', async (name, lines) => {
-    const file = `${dir}/${name}.yaml`;
+    const file = name.includes('.') ? `${dir}/${name}` : `${dir}/${name}.yaml`;
     const expected = expand(lines, file);
     // The loader itself (absolute path in, the same messages out).
     let problems: string[] = [];
@@ -176,5 +211,67 @@ describe('catalogue: playbooks refused before any host is touched', () => {
     const v = await cli(['validate', `${dir}/valid.yaml`, `${dir}/${name}.yaml`]);
     expect(v.code).toBe(4);
     expect(v.stderr + v.stdout).toContain(message);
+  });
+});
+
+/**
+ * Inputs made at test time (a 1 MiB fixture has no place in the repository; a file this user
+ * cannot read cannot be committed as such).
+ */
+describe('catalogue: generated inputs refused before any host is touched', () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(path.join(tmpdir(), 'rha-catalogue-'));
+    chmodSync(tmp, 0o755);
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  const sizeRule = 'more than the 1 MiB rha reads from one input file: is this the right file? (split it, e.g. into group_vars/ files)';
+
+  it('an inventory over 1 MiB (a 1.5 MiB string value): refused by its size, before parsing', async () => {
+    const inv = path.join(tmp, 'huge.yaml');
+    writeFileSync(inv, readFileSync(path.join(root, dir, 'valid.yaml'), 'utf8') + `vars:\n  blob: "${'x'.repeat(1.5 * 1024 * 1024)}"\n`);
+    const expected = [`${inv}: is 1.5 MiB, ${sizeRule}`];
+    await expect(loadInventory(inv, { env: {} })).rejects.toThrow(expected[0]);
+    const [v, p] = await Promise.all([cli(['validate', inv]), cli(['provision', inv])]);
+    expectRefused(v, expected);
+    expectRefused(p, expected);
+  });
+
+  it('an imported task file over 1 MiB: named at the import_tasks line', async () => {
+    const pb = path.join(tmp, 'imports-huge.yaml');
+    writeFileSync(pb, '- hosts: all\n  gather_facts: false\n  tasks:\n    - import_tasks: huge-tasks.yaml\n');
+    writeFileSync(path.join(tmp, 'huge-tasks.yaml'), `- command: ["true"]\n#${'x'.repeat(1024 * 1024)}\n`);
+    const expected = [`${pb}:4 0.tasks.0.import_tasks: ${path.join(tmp, 'huge-tasks.yaml')} is 1 MiB, ${sizeRule}`];
+    const [v, r] = await Promise.all([cli(['validate', `${dir}/valid.yaml`, pb]), cli(['run', pb, '-i', `${dir}/valid.yaml`])]);
+    expectRefused(v, expected);
+    expectRefused(r, expected);
+  });
+
+  it('a private_key this user cannot read: refused at validate, with its mode and owner', async () => {
+    const key = path.join(tmp, 'root-only-key');
+    writeFileSync(key, 'not a key\n', { mode: 0o600 });
+    const inv = path.join(tmp, 'unreadable-key.yaml');
+    writeFileSync(inv, readFileSync(path.join(root, dir, 'valid.yaml'), 'utf8').replace('connect_retries: 0 }', 'connect_retries: 0, private_key: ./root-only-key }'));
+    chmodSync(inv, 0o644);
+    // As root, the CLI runs as nobody (root reads any file); otherwise the key is made mode 0000.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) chmodSync(key, 0o000);
+    const uid = asRoot ? 65534 : process.getuid!();
+    const owner = process.getuid!();
+    const mode = asRoot ? '0600' : '0000';
+    const expected = [
+      `${inv}:2 ssh.private_key: private key ./root-only-key (${key}) is not readable by this user (uid ${uid}; the file is mode ${mode}, owner uid ${owner}): run rha as its owner, or chown/chmod it`,
+    ];
+    const as = asRoot ? { uid: 65534, gid: 65534 } : {};
+    const [v, p] = await Promise.all([cli(['validate', inv], { ...as, home: tmp }), cli(['provision', inv], { ...as, home: tmp })]);
+    expectRefused(v, expected);
+    expectRefused(p, expected);
+  });
+
+  it('-v is accepted where an error says "run again with -v": validate prints the same refusal', async () => {
+    const file = `${dir}/alias-bomb.yaml`;
+    const v = await cli(['validate', '-v', file]);
+    expectRefused(v, expand(inventoryRows.find(([n]) => n === 'alias-bomb')![1], file));
   });
 });

@@ -49,6 +49,27 @@ describe('option parsers', () => {
   });
 });
 
+describe('-v on every command (an internal error says "run again with -v")', () => {
+  test('each command that runs something takes -v, except those whose trailing words are a remote command', async () => {
+    const { buildProgram, runArgv } = await import('../../src/cli/program.js');
+    const leaves: Array<{ path: string; hasV: boolean; variadic: boolean }> = [];
+    const visit = (c: import('commander').Command, prefix: string): void => {
+      const p = `${prefix} ${c.name()}`.trim();
+      if (c.commands.length === 0) leaves.push({ path: p, hasV: c.options.some((o) => o.short === '-v'), variadic: c.registeredArguments.some((a) => a.variadic) });
+      for (const s of c.commands) visit(s, p);
+    };
+    for (const c of buildProgram().commands) visit(c, '');
+    expect(leaves.filter((l) => !l.hasV).map((l) => l.path)).toEqual(['lab ssh', 'lab exec']);
+    expect(leaves.filter((l) => l.variadic).map((l) => l.path)).toEqual(['lab ssh', 'lab exec']);
+    expect(leaves.length).toBeGreaterThan(15);
+    // Parsed, not refused as an unknown option (exit 4 with "unknown option" before this change).
+    let err = '';
+    const io = { stdout: { write: () => true } as never, stderr: { write: (t: string) => ((err += t), true) } as never, env: {}, cwd: root };
+    await runArgv(['node', 'rha', 'validate', '-v', 'test/fixtures/catalogue/valid.yaml'], io);
+    expect(err).not.toContain('unknown option');
+  });
+});
+
 describe.skipIf(!built)('rha binary', () => {
   let dir: string;
   let closedPort: number;

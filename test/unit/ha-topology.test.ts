@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { decideTopology } from '../../src/modules/ha/topology.js';
+import { decideTopology, HOST_KEY_REFUSED } from '../../src/modules/ha/topology.js';
 import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
 import { isJemallocHeaderError, parseProbe, parseRedisVersion, satisfies } from '../../src/modules/ha/redis-install.js';
 import { stepBlocked } from '../../src/modules/ha/ha-service.js';
@@ -42,6 +42,18 @@ describe('decideTopology: which node is the live master', () => {
     const d = decide(a, b);
     expect(d.kind).toBe('refused');
     if (d.kind === 'refused') expect(d.reason).toContain(message);
+  });
+
+  test('a peer whose host key rha refused: the refusal named as the cause, the peer blamed', () => {
+    const d = decide({ keys: 3 }, { reachable: false, redisUp: false, error: HOST_KEY_REFUSED });
+    expect(d).toEqual({
+      kind: 'refused',
+      unreachable: 'b',
+      reason:
+        "rha refused to connect to b because its SSH host key changed (see b's error), so it cannot tell which node holds the data; " +
+        'if b was replaced deliberately, accept its new key (--accept-host-key b) and run again (a master with 3 keys; b host key refused)',
+    });
+    expect(decide({}, { reachable: false, redisUp: false })).toMatchObject({ kind: 'refused', unreachable: 'b' });
   });
 });
 

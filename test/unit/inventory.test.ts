@@ -1,4 +1,5 @@
-import { chmodSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,11 @@ import { inventorySchema, limitHosts, loadInventory, parseInventory, selectHosts
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixtures = join(root, 'test', 'fixtures', 'inputs', 'inventory');
-const env = { HOME: '/home/op', RHA_REDIS_PASSWORD: 'redis-secret', RHA_VRRP_PASSWORD: 'vrrp1234', VRRP_PASS: 'vrrp-long-pass' };
+// A home whose ~/.ssh/id_ed25519 exists: a private_key the inventory names must be a readable file.
+const home = mkdtempSync(join(tmpdir(), 'rha-inventory-home-'));
+mkdirSync(join(home, '.ssh'));
+writeFileSync(join(home, '.ssh', 'id_ed25519'), 'not a real key\n', { mode: 0o600 });
+const env = { HOME: home, RHA_REDIS_PASSWORD: 'redis-secret', RHA_VRRP_PASSWORD: 'vrrp1234', VRRP_PASS: 'vrrp-long-pass' };
 
 beforeAll(() => chmodSync(join(fixtures, 'secrets', 'redis.pass'), 0o600));
 
@@ -63,11 +68,11 @@ describe('loadInventory: the shipped example', () => {
       address: '10.0.0.11',
       port: 22,
       user: 'root',
-      privateKey: '/home/op/.ssh/id_ed25519',
+      privateKey: join(home, '.ssh', 'id_ed25519'),
       password: undefined,
       become: false,
       becomePassword: undefined,
-      knownHosts: '/home/op/.ssh/known_hosts',
+      knownHosts: join(home, '.ssh', 'known_hosts'),
       connectTimeoutMs: 10000,
       connectRetries: 2,
     });
@@ -195,8 +200,15 @@ describe('host patterns', () => {
 describe('inventory problems: one row per bad input, message pinned', () => {
   const rows: Array<[string, string, string[]] | [string, string, string[], Record<string, string>]> = [
     ['malformed YAML', 'hosts:\n  a: [1, 2\n', ['inventory.yaml:3: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]']],
-    ['duplicate key', 'hosts:\n  a: 10.0.0.1\n  a: 10.0.0.2\n', ['inventory.yaml:3: invalid YAML: Map keys must be unique']],
+    ['duplicate key', 'hosts:\n  a: 10.0.0.1\n  a: 10.0.0.2\n', ['inventory.yaml:3 hosts.a: invalid YAML: key "a" appears twice in this mapping (first on line 2): keep one']],
     ['not a mapping', '- a\n', ['inventory.yaml:1: expected a mapping with hosts: (and usually clusters:) at the top level']],
+    // Echoed keys never carry a raw escape sequence or bidi override to the terminal.
+    [
+      'control characters in an echoed key',
+      'hosts:\n  a: 10.0.0.1\n"bad\\e[31mkey\\u202e": 1\n',
+      ['inventory.yaml:3 bad\\u001b[31mkey\\u202e: unknown key "bad\\u001b[31mkey\\u202e" (expected one of: ssh, groups, vars, clusters)'],
+    ],
+    ['a bad maxmemory number', withCluster(redisKa.replace('{ password: pw }', '{ password: pw, maxmemory: 1.5 }')), ['inventory.yaml:9 clusters.cache.redis.maxmemory: 1.5 is not a whole number of bytes: give bytes (e.g. 1073741824) or a whole number with k/kb/m/mb/g/gb (kb/mb/gb are 1024-based, k/m/g 1000-based, any case), e.g. 2gb; 0 means no limit']],
     ['misspelt top-level key', 'hosts: { a: 10.0.0.1 }\nclsuters: {}\n', ['inventory.yaml:2 clsuters: unknown key "clsuters" — did you mean "clusters"?']],
     [
       'misspelt host key',

@@ -1,7 +1,8 @@
 import { describe, expect, test, vi } from 'vitest';
 import { z } from 'zod';
 import type { Inventory, Module } from '../../src/core/types.js';
-import { ModuleFailure } from '../../src/modules/lib/failure.js';
+import { ModuleFailure, PeerUnreachableFailure } from '../../src/modules/lib/failure.js';
+import { UnreachableError } from '../../src/core/types.js';
 import { planBatches, runPlaybook, selectedByTags, exitCodeFor, emptyRecap } from '../../src/runner/index.js';
 import { harness, inventory, play, playbook, task } from './runner-helpers.js';
 
@@ -416,6 +417,39 @@ describe('connections and facts', () => {
     expect(s.exitCode).toBe(3);
   });
 
+  test('a changed host key: labelled "host key refused" (status unreachable); its pair peer stopping because of it keeps exit 3', async () => {
+    const h = harness({ gatherFacts: true } as never);
+    const connect = h.deps.connect;
+    h.deps.connect = async (spec) => {
+      if (spec.name !== 'b') return connect(spec);
+      const e = new UnreachableError('b', 'b (10.0.0.1:22): host key changed: known_hosts …');
+      e.name = 'HostKeyChangedError';
+      throw e;
+    };
+    // The peer a's task depends on b (as ha_topology does): it stops with a failure that blames b.
+    const peerModule: Module = {
+      name: 'needs_b',
+      args: z.object({}),
+      async plan(ctx) {
+        if (ctx.host.name === 'a') throw new PeerUnreachableFailure('cluster c: rha refused to connect to b because its SSH host key changed', 'b');
+        return { changes: [] };
+      },
+      async apply() {
+        return { changed: false, failed: false, msg: '' };
+      },
+    };
+    h.deps.modules = new Map([...h.deps.modules, ['needs_b', peerModule]]);
+    const s = await runPlaybook(playbook(play('p', [task('t1', {}, { module: 'needs_b' })], { gatherFacts: true })), inventory(['a', 'b']), h.opts, h.deps);
+    const ends = h.reporter.of('task-end');
+    expect(ends.filter((e) => e.host === 'b').map((e) => [e.task, e.status, e.label])).toEqual([['Gathering Facts', 'unreachable', 'host key refused']]);
+    expect(ends.find((e) => e.host === 'a' && e.task === 't1')).toMatchObject({ status: 'failed', msg: 'cluster c: rha refused to connect to b because its SSH host key changed' });
+    expect(s.recap.a).toMatchObject({ failed: 1 });
+    expect(s.recap.b).toMatchObject({ unreachable: 1 });
+    expect(s.exitCode).toBe(3);
+    // A failure of a's own next to it still makes the run a 2.
+    expect(exitCodeFor(s.recap, false, {})).toBe(2);
+  });
+
   test('a host lost mid-task is unreachable, not ignored', async () => {
     const h = harness();
     const pb = playbook(play('p', [task('t1', { unreachable: true }, { ignoreErrors: true }), task('t2')]));
@@ -486,4 +520,8 @@ test('exit codes from recap', () => {
   expect(exitCodeFor({ a: r({ unreachable: 1 }) }, false)).toBe(3);
   expect(exitCodeFor({ a: r({ ignored: 1 }) }, false)).toBe(0);
   expect(exitCodeFor({ a: r({ failed: 1 }) }, true)).toBe(130);
+  // Failures caused by an unreachable peer blame the peer: 3, unless the host also failed on its own.
+  expect(exitCodeFor({ a: r({ failed: 1 }), b: r({ unreachable: 1 }) }, false, { a: 1 })).toBe(3);
+  expect(exitCodeFor({ a: r({ failed: 1 }) }, false, { a: 1 })).toBe(3);
+  expect(exitCodeFor({ a: r({ failed: 2 }), b: r({ unreachable: 1 }) }, false, { a: 1 })).toBe(2);
 });

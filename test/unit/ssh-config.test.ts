@@ -44,6 +44,7 @@ beforeAll(() => {
   mkdirSync(join(home, '.ssh'));
   writeFileSync(join(home, '.ssh', 'config'), sshConfig);
   for (const k of ['bastion_key', 'db_key']) writeFileSync(join(home, '.ssh', k), 'KEY', { mode: 0o600 });
+  writeFileSync(join(home, 'k'), 'KEY', { mode: 0o600 }); // an inventory private_key must exist
 });
 
 function load(text: string) {

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { shellCommand, quote } from '../../core/command.js';
 import type { Module, Plan, TaskContext } from '../../core/types.js';
-import { ModuleFailure } from '../lib/failure.js';
+import { ModuleFailure, PeerUnreachableFailure } from '../lib/failure.js';
 import { serviceModule, type ServiceArgs, type ServicePlanState } from '../service.js';
 import { readPair } from './ha-topology.js';
 import type { NodeState } from './redis-state.js';
@@ -91,6 +91,7 @@ export const haService: Module<Args, State> = {
       other: { name: other, state: states[other] },
       force: forcedClusters(ctx).includes(pair.cluster),
     });
+    if (d.kind === 'refused' && d.unreachable && d.unreachable !== ctx.host.name) throw new PeerUnreachableFailure(`cluster ${pair.cluster}: ${d.reason}`, d.unreachable);
     if (d.kind === 'refused') throw new ModuleFailure(`cluster ${pair.cluster}: ${d.reason}`);
     const liveRole = d.master === ctx.host.name ? 'master' : 'replica';
     if (liveRole !== a.role) {

@@ -5,9 +5,9 @@
 import { z } from 'zod';
 import type { Connection, Module, TaskContext } from '../../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
-import { decideTopology } from './topology.js';
+import { decideTopology, HOST_KEY_REFUSED } from './topology.js';
 import { pairOf } from './pair.js';
-import { ModuleFailure } from '../lib/failure.js';
+import { ModuleFailure, PeerUnreachableFailure } from '../lib/failure.js';
 
 const args = z.strictObject({
   /** Refuse (fail) instead of reporting when the pair is in a state rha will not act on. */
@@ -33,14 +33,18 @@ export async function readPair(ctx: TaskContext): Promise<{ pair: ReturnType<typ
   const q: StateQuery = {
     cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become,
   };
+  let refusedKey = false;
   const peerConn = async (): Promise<Connection | undefined> => {
     try {
       return await ctx.connectTo!(pair.peer);
-    } catch {
+    } catch (e) {
+      // A changed host key is a refusal (the peer's own task says so), not an outage: name it as the cause.
+      refusedKey = e instanceof Error && e.name === 'HostKeyChangedError';
       return undefined;
     }
   };
   const [self, peer] = await Promise.all([readNodeState(ctx.conn, q), peerConn().then((c) => readNodeState(c, q))]);
+  if (refusedKey) peer.error = HOST_KEY_REFUSED;
   return { pair, states: { [ctx.host.name]: self, [pair.peer]: peer } };
 }
 
@@ -59,6 +63,7 @@ export const haTopology: Module<Args, Data> = {
       force,
     });
     if (d.kind === 'refused') {
+      if (a.fail_on_refusal && d.unreachable && d.unreachable !== ctx.host.name) throw new PeerUnreachableFailure(`cluster ${pair.cluster}: ${d.reason}`, d.unreachable);
       if (a.fail_on_refusal) throw new TopologyRefusal(`cluster ${pair.cluster}: ${d.reason}`);
       return { changes: [], reason: d.reason, data: { refused: true, reason: d.reason } };
     }

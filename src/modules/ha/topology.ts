@@ -15,7 +15,11 @@ export interface PairInput {
 
 export type TopologyDecision =
   | { kind: 'decided'; master: string; replica: string; fresh: boolean; reason: string; vipHolder?: string }
-  | { kind: 'refused'; reason: string };
+  /** `unreachable`: the node whose unreachability is the cause (the run blames it, not this host). */
+  | { kind: 'refused'; reason: string; unreachable?: string };
+
+/** NodeState.error of a node rha did not connect to because its SSH host key changed (readPair sets it). */
+export const HOST_KEY_REFUSED = 'host key refused';
 
 const holdsData = (s: NodeState) => s.redisUp && s.keys > 0;
 
@@ -29,7 +33,7 @@ export function decideTopology(p: PairInput): TopologyDecision {
   });
   const describe = (n: typeof a) =>
     !n.state.reachable
-      ? `${n.name} unreachable`
+      ? `${n.name} ${n.state.error === HOST_KEY_REFUSED ? HOST_KEY_REFUSED : 'unreachable'}`
       : !n.state.redisUp
         ? `${n.name} Redis down`
         : `${n.name} ${n.state.role === 'slave' ? `replica of ${n.state.masterHost}` : 'master'} with ${n.state.keys} keys`;
@@ -61,8 +65,18 @@ export function decideTopology(p: PairInput): TopologyDecision {
     const up = a.state.reachable ? a : b;
     const down = up === a ? b : a;
     if (!up.state.reachable) return { kind: 'refused', reason: `neither node is reachable (${seen})` };
+    if (down.state.error === HOST_KEY_REFUSED) {
+      return {
+        kind: 'refused',
+        unreachable: down.name,
+        reason:
+          `rha refused to connect to ${down.name} because its SSH host key changed (see ${down.name}'s error), so it cannot tell which node holds the data; ` +
+          `if ${down.name} was replaced deliberately, accept its new key (--accept-host-key ${down.name}) and run again (${seen})`,
+      };
+    }
     return {
       kind: 'refused',
+      unreachable: down.name,
       reason: `${down.name} is unreachable, so rha cannot tell which node holds the data; bring it back or remove it (${seen})`,
     };
   }

@@ -12,3 +12,17 @@ export class ModuleFailure extends Error {
     this.name = 'ModuleFailure';
   }
 }
+
+/**
+ * A failure whose cause is another host that rha could not reach or refused to trust (its pair
+ * peer): this host stops, and the run's exit code blames `peer` (3, unreachable), not this host (2).
+ */
+export class PeerUnreachableFailure extends ModuleFailure {
+  constructor(
+    message: string,
+    readonly peer: string,
+  ) {
+    super(message);
+    this.name = 'PeerUnreachableFailure';
+  }
+}
