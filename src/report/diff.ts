@@ -116,7 +116,8 @@ const escapeRe = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** A regex of secret-bearing lines: 1 = key with its leading space, 2 = separator, 3 = value. */
 function secretLineRe(keys: string): RegExp {
   // dotAll: a CR (a CRLF file) or U+2028 inside the value must not stop the match and leave it shown.
-  return new RegExp(String.raw`^(\s*(?:${keys}))(?![\w.-])(["']?\s*[=:]?\s*)(\S.*)$`, 'is');
+  // A commented-out directive (`# requirepass OLD`) may still hold a real password.
+  return new RegExp(String.raw`^(\s*(?:[#;]\s*)?(?:${keys}))(?![\w.-])(["']?\s*[=:]?\s*)(\S.*)$`, 'is');
 }
 
 /** The keys (text before the secret, without trailing quotes/separators) of lines of `text` that hold a secret value. */

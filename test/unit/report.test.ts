@@ -182,6 +182,9 @@ describe('diffs', () => {
     ['     auth_pass abcdefgh', '     auth_pass ***'],
     ['+REDIS_PASSWORD=foo', '+REDIS_PASSWORD=***'],
     [' port 6379', ' port 6379'],
+    ['-# requirepass foobared', '-# requirepass ***'],
+    ['+# The password comes from a root-only file', '+# The password comes from a root-only file'],
+    ['+password_file /etc/app/pw', '+password_file /etc/app/pw'],
   ])('maskSecretLine(%j) → %j', (line, masked) => {
     expect(maskSecretLine(line)).toBe(masked);
   });
