@@ -221,3 +221,31 @@ echo "hits=$hits"
     );
   });
 });
+
+describe('copy/template secret: the old value on disk never reaches the plan, the outcome or the registered data', () => {
+  it('copy secret: true over a real file holding a password the run does not know', async () => {
+    const dest = join(dir, 'redis.auth');
+    await writeFile(dest, 'old-pw-on-disk', { mode: 0o600 });
+    const args = { content: 'new-pw', dest, mode: '0600', secret: true };
+    const check = await runModule(mod('copy'), ctx({ check: true, secrets: new Set(['new-pw']) }), args);
+    expect(check.plan.changes).toEqual([
+      { description: `update ${dest} (secret, mode 0600)`, diff: { path: dest, before: '***', after: '*** (secret changed)' } },
+    ]);
+    const applied = await runModule(mod('copy'), ctx({ secrets: new Set(['new-pw']) }), args);
+    expect(applied.outcome.changed).toBe(true);
+    expect(await readFile(dest, 'utf8')).toBe('new-pw');
+    // What leaves the module (printed, or registered) holds neither value, nor the checksum: it
+    // is the password's hash. (plan.state is module-private and never leaves it.)
+    const out = [check, applied].map((r) => ({ changes: r.plan.changes, data: r.plan.data, outcome: r.outcome }));
+    expect(JSON.stringify(out)).not.toMatch(/old-pw|new-pw|[0-9a-f]{64}/);
+  });
+
+  it('template secret: [directives] masks those lines; a bad directive name is refused', async () => {
+    const dest = join(dir, 'app.conf');
+    await writeFile(join(dir, 'app.conf.hbs'), 'port 1\nsecret_key_base {{key}}\n');
+    await writeFile(dest, 'port 1\nsecret_key_base old-key\n');
+    const r = await runModule(mod('template'), ctx({ check: true, vars: { key: 'new-key' } }), { src: 'app.conf.hbs', dest, secret: ['secret_key_base'] });
+    expect(r.plan.changes[0].diff).toEqual({ path: dest, before: 'port 1\nsecret_key_base ***\n', after: 'port 1\nsecret_key_base *** (secret changed)\n' });
+    expect(() => mod('template').args.parse({ src: 'x', dest, secret: ['a b'] })).toThrow('a directive name');
+  });
+});
