@@ -22,7 +22,9 @@ export type Arg = string | Secret;
 
 /**
  * A command to run on a host. Secrets may appear only in `env` (they are passed over stdin,
- * never on the command line, so they do not show in `ps` on the host).
+ * never on the command line, so they do not show in `ps` on the host, but the command and its
+ * children then have them in their environment) or in `stdin`, which no printer shows: a script
+ * that reads a secret from stdin keeps it out of every environment (redisCliCommand does).
  */
 export interface Command {
   argv: string[];

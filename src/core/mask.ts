@@ -1,4 +1,5 @@
-import type { Reporter, RunEvent } from './types.js';
+import type { FileDiff, Reporter, RunEvent } from './types.js';
+import { maskFileDiff } from './secret-lines.js';
 
 /**
  * A function replacing every secret in a string by `***`, in one pass: one regular expression of
@@ -47,7 +48,7 @@ export function maskingReporter(inner: Reporter, secrets: ReadonlySet<string>): 
           mask = secretMasker(secrets);
           compiledFor = secrets.size;
         }
-        inner.emit(maskDeep(event, secrets, mask));
+        inner.emit(maskDeep(maskEventDiffs(event, secrets), secrets, mask));
       } catch {
         // A reporter bug must not stop provisioning half-way; the recap still comes from the runner.
       }
@@ -61,6 +62,22 @@ export function maskingReporter(inner: Reporter, secrets: ReadonlySet<string>): 
     },
   };
   return r;
+}
+
+/**
+ * The event with the secret-bearing lines of its file diffs masked on both sides (by line pattern,
+ * so also old values the inventory no longer holds), before values are masked: the JSON reporter
+ * prints `before`/`after` whole, in `diffs` and in each change's `diff`. Modules mask their own
+ * files' lines already (lib/files.ts); this is the pass for any diff that arrives unmarked.
+ */
+export function maskEventDiffs(event: RunEvent, secrets: ReadonlySet<string>): RunEvent {
+  if (event.kind !== 'task-end' || (!event.diffs && !event.changes?.some((c) => c.diff))) return event;
+  const m = (d: FileDiff) => maskFileDiff(d, { values: secrets });
+  return {
+    ...event,
+    ...(event.diffs ? { diffs: event.diffs.map(m) } : {}),
+    ...(event.changes ? { changes: event.changes.map((c) => (c.diff ? { ...c, diff: m(c.diff) } : c)) } : {}),
+  };
 }
 
 const MASKED = Symbol('rha.masked');

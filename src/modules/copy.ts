@@ -15,6 +15,11 @@ export const fileTargetArgs = {
   backup: z.boolean().default(false),
   /** Validator run on the temp file before it replaces dest: `%s` is its path. */
   validate: argvArg.optional(),
+  /**
+   * Secret lines, masked in diffs on both sides whatever their value: `true` = the whole file (a
+   * password file), or the directives whose value is secret (`[requirepass, masterauth]`).
+   */
+  secret: z.union([z.boolean(), z.array(z.string().regex(/^[\w.-]+$/, 'a directive name (letters, digits, _ . -)'))]).optional(),
 };
 
 const copyArgs = z
@@ -35,7 +40,7 @@ export interface WriteState {
 /** Returns the plan for writing a file whose content is known (shared by copy and template). */
 export async function planWrite(
   ctx: TaskContext,
-  args: { dest: string; mode?: string; owner?: string; group?: string; backup: boolean; validate?: string[] },
+  args: { dest: string; mode?: string; owner?: string; group?: string; backup: boolean; validate?: string[]; secret?: boolean | string[] },
   content: Buffer | string,
 ): Promise<Plan<WriteState>> {
   const spec: FileSpec & WriteOptions = {
@@ -46,13 +51,15 @@ export async function planWrite(
     group: args.group,
     backup: args.backup,
     validate: args.validate,
+    secret: args.secret,
   };
   const file = await planFile(ctx, spec);
   return {
     changes: file.changes,
     reason: file.reason,
     state: { spec, file },
-    data: { dest: args.dest, checksum: file.sha256 },
+    // A password file's checksum is the password's hash: not exposed.
+    data: { dest: args.dest, ...(args.secret === true ? {} : { checksum: file.sha256 }) },
   };
 }
 

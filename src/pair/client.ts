@@ -1,6 +1,7 @@
 /** Talking to Redis as a client does: through the VIP (ioredis), or on one node over SSH. */
 import { Redis } from 'ioredis';
-import { Secret, shellCommand, quote } from '../core/command.js';
+import { quote } from '../core/command.js';
+import { redisCliCommand } from '../modules/ha/redis-state.js';
 import type { ClusterSpec, Connection } from '../core/types.js';
 
 export interface RedisTarget {
@@ -42,16 +43,12 @@ export async function call(t: RedisTarget, args: string[], timeoutMs = 1000): Pr
   }
 }
 
-/** Runs redis-cli on a node over SSH (password through REDISCLI_AUTH, never on the command line). */
+/** Runs redis-cli on a node over SSH (password over stdin: see redisCliCommand). */
 export async function cliOnNode(conn: Connection, c: ClusterSpec, args: string[], become = true): Promise<string> {
   const r = c.redis as { port: number; password: string; prefix: string };
   const cli = `${r.prefix.replace(/\/$/, '')}/bin/redis-cli`;
   const res = await conn.exec(
-    shellCommand(`${quote(cli)} --no-auth-warning -h 127.0.0.1 -p ${r.port} ${args.map(quote).join(' ')}`, {
-      env: { REDISCLI_AUTH: new Secret(r.password) },
-      become,
-      timeoutMs: 10_000,
-    }),
+    redisCliCommand(`rcli ${args.map(quote).join(' ')}`, { cliPath: cli, port: r.port, password: r.password, become }, { timeoutMs: 10_000 }),
   );
   if (!res.ok) throw new Error(`redis-cli ${args[0]} on ${conn.hostName} failed: ${res.stderr || res.stdout}`);
   return res.stdout.trim();

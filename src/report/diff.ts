@@ -84,14 +84,4 @@ export function unifiedDiff(d: FileDiff, context = 3): string {
   return out.join('\n');
 }
 
-/**
- * A diff line with the value after a password-like key replaced by `***`. The inventory's secrets
- * are already masked by value; this also hides an old password that is no longer in the inventory
- * (the `-requirepass OLD` line of a password change).
- */
-export function maskSecretLine(line: string): string {
-  return line.replace(
-    /^([-+ ]?\s*(?:requirepass|masterauth|auth_pass|[\w.-]*(?:password|passwd|secret|token))\b["']?\s*[=:]?\s*)(\S.*)$/i,
-    (_, key: string, value: string) => (value === '***' ? key + value : `${key}***`),
-  );
-}
+export { maskFileDiff, maskSecretLine, SECRET_CHANGED, type SecretLinePolicy } from '../core/secret-lines.js';

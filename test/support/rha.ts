@@ -57,7 +57,8 @@ export async function labCluster(info: LabInfo): Promise<ClusterSpec> {
 /** redis-cli on a lab host (inside its namespaces, not over SSH); the password travels over stdin. */
 export async function redisOn(info: LabInfo, host: string, c: ClusterSpec, args: string[]): Promise<{ code: number; out: string }> {
   const r = c.redis as { port: number; password: string; prefix: string };
-  const script = `IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec "$0" --no-auth-warning -h 127.0.0.1 -p ${r.port} "$@"`;
+  // --askpass reads the first line of stdin: the password is in no process's environment or argv.
+  const script = `exec "$0" --askpass -h 127.0.0.1 -p ${r.port} "$@"`;
   const res = await labExec(info.name, host, ['sh', '-c', script, `${r.prefix}/bin/redis-cli`, ...args], { stdin: `${r.password}\n` });
   return { code: res.code, out: (res.stdout + res.stderr).trim() };
 }

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostFacts, Module, TaskContext } from '../../src/core/types.js';
 import { modules } from '../../src/modules/index.js';
 import { writeFileAtomic } from '../../src/modules/lib/files.js';
+import { redisCliCommand } from '../../src/modules/ha/redis-state.js';
 import { LocalConnection, runModule } from '../support/context.js';
 
 const facts = { hostname: 'local', osFamily: 'debian', packageManager: 'apt', serviceManager: 'plain' } as HostFacts;
@@ -171,5 +172,80 @@ describe('assert', () => {
     expect(ok.outcome).toEqual({ changed: false, failed: false, msg: 'a is one' });
     const bad = await runModule(mod('assert'), ctx({ vars: { a: 2 } }), { that: ['eq a 1'], fail_msg: 'a must be 1' });
     expect(bad.outcome).toMatchObject({ changed: false, failed: true, msg: 'a must be 1' });
+  });
+});
+
+describe('redisCliCommand: the Redis password reaches redis-cli over a pipe only', () => {
+  // A stand-in redis-cli that reports what it received, and whether the password is in the argv or
+  // environment of itself or any ancestor (timeout, the script's sh).
+  const STUB = `#!/bin/sh
+IFS= read -r pw
+printf 'argv=%s\\n' "$*"
+printf 'stdin=[%s]\\n' "$pw"
+hits=0; p=$$
+while [ "$p" -gt 1 ]; do
+  for f in environ cmdline; do tr '\\0' '\\n' </proc/$p/$f | grep -qF -- "$pw" && hits=$((hits + 1)); done
+  p=$(sed 's/.*) [A-Z] \\([0-9]*\\).*/\\1/' /proc/$p/stat)
+done
+echo "hits=$hits"
+`;
+
+  it('argv has --askpass and the command, stdin the exact password, no environ/cmdline holds it', async () => {
+    const cli = join(dir, 'redis-cli-stub');
+    await writeFile(cli, STUB, { mode: 0o755 });
+    const password = ` p w"\\$x'#é `;
+    const cmd = redisCliCommand('rcli PING\nrcli INFO replication', { cliPath: cli, port: 6380, password, become: false }, { timeoutMs: 5000 });
+    expect(cmd.env).toBeUndefined();
+    expect(cmd.argv.join(' ')).not.toContain(password);
+    const r = await new LocalConnection().exec(cmd);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(
+      [
+        '--askpass -h 127.0.0.1 -p 6380 PING',
+        `[${password}]`,
+        'hits=0',
+        '--askpass -h 127.0.0.1 -p 6380 INFO replication',
+        `[${password}]`,
+        'hits=0',
+        '',
+      ]
+        .join('\n')
+        .replace(/^--/gm, 'argv=--')
+        .replace(/^\[/gm, 'stdin=['),
+    );
+  });
+
+  it('refuses a password that one line cannot carry', () => {
+    expect(() => redisCliCommand('rcli PING', { cliPath: 'x', port: 1, password: 'a\nb', become: false }, { timeoutMs: 1 })).toThrow(
+      'the Redis password contains a newline or NUL',
+    );
+  });
+});
+
+describe('copy/template secret: the old value on disk never reaches the plan, the outcome or the registered data', () => {
+  it('copy secret: true over a real file holding a password the run does not know', async () => {
+    const dest = join(dir, 'redis.auth');
+    await writeFile(dest, 'old-pw-on-disk', { mode: 0o600 });
+    const args = { content: 'new-pw', dest, mode: '0600', secret: true };
+    const check = await runModule(mod('copy'), ctx({ check: true, secrets: new Set(['new-pw']) }), args);
+    expect(check.plan.changes).toEqual([
+      { description: `update ${dest} (secret, mode 0600)`, diff: { path: dest, before: '***', after: '*** (secret changed)' } },
+    ]);
+    const applied = await runModule(mod('copy'), ctx({ secrets: new Set(['new-pw']) }), args);
+    expect(applied.outcome.changed).toBe(true);
+    expect(await readFile(dest, 'utf8')).toBe('new-pw');
+    // What leaves the module (printed, or registered) holds neither value, nor the checksum: it
+    // is the password's hash. (plan.state is module-private and never leaves it.)
+    const out = [check, applied].map((r) => ({ changes: r.plan.changes, data: r.plan.data, outcome: r.outcome }));
+    expect(JSON.stringify(out)).not.toMatch(/old-pw|new-pw|[0-9a-f]{64}/);
+  });
+
+  it('template secret: [directives] masks those lines; a bad directive name is refused', async () => {
+    const dest = join(dir, 'app.conf');
+    await writeFile(join(dir, 'app.conf.hbs'), 'port 1\nsecret_key_base {{key}}\n');
+    await writeFile(dest, 'port 1\nsecret_key_base old-key\n');
+    const r = await runModule(mod('template'), ctx({ check: true, vars: { key: 'new-key' } }), { src: 'app.conf.hbs', dest, secret: ['secret_key_base'] });
+    expect(r.plan.changes[0].diff).toEqual({ path: dest, before: 'port 1\nsecret_key_base ***\n', after: 'port 1\nsecret_key_base *** (secret changed)\n' });
+    expect(() => mod('template').args.parse({ src: 'x', dest, secret: ['a b'] })).toThrow('a directive name');
   });
 });

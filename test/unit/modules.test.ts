@@ -158,6 +158,30 @@ describe('lib/files', () => {
     expect(compareFile({ dest: '/f', content }, { kind: 'absent' }, { diff: false, secrets: [] }).diff).toBeUndefined();
     expect(compareFile({ dest: '/f', content: Buffer.from([0, 1, 2]) }, { kind: 'absent' }, opts).diff).toBeUndefined();
   });
+  it('secret: true (a password file): old and new value masked, no size, "(secret changed)"', () => {
+    const p = compareFile(
+      { dest: '/etc/keepalived/rha/redis.auth', content: 'n3w-pw', mode: '0600', secret: true },
+      file({ sha256: 'c'.repeat(64), mode: '0600', content: Buffer.from('0ld-pw-on-host') }),
+      { diff: true, secrets: ['n3w-pw'] },
+    );
+    expect(p.changes.map((c) => c.description)).toEqual(['update /etc/keepalived/rha/redis.auth (secret, mode 0600)']);
+    expect(p.diff).toEqual({ path: '/etc/keepalived/rha/redis.auth', before: '***', after: '*** (secret changed)' });
+    expect(JSON.stringify(p)).not.toMatch(/0ld-pw|n3w-pw/);
+  });
+  it('secret directives: the old value on the host, unknown to the run, is masked too', () => {
+    const before = 'port 6379\nrequirepass "0ld pw"\nmasterauth "0ld pw"\nuser default on >0ld\n';
+    const p = compareFile(
+      { dest: '/etc/redis/redis.conf', content: 'port 6379\nrequirepass "n3w"\nmasterauth "n3w"\nuser default on >n3w\n', secret: ['requirepass', 'masterauth', 'user'] },
+      file({ sha256: 'c'.repeat(64), content: Buffer.from(before) }),
+      { diff: true, secrets: [] },
+    );
+    expect(p.diff).toEqual({
+      path: '/etc/redis/redis.conf',
+      before: 'port 6379\nrequirepass ***\nmasterauth ***\nuser ***\n',
+      after: 'port 6379\nrequirepass *** (secret changed)\nmasterauth *** (secret changed)\nuser *** (secret changed)\n',
+    });
+    expect(p.changes[0].diff).toBe(p.diff);
+  });
   it('refuses a directory at dest', () => {
     expect(() => compareFile({ dest: '/etc', content }, { kind: 'directory' }, opts)).toThrow('/etc is a directory');
   });

@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import type { RunEvent } from '../../src/core/types.js';
 import { createReporter, defaultOutput, maskSecretLine, PrettyReporter, unifiedDiff } from '../../src/report/index.js';
+import { maskFileDiff } from '../../src/report/diff.js';
 
 function sink(): { out: PassThrough; text: () => string } {
   const out = new PassThrough();
@@ -101,7 +102,7 @@ describe('plain reporter', () => {
         '    @@ -1,3 +1,3 @@',
         '     port 6379',
         '    -requirepass ***',
-        '    +requirepass ***',
+        '    +requirepass *** (secret changed)',
         '     save ""',
       ].join('\n'),
     );
@@ -137,7 +138,9 @@ describe('json reporter', () => {
     expect(parsed.map((p) => p.kind)).toEqual([...events.map((e) => e.kind), 'summary']);
     expect(parsed.at(-1)).toEqual({ kind: 'summary', exitCode: 2, interrupted: false, durationMs: 12_300, failed: ['node10'], unreachable: [] });
     expect(s.text()).not.toContain(SECRET);
-    expect(parsed[4].diffs[0].after).toBe('port 6379\nrequirepass ***\nsave ""\n');
+    expect(parsed[4].diffs[0].after).toBe('port 6379\nrequirepass *** (secret changed)\nsave ""\n');
+    expect(parsed[4].diffs[0].before).toBe('port 6379\nrequirepass ***\nsave ""\n');
+    expect(s.text()).not.toContain('old-password');
   });
 });
 
@@ -172,12 +175,94 @@ describe('diffs', () => {
 
   test.each([
     ['-requirepass oldpass', '-requirepass ***'],
+    ['+requirepass *** (secret changed)', '+requirepass *** (secret changed)'],
     ['+masterauth "x y"', '+masterauth ***'],
+    ['+tls-key-file-pass hunter2', '+tls-key-file-pass ***'],
+    ['+requirepass old\r', '+requirepass ***'],
     ['     auth_pass abcdefgh', '     auth_pass ***'],
     ['+REDIS_PASSWORD=foo', '+REDIS_PASSWORD=***'],
     [' port 6379', ' port 6379'],
+    ['-# requirepass foobared', '-# requirepass ***'],
+    ['+# The password comes from a root-only file', '+# The password comes from a root-only file'],
+    ['+password_file /etc/app/pw', '+password_file /etc/app/pw'],
   ])('maskSecretLine(%j) → %j', (line, masked) => {
     expect(maskSecretLine(line)).toBe(masked);
+  });
+});
+
+describe('secret lines in diffs (masked on both sides, compared by hash)', () => {
+  const OLD = 'Old-pw "q" #1';
+  const NEW = 'n3w\\pw';
+  const conf = (pw: string, vrrp: string) =>
+    `port 6379\nrequirepass "${pw}"\nmasterauth "${pw}"\n    authentication {\n        auth_pass ${vrrp}\n    }\n`;
+
+  test('redis.conf / keepalived.conf: a changed password reads "(secret changed)", values never shown', () => {
+    const d = maskFileDiff({ path: '/etc/redis/redis.conf', before: conf(OLD, 'oldvrrp1'), after: conf(NEW, 'newvrrp1') }, { values: [NEW, 'newvrrp1'] });
+    expect(d.before).toBe('port 6379\nrequirepass ***\nmasterauth ***\n    authentication {\n        auth_pass ***\n    }\n');
+    expect(d.after).toBe(
+      'port 6379\nrequirepass *** (secret changed)\nmasterauth *** (secret changed)\n    authentication {\n        auth_pass *** (secret changed)\n    }\n',
+    );
+    expect(unifiedDiff(d)).toBe(
+      [
+        '--- /etc/redis/redis.conf (before)',
+        '+++ /etc/redis/redis.conf (after)',
+        '@@ -1,6 +1,6 @@',
+        ' port 6379',
+        '-requirepass ***',
+        '-masterauth ***',
+        '+requirepass *** (secret changed)',
+        '+masterauth *** (secret changed)',
+        '     authentication {',
+        '-        auth_pass ***',
+        '+        auth_pass *** (secret changed)',
+        '     }',
+      ].join('\n'),
+    );
+  });
+
+  test('an unchanged secret shows no change; only the other lines differ', () => {
+    const d = maskFileDiff({ path: 'f', before: conf(OLD, 'v') + 'save ""\n', after: conf(OLD, 'v') + 'save 60 1\n' });
+    expect(unifiedDiff(d)).toBe(['--- f (before)', '+++ f (after)', '@@ -4,4 +4,4 @@', '     authentication {', '         auth_pass ***', '     }', '-save ""', '+save 60 1'].join('\n'));
+  });
+
+  test('a password file (secret: true): every line masked, even values nobody knows', () => {
+    const d = maskFileDiff({ path: '/etc/keepalived/rha/redis.auth', before: `${OLD}\n`, after: `${NEW}\n` }, { whole: true });
+    expect(d).toEqual({ path: '/etc/keepalived/rha/redis.auth', before: '***\n', after: '*** (secret changed)\n' });
+    expect(unifiedDiff(d)).toBe(['--- /etc/keepalived/rha/redis.auth (before)', '+++ /etc/keepalived/rha/redis.auth (after)', '@@ -1,1 +1,1 @@', '-***', '+*** (secret changed)'].join('\n'));
+    // Unchanged: nothing to show.
+    expect(unifiedDiff(maskFileDiff({ path: 'a', before: 'x\n', after: 'x\n' }, { whole: true }))).toBe('');
+  });
+
+  test('unmarked files: a line holding a run secret marks its key on both sides; one starting with it, the whole file', () => {
+    expect(maskFileDiff({ path: 'a', before: 'x 1\nlogin_key OLD\n', after: 'x 2\nlogin_key NEW\n' }, { values: ['NEW'] })).toEqual({
+      path: 'a',
+      before: 'x 1\nlogin_key ***\n',
+      after: 'x 2\nlogin_key *** (secret changed)\n',
+    });
+    expect(maskFileDiff({ path: 'a', before: 'OLD\n', after: 'NEW\n' }, { values: ['NEW'] }).before).toBe('***\n');
+  });
+
+  test('module directives, CRLF and already-masked lines', () => {
+    expect(maskFileDiff({ path: 'a', before: 'user default on >old\n', after: 'user default on >new\n' }, { directives: ['user'] }).before).toBe('user ***\n');
+    // A CR after the value must not stop the match and leave the value shown.
+    expect(maskFileDiff({ path: 'a', before: 'requirepass old\r\n', after: '' }).before).toBe('requirepass ***\n');
+    const once = maskFileDiff({ path: 'a', before: conf(OLD, 'a'), after: conf(NEW, 'b') });
+    expect(maskFileDiff(once)).toEqual(once);
+  });
+
+  test('every output format: neither the old nor the new value of an unmarked password file', async () => {
+    for (const format of ['plain', 'json', 'pretty'] as const) {
+      const s = sink();
+      const r = createReporter(format, { out: s.out, verbosity: 2, diff: true }, new Set([NEW]));
+      const diff = { path: '/etc/app.auth', before: `${OLD}\n`, after: `${NEW}\n` };
+      r.emit({ kind: 'play-start', play: 'p', hosts: ['a'] });
+      r.emit({ kind: 'task-end', play: 'p', task: 't', host: 'a', handler: false, status: 'changed', msg: 'update', changes: [{ description: 'update', diff }], diffs: [diff], durationMs: 1 });
+      r.emit({ kind: 'play-end', play: 'p' });
+      await r.close();
+      expect(s.text(), format).not.toContain('Old-pw');
+      expect(s.text(), format).not.toContain('n3w');
+      expect(s.text(), format).toContain('*** (secret changed)');
+    }
   });
 });
 

@@ -4,9 +4,9 @@
  * dataset, so it refuses when this node holds data the master lacks, unless `--force CLUSTER`.
  */
 import { z } from 'zod';
-import { Secret, shellCommand, quote, describeFailure } from '../../core/command.js';
+import { quote, describeFailure } from '../../core/command.js';
 import type { Module, TaskContext } from '../../core/types.js';
-import { readNodeState, type NodeState } from './redis-state.js';
+import { readNodeState, redisCliCommand, type NodeState } from './redis-state.js';
 import { pairOf, type PairView } from './pair.js';
 import { forcedClusters, TopologyRefusal } from './ha-topology.js';
 import { ModuleFailure } from '../lib/failure.js';
@@ -95,15 +95,14 @@ export const redisReplication: Module<Args, State> = {
 
 /** One remote script: record the role, issue REPLICAOF (when needed), wait for the sync. */
 function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, recordRole: boolean, timeoutS: number) {
-  const cli = `${quote(`${pair.binDir}/redis-cli`)} --no-auth-warning -h 127.0.0.1 -p ${pair.port}`;
   const lines = [
     'set -e',
     // Record the role first (temp file + rename), so a restart comes back as a replica.
     replicaof || recordRole ? writeRoleFileScript(pair.configDir, { host: masterAddress, port: pair.port }, 'redis_replication') : ':',
-    replicaof ? `${cli} REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null` : ':',
+    replicaof ? `rcli REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null` : ':',
     `end=$(( $(date +%s) + ${timeoutS} ))`,
     'while :; do',
-    `  info=$(${cli} INFO replication | tr -d '\\r')`,
+    `  info=$(rcli INFO replication | tr -d '\\r')`,
     `  if echo "$info" | grep -qx 'master_link_status:up' && echo "$info" | grep -qx 'master_sync_in_progress:0'; then`,
     `    echo "$info" | grep '^slave_repl_offset:'; exit 0`,
     '  fi',
@@ -111,5 +110,6 @@ function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: strin
     '  sleep 0.2',
     'done',
   ];
-  return shellCommand(lines.join('\n'), { env: { REDISCLI_AUTH: new Secret(pair.password) }, become: ctx.become, timeoutMs: (timeoutS + 30) * 1000 });
+  const target = { cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, become: ctx.become };
+  return redisCliCommand(lines.join('\n'), target, { timeoutMs: (timeoutS + 30) * 1000 });
 }

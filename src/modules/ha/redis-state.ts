@@ -2,7 +2,7 @@
  * The live state of one node of a pair, read in one round-trip: Redis INFO, whether this host
  * holds the VIP, whether keepalived runs. A fact in the style.md sense: a command and a parser.
  */
-import { Secret, shellCommand, quote, type Command } from '../../core/command.js';
+import { shellCommand, quote, type Command } from '../../core/command.js';
 import type { Connection } from '../../core/types.js';
 
 export interface NodeState {
@@ -44,11 +44,44 @@ export interface StateQuery {
 
 const MARK = '@@rha:';
 
+/** Where and how to reach the local Redis with redis-cli on a host. */
+export interface RedisCliTarget {
+  cliPath: string;
+  port: number;
+  password: string;
+  become: boolean;
+}
+
+
+/**
+ * The one way rha runs redis-cli on a host: `body` (sh) may call `rcli ARGS...`, which runs
+ * `redis-cli -h 127.0.0.1 -p PORT ARGS...` authenticated with the cluster's password, ended after
+ * `cliTimeoutS` (10) seconds.
+ *
+ * The password is in no process's argv or environment on the host (REDISCLI_AUTH would be
+ * inherited by every `timeout`, `head` or `grep` of the script): it arrives as the first line of
+ * the script's stdin, is read by the shell's `read` builtin into a variable that is never exported,
+ * and reaches redis-cli through a pipe from the `printf` builtin, read by `--askpass` (which, on a
+ * pipe, reads one raw line: no prompt, no quoting). The shell's memory, like redis-cli's, is
+ * readable only by its own user (root, or the login user) through /proc/PID/mem.
+ */
+export function redisCliCommand(body: string, t: RedisCliTarget, opts: { timeoutMs: number; cliTimeoutS?: number }): Command {
+  // One line of stdin carries the password, so a newline or NUL cannot (validation refuses them).
+  if (/[\n\0]/.test(t.password)) throw new Error('the Redis password contains a newline or NUL');
+  const script = [
+    "IFS= read -r rha_redis_auth || { echo 'rha: the Redis password did not arrive on stdin' >&2; exit 125; }",
+    'exec </dev/null',
+    `rcli() { printf '%s\\n' "$rha_redis_auth" | timeout ${opts.cliTimeoutS ?? 10} ${quote(t.cliPath)} --askpass -h 127.0.0.1 -p ${t.port} "$@"; }`,
+    body,
+  ].join('\n');
+  return shellCommand(script, { stdin: `${t.password}\n`, become: t.become, timeoutMs: opts.timeoutMs });
+}
+
 /** The command that reads a node's live state; its output is parsed by parseNodeState. */
 export function nodeStateCommand(q: StateQuery): Command {
   const script = [
     `echo ${MARK}redis`,
-    `timeout 3 ${quote(q.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${q.port} INFO 2>&1 | head -c 100000`,
+    `rcli INFO 2>&1 | head -c 100000`,
     `echo; echo ${MARK}vip`,
     `ip -o -4 addr show 2>/dev/null | grep -qF ${quote(` inet ${q.vip} `)} && echo yes || echo no`,
     `echo ${MARK}keepalived`,
@@ -56,7 +89,7 @@ export function nodeStateCommand(q: StateQuery): Command {
     `p=$(cat /run/keepalived.pid 2>/dev/null); [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null && echo yes || echo no`,
     ...(q.configDir ? [`echo ${MARK}rolefile`, `sed -n 's/^replicaof[[:space:]]*//p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`] : []),
   ].join('\n');
-  return shellCommand(script, { env: { REDISCLI_AUTH: new Secret(q.password) }, become: q.become, timeoutMs: 15_000 });
+  return redisCliCommand(script, q, { timeoutMs: 15_000, cliTimeoutS: 3 });
 }
 
 /** Parses `INFO` text into a flat map (CRLF lines, `# Section` headers skipped). */

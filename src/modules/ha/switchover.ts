@@ -11,9 +11,9 @@
  * only, the replica's priority is raised to 254 through keepalived's switchover track file (see
  * templates/keepalived/keepalived.conf.hbs): it then takes over within about 10 ms.
  */
-import { Secret, shellCommand, quote } from '../../core/command.js';
+import { shellCommand, quote } from '../../core/command.js';
 import type { Connection } from '../../core/types.js';
-import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
+import { readNodeState, redisCliCommand, type NodeState, type RedisCliTarget, type StateQuery } from './redis-state.js';
 import { writeRoleFileScript } from './role-file.js';
 import { describeVrrpState, waitVrrpStateScript } from './vrrp-state.js';
 
@@ -75,15 +75,8 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     throw new SwitchoverError(`cluster ${s.cluster}: keepalived on ${replica.name} is ${describeVrrpState(seen)} after ${READY_WAIT_S} s; nothing moved`);
   }
 
-  const cliLine = `${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port}`;
   const cli = (n: SwitchoverNode, args: string[], timeoutMs = 10_000) =>
-    n.conn.exec(
-      shellCommand(`${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port} ${args.map(quote).join(' ')}`, {
-        env: { REDISCLI_AUTH: new Secret(s.password) },
-        become: s.become,
-        timeoutMs,
-      }),
-    );
+    n.conn.exec(redisCliCommand(`rcli ${args.map(quote).join(' ')}`, cliTarget(s), { timeoutMs }));
   const maxPause = s.maxPauseMs ?? 10_000;
   const t0 = Date.now();
   let paused = false;
@@ -95,7 +88,7 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     log(`writes paused on ${master.name}`);
     // Writes are paused: the master's offset no longer moves; wait until the replica has it all.
     const target = (await readNodeState(master.conn, q)).offset;
-    const caught = await pollOn(replica, s, `[ "$(${quote(s.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${s.port} INFO replication | tr -d '\\r' | sed -n 's/^slave_repl_offset://p')" -ge ${target} ]`, 5);
+    const caught = await pollOn(replica, s, `[ "$(rcli INFO replication | tr -d '\\r' | sed -n 's/^slave_repl_offset://p')" -ge ${target} ]`, 5);
     if (!caught) throw new SwitchoverError(`${replica.name} did not reach offset ${target} of ${master.name} within 5 s: switchover abandoned, nothing moved`);
     log(`${replica.name} caught up to offset ${target}`);
 
@@ -103,15 +96,16 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
     // VIP arrives. The master is paused meanwhile: no client can write to both.
     const role = (n: SwitchoverNode, of: SwitchoverNode | undefined, what: string) =>
       n.conn.exec(
-        shellCommand(
+        redisCliCommand(
           [
             'set -e',
-            of ? `${cliLine} REPLICAOF ${quote(of.address)} ${s.port} >/dev/null` : `${cliLine} REPLICAOF NO ONE >/dev/null`,
+            of ? `rcli REPLICAOF ${quote(of.address)} ${s.port} >/dev/null` : 'rcli REPLICAOF NO ONE >/dev/null',
             // A master fenced by a notify hook (min-replicas-to-write) takes writes again.
-            of ? ':' : `${cliLine} CONFIG SET min-replicas-to-write 0 >/dev/null`,
+            of ? ':' : 'rcli CONFIG SET min-replicas-to-write 0 >/dev/null',
             writeRoleFileScript(s.configDir, of ? { host: of.address, port: s.port } : undefined, what),
           ].join('\n'),
-          { env: { REDISCLI_AUTH: new Secret(s.password) }, become: s.become, timeoutMs: 15_000 },
+          cliTarget(s),
+          { timeoutMs: 15_000 },
         ),
       );
     const promoted = await role(replica, undefined, 'rha switchover');
@@ -227,8 +221,12 @@ const KEEPALIVED_START = [
 /** Runs `condition` (sh) on the node every `everyS` seconds until true or `timeoutS`; true when it held. */
 async function pollOn(n: SwitchoverNode, s: SwitchoverSpec, condition: string, timeoutS: number, everyS = 0.05): Promise<boolean> {
   const script = [`end=$(( $(date +%s) + ${timeoutS} ))`, `until ${condition}; do`, '  [ "$(date +%s)" -lt "$end" ] || exit 1', `  sleep ${everyS}`, 'done'].join('\n');
-  const r = await n.conn.exec(shellCommand(script, { env: { REDISCLI_AUTH: new Secret(s.password) }, become: s.become, timeoutMs: (timeoutS + 10) * 1000 }));
+  const r = await n.conn.exec(redisCliCommand(script, cliTarget(s), { timeoutMs: (timeoutS + 10) * 1000 }));
   return r.ok;
+}
+
+function cliTarget(s: SwitchoverSpec): RedisCliTarget {
+  return { cliPath: s.cliPath, port: s.port, password: s.password, become: s.become };
 }
 
 async function pollUntil(probe: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {

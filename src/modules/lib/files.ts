@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { describeFailure, maskSecrets, quote } from '../../core/command.js';
 import type { BulkReader, FileDiff, ModuleOutcome, PlannedChange, ReadSpec, TaskContext } from '../../core/types.js';
+import { maskFileDiff } from '../../core/secret-lines.js';
 import { ModuleFailure } from './failure.js';
 import { changed, failed, runScript } from './run.js';
 
@@ -19,6 +20,12 @@ export interface FileSpec {
   mode?: string;
   owner?: string;
   group?: string;
+  /**
+   * Which lines hold secrets, for diffs: `true` = the whole file (a password file; its size and
+   * checksum are not reported either), or directive names (`requirepass`) whose values are secret.
+   * Either way, the defaults of maskFileDiff (requirepass, auth_pass, *password*...) apply too.
+   */
+  secret?: boolean | readonly string[];
 }
 
 export interface WriteOptions {
@@ -187,8 +194,16 @@ export function compareFile(
     const after = asText(content);
     const old = before === undefined ? '' : asText(before);
     if (after === undefined || old === undefined) return undefined;
-    return { path: dest, before: maskSecrets(old, opts.secrets), after: maskSecrets(after, opts.secrets) };
+    // Lines first, on the real values (so a changed secret is told apart from an unchanged one),
+    // then any secret value of the run left elsewhere in the text.
+    const masked = maskFileDiff(
+      { path: dest, before: old, after },
+      { whole: spec.secret === true, directives: Array.isArray(spec.secret) ? spec.secret : [], values: opts.secrets },
+    );
+    return { path: dest, before: maskSecrets(masked.before, opts.secrets), after: maskSecrets(masked.after, opts.secrets) };
   };
+  // A password file's size is the password's length.
+  const size = spec.secret === true ? 'secret' : `${content.length} bytes`;
   if (current.kind === 'absent') {
     const diff = makeDiff(undefined);
     return {
@@ -196,7 +211,7 @@ export function compareFile(
       sha256: sum,
       contentChanged: true,
       attrs: {},
-      changes: [{ description: `create ${dest} (${content.length} bytes${attrsText ? `, ${attrsText}` : ''})`, ...(diff ? { diff } : {}) }],
+      changes: [{ description: `create ${dest} (${size}${attrsText ? `, ${attrsText}` : ''})`, ...(diff ? { diff } : {}) }],
       diff,
     };
   }
@@ -210,7 +225,7 @@ export function compareFile(
   if (contentChanged) {
     // Too big (or --diff off) to fetch: the diff shows only the new side when it is text.
     diff = current.content !== undefined ? makeDiff(current.content) : undefined;
-    changes.push({ description: `update ${dest} (${content.length} bytes${attrsText ? `, ${attrsText}` : ''})`, ...(diff ? { diff } : {}) });
+    changes.push({ description: `update ${dest} (${size}${attrsText ? `, ${attrsText}` : ''})`, ...(diff ? { diff } : {}) });
   } else {
     if (attrs.mode) changes.push({ description: `chmod ${attrs.mode} ${dest} (was ${current.mode})` });
     if (attrs.owner || attrs.group) {
@@ -329,7 +344,7 @@ export async function applyFilePlan(
   spec: FileSpec & WriteOptions,
   plan: FilePlan,
 ): Promise<ModuleOutcome> {
-  const data: Record<string, unknown> = { dest: spec.dest, checksum: plan.sha256 };
+  const data: Record<string, unknown> = { dest: spec.dest, ...(spec.secret === true ? {} : { checksum: plan.sha256 }) };
   const diffs = plan.diff ? [plan.diff] : undefined;
   if (plan.contentChanged) {
     const w = await writeFileAtomic(ctx, spec);
