@@ -49,6 +49,7 @@ export interface KeepalivedConfState {
 const READ = `conf=${CONF}
 p=$(cat /run/keepalived.pid 2>/dev/null)
 if [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null; then echo "running $p"; else echo "running -"; fi
+[ -f $conf ] || { echo "conf -"; exit 0; }
 echo "conf $(sha256sum < $conf | cut -d' ' -f1)"
 echo "auth $(sed -n 's/^[[:space:]]*auth_pass[[:space:]]*//p' $conf | sha256sum | cut -d' ' -f1)"
 echo "loaded $(cat ${LOADED} 2>/dev/null)"
@@ -117,6 +118,7 @@ export const keepalivedReload: Module<Args, State> = {
     const svcArgs = serviceModule.args.parse({ ...a.service, state: 'reloaded' });
     const state = { svcArgs, svcPlan: { changes: [] }, self };
     if (!self.running) return { changes: [], reason: `keepalived is not running on ${ctx.host.name}: it loads ${CONF} when it starts`, state };
+    if (self.confSha === '-') return { changes: [], reason: `no ${CONF} on ${ctx.host.name} yet`, state };
     if (self.loadedConf === self.confSha) return { changes: [], reason: `keepalived on ${ctx.host.name} runs the installed ${CONF}`, state };
     // In check mode the peer's file was only planned, not written: report the step.
     const blocked = ctx.check ? undefined : reloadBlocked(self, peer, { self: ctx.host.name, peer: pair.peer });

@@ -122,7 +122,10 @@ export async function readAuthState(conn: Connection, pair: PairView, become: bo
     return { first, replies };
   };
   const withNew = await probe(pair.password);
-  if (withNew.first.kind === 'down') return { kind: 'down', why: withNew.first.text.split('\n')[0] };
+  if (withNew.first.kind === 'down') {
+    const text = withNew.first.text;
+    return { kind: 'down', why: /No such file|not found/.test(text) ? 'redis-cli is not installed yet' : text.split('\n')[0] };
+  }
   if (withNew.first.kind === 'ok') {
     return {
       kind: 'new',
