@@ -187,6 +187,8 @@ describe('rotating secrets on a running pair', () => {
     for (const h of ['node1', 'node2']) {
       expect(await accepts(h, newPw)).toBe(true);
       expect(await accepts(h, oldPw)).toBe(false);
+      // A replica reconnecting after a restart or a switchover authenticates with the new one.
+      expect((await redisOn(info, h, c, ['CONFIG', 'GET', 'masterauth'])).out.split('\n')[1]).toBe(newPw);
     }
 
     writeFileSync(secretFile('vrrp'), `${newAuth}\n`, { mode: 0o600 });

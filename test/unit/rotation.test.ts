@@ -74,15 +74,15 @@ describe('redis.conf password lines', () => {
 });
 
 describe('the add and drop plans', () => {
-  it('adds the new password and sets masterauth where only the old one works', () => {
-    expect(planAdd({ kind: 'old', old: 'o' }, true)).toEqual({ addNew: true, setMasterauth: true, rewriteConf: true });
+  it('adds the new password where only the old one works; masterauth waits for the drop (the peer may not accept it yet)', () => {
+    expect(planAdd({ kind: 'old', old: 'o' }, true)).toEqual({ addNew: true, rewriteConf: true });
   });
   it('a re-run after the add step only finishes what is left', () => {
-    expect(planAdd({ kind: 'new', hashes: [sha256hex('o'), sha256hex('n')], masterauthNew: true }, false)).toEqual({ addNew: false, setMasterauth: false, rewriteConf: false });
-    expect(planAdd({ kind: 'new', hashes: [sha256hex('n')], masterauthNew: false }, true)).toEqual({ addNew: false, setMasterauth: true, rewriteConf: true });
+    expect(planAdd({ kind: 'new', hashes: [sha256hex('o'), sha256hex('n')], masterauthNew: false }, false)).toEqual({ addNew: false, rewriteConf: false });
+    expect(planAdd({ kind: 'new', hashes: [sha256hex('n')], masterauthNew: false }, true)).toEqual({ addNew: false, rewriteConf: true });
   });
   it('a stopped Redis gets its password from redis.conf when it starts', () => {
-    expect(planAdd({ kind: 'down', why: 'refused' }, true)).toEqual({ addNew: false, setMasterauth: false, rewriteConf: true });
+    expect(planAdd({ kind: 'down', why: 'refused' }, true)).toEqual({ addNew: false, rewriteConf: true });
   });
   it('drops while another password is accepted or masterauth is old; not once only the new one is left', () => {
     expect(needsDrop({ kind: 'new', hashes: [sha256hex('o'), sha256hex('n')], masterauthNew: true }, 'n')).toBe(true);

@@ -3,14 +3,16 @@
  * moment in which a client, a health check or the replication link holds a password Redis refuses.
  *
  *   phase add  (before redis.conf is rendered): on each node, the new password is accepted next to
- *              the old one (Redis 7 ACL: `ACL SETUSER default >NEW` keeps the old), masterauth is
- *              set to the new one, and the requirepass/masterauth lines of redis.conf are rewritten
- *              in place, so that a password-only change leaves nothing for the redis.conf template
- *              (whose change would trigger the rolling restart).
+ *              the old one (Redis 7 ACL: `ACL SETUSER default >NEW` keeps the old), and the
+ *              requirepass/masterauth lines of redis.conf are rewritten in place, so that a
+ *              password-only change leaves nothing for the redis.conf template (whose change would
+ *              trigger the rolling restart).
  *   …          the scripts' credentials (redis.auth) are switched by the keepalived playbook;
  *   phase drop (last step of the bring-up): once both nodes' redis.auth hold the new password (the
- *              notify hook talks to the peer's Redis too), `ACL SETUSER default resetpass >NEW`
- *              leaves only the new one. Connections already authenticated stay so.
+ *              notify hook talks to the peer's Redis too), which also means both nodes accept it,
+ *              masterauth becomes the new one (a replica reconnecting with it is accepted by its
+ *              master) and `ACL SETUSER default resetpass >NEW` leaves only the new one.
+ *              Connections already authenticated, the replication link among them, stay so.
  *
  * The old password is learnt from the host (/etc/keepalived/rha/redis.auth, root only): read over
  * SSH into memory, never printed. Each phase re-reads the live state, so a run that stopped half
@@ -86,16 +88,17 @@ export type AuthState =
 
 export interface AddPlan {
   addNew: boolean;
-  setMasterauth: boolean;
   rewriteConf: boolean;
 }
 
-/** The add phase's steps from a node's state (pure). */
+/**
+ * The add phase's steps from a node's state (pure). masterauth waits for the drop phase: set now,
+ * a replica reconnecting before its master accepts the new password would be refused.
+ */
 export function planAdd(s: AuthState, confHasOldLines: boolean): AddPlan {
-  if (s.kind === 'down') return { addNew: false, setMasterauth: false, rewriteConf: confHasOldLines };
-  if (s.kind === 'old') return { addNew: true, setMasterauth: true, rewriteConf: confHasOldLines };
-  if (s.kind === 'new') return { addNew: false, setMasterauth: !s.masterauthNew, rewriteConf: confHasOldLines };
-  return { addNew: false, setMasterauth: false, rewriteConf: false };
+  if (s.kind === 'old') return { addNew: true, rewriteConf: confHasOldLines };
+  if (s.kind === 'neither') return { addNew: false, rewriteConf: false };
+  return { addNew: false, rewriteConf: confHasOldLines };
 }
 
 /** Whether the drop phase has work on a node (pure): more than the new password accepted, or masterauth not yet new. */
@@ -174,9 +177,7 @@ export const redisAuth: Module<Args, State> = {
         if (add.addNew && auth.kind === 'old') {
           await run(auth.old, [['ACL', 'SETUSER', 'default', new Secret(`>${pair.password}`)]], 'new password accepted next to the old one');
         }
-        if (add.setMasterauth) {
-          await run(pair.password, [['CONFIG', 'SET', 'masterauth', new Secret(pair.password)], ['PING']], 'masterauth set to the new password');
-        }
+        if (add.addNew) await run(pair.password, [['PING']], 'the new password works');
         const conf = plan.state!.conf;
         if (add.rewriteConf && conf) {
           const w = await writeFileAtomic(ctx, { dest: conf.path, content: rewriteAuthLines(conf.content, pair.password) });
@@ -187,7 +188,7 @@ export const redisAuth: Module<Args, State> = {
         await run(
           pair.password,
           [['ACL', 'SETUSER', 'default', 'resetpass', new Secret(`>${pair.password}`)], ...(auth.kind === 'new' && !auth.masterauthNew ? [['CONFIG', 'SET', 'masterauth', new Secret(pair.password)]] : [])],
-          'old password dropped',
+          auth.kind === 'new' && !auth.masterauthNew ? 'masterauth set to the new password, old password dropped' : 'old password dropped',
         );
       }
     } catch (e) {
@@ -208,7 +209,6 @@ async function planAddPhase(ctx: TaskContext, pair: PairView, auth: AuthState) {
   const add = planAdd(auth, confHasOldLines);
   const changes = [
     ...(add.addNew ? [{ description: `accept the new Redis password on ${ctx.host.name} next to the old one (ACL SETUSER default >***), until both nodes' scripts use it` }] : []),
-    ...(add.setMasterauth ? [{ description: `set masterauth to the new password on ${ctx.host.name} (CONFIG SET, no restart)` }] : []),
     ...(add.rewriteConf ? [{ description: `write the new password into the requirepass/masterauth lines of ${confPath} (no restart)` }] : []),
   ];
   const state: State = { pair, auth, add, conf: { path: confPath, content } };
@@ -250,7 +250,7 @@ async function planDropPhase(ctx: TaskContext, pair: PairView, auth: AuthState) 
   return {
     changes: [
       {
-        description: `drop the old Redis password on ${ctx.host.name} (ACL SETUSER default resetpass >***${extra ? `; ${extra} other password${extra > 1 ? 's' : ''} accepted until now` : ''}${auth.masterauthNew ? '' : '; masterauth set to the new one'})`,
+        description: `${auth.masterauthNew ? '' : `set masterauth to the new password on ${ctx.host.name} (CONFIG SET), `}drop the old Redis password on ${ctx.host.name} (ACL SETUSER default resetpass >***${extra ? `; ${extra} other password${extra > 1 ? 's' : ''} accepted until now` : ''})`,
       },
     ],
     state,
