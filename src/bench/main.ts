@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { ClusterSpec } from '../core/types.js';
 import { loadInventory } from '../inventory/index.js';
 import { labDown, labExec, labKill, labUp, type LabInfo } from '../lab/index.js';
-import { call, vipTarget } from '../pair/client.js';
+import { call, fastClient, vipTarget } from '../pair/client.js';
 import { packageRoot } from '../cli/run.js';
 import { runPool } from '../runner/pool.js';
 import { parseBenchArgs, type BenchOptions } from './options.js';
@@ -24,8 +24,9 @@ import { median, parseRecap, recapTotals } from './stats.js';
 const ROOT = packageRoot();
 const BENCH = path.join(ROOT, 'bench');
 const RHA = path.join(ROOT, 'dist', 'cli', 'main.js');
-const SCALE_LAB = 'bench';
-const PAIR_LAB = 'benchpair';
+// RHA_BENCH_LAB_PREFIX: other lab names, so that two bench runs on one machine do not share labs.
+const SCALE_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}bench`;
+const PAIR_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}benchpair`;
 
 const log = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`);
@@ -280,6 +281,72 @@ async function bareBaseline(lab: LabInfo, spare: string): Promise<Omit<BuildResu
   }
 }
 
+/** SET through the VIP on a fresh connection; 'refused' when the password was (ioredis reports it on the connection). */
+async function authedSet(c: ClusterSpec, password: string, key: string, value: string): Promise<'ok' | 'refused' | 'failed'> {
+  const cl = fastClient({ ...vipTarget(c), password }, 300);
+  let refused = false;
+  cl.on('error', (e: Error) => (refused ||= /WRONGPASS|NOAUTH/.test(e.message)));
+  try {
+    await cl.connect();
+    return (await cl.call('SET', key, value)) === 'OK' ? 'ok' : 'failed';
+  } catch (e) {
+    return refused || /WRONGPASS|NOAUTH/.test((e as Error).message) ? 'refused' : 'failed';
+  } finally {
+    cl.disconnect();
+  }
+}
+
+/**
+ * Rotates redis.password, then auth_pass, with `rha provision` on the running pair while a client
+ * writes through the VIP (re-authenticating with the new password once the old one is refused);
+ * per rotation, the longest interval without an acknowledged write.
+ */
+async function rotationRuns(lab: LabInfo, c0: ClusterSpec, o: BenchOptions): Promise<NonNullable<BenchResult['rotation']>> {
+  let c = c0;
+  const gaps = { redis: [] as number[], vrrp: [] as number[] };
+  let refusedWrites = 0;
+  let failedWrites = 0;
+  for (let i = 1; i <= o.repeat; i++) {
+    for (const kind of ['redis', 'vrrp'] as const) {
+      checkAborted();
+      const file = path.join(lab.dir, 'secrets', `${c.name}.${kind}.pass`);
+      // keepalived uses at most 8 characters of auth_pass.
+      const next = kind === 'redis' ? `bench-rotated-${Date.now()}-${i}` : `b${Date.now() % 10_000_000}`;
+      const passwords = [(c.redis as { password: string }).password, kind === 'redis' ? next : (c.redis as { password: string }).password];
+      let stop = false;
+      let pw = 0;
+      const t0 = performance.now();
+      let lastAck = t0;
+      let longest = 0;
+      const writer = (async () => {
+        for (let k = 0; !stop; k++) {
+          const r = await authedSet(c, passwords[pw], 'rha:bench:rotation', String(k));
+          if (r === 'ok') {
+            const now = performance.now();
+            longest = Math.max(longest, now - lastAck);
+            lastAck = now;
+          } else if (r === 'refused') {
+            refusedWrites++;
+            pw = (pw + 1) % passwords.length;
+          } else {
+            failedWrites++;
+            await new Promise((res) => setTimeout(res, 25));
+          }
+        }
+      })();
+      await fs.writeFile(file, `${next}\n`, { mode: 0o600 });
+      const p = await provision(lab);
+      stop = true;
+      await writer;
+      longest = Math.max(longest, performance.now() - lastAck);
+      gaps[kind].push(longest);
+      log(`rotation ${i}/${o.repeat}: ${kind === 'redis' ? 'redis.password' : 'auth_pass'} rotated by rha provision in ${secs(p.wallMs)}, longest gap between acknowledged writes ${secs(longest)}`);
+      c = [...(await loadInventory(lab.inventoryPath)).clusters.values()][0];
+    }
+  }
+  return { redisPassword: samples(gaps.redis), authPass: samples(gaps.vrrp), refusedWrites, failedWrites };
+}
+
 async function switchoverAvailable(): Promise<string | undefined> {
   const r = await timed([process.execPath, RHA, 'switchover', '--help']);
   return r.code === 0 ? undefined : `rha switchover --help exited ${r.code}`;
@@ -304,7 +371,7 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
       await provision(lab);
     }
     if (!o.failover) return;
-    const c = [...(await loadInventory(lab.inventoryPath)).clusters.values()][0];
+    let c = [...(await loadInventory(lab.inventoryPath)).clusters.values()][0];
 
     const failover: number[] = [];
     for (let i = 1; i <= o.repeat; i++) {
@@ -321,6 +388,9 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
       await provision(lab);
     }
     result.failover = samples(failover);
+
+    result.rotation = await rotationRuns(lab, c, o);
+    c = [...(await loadInventory(lab.inventoryPath)).clusters.values()][0]; // the rotated secrets
 
     const why = await switchoverAvailable();
     if (why) {

@@ -74,6 +74,12 @@ export interface BenchResult {
    * writer running through the switchover (the time writes were held, as a client sees it).
    */
   switchover: (Samples & { available: true; commandMedianMs?: number; pause?: Samples }) | { available: false; why: string };
+  /**
+   * Secret rotation on the running pair (`rha provision` after changing the secret), per
+   * repetition: the longest interval between two acknowledged writes of a writer through the VIP
+   * that re-authenticates with the new password once the old one is refused. A figure, no target.
+   */
+  rotation?: { redisPassword: Samples; authPass: Samples; refusedWrites: number; failedWrites: number };
   targets: Target[];
   /** Set when the run stopped early (failure or Ctrl-C): the numbers above are what was measured before. */
   error?: string;
@@ -248,6 +254,13 @@ export function renderResult(r: BenchResult): string {
           ...(r.switchover.pause ? [`Switchover (longest gap between acknowledged writes): ${fmt(r.switchover.pause)}`] : []),
         ].join('\n')
       : `Switchover: not available (${r.switchover.why})`,
+    ...(r.rotation
+      ? [
+          `Rotation of redis.password (longest gap between acknowledged writes): ${fmt(r.rotation.redisPassword)}`,
+          `Rotation of auth_pass (longest gap between acknowledged writes): ${fmt(r.rotation.authPass)}`,
+          `Rotation: ${r.rotation.refusedWrites} writes refused for the old password (the client then re-authenticates), ${r.rotation.failedWrites} failed otherwise`,
+        ]
+      : []),
     '',
   );
   lines.push(

@@ -16,6 +16,8 @@ import { haService } from './ha/ha-service.js';
 import { haSwitchover } from './ha/ha-switchover.js';
 import { redisInstall } from './ha/redis-install.js';
 import { redisReplication } from './ha/redis-replication.js';
+import { redisAuth } from './ha/redis-auth.js';
+import { keepalivedReload } from './ha/keepalived-reload.js';
 
 const all: Module<any, any>[] = [
   commandModule,
@@ -36,6 +38,8 @@ const all: Module<any, any>[] = [
   redisReplication,
   haService,
   haSwitchover,
+  redisAuth,
+  keepalivedReload,
 ];
 
 export const modules: ReadonlyMap<string, Module> = new Map(all.map((m) => [m.name, m as Module]));

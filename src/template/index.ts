@@ -15,8 +15,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import Handlebars from 'handlebars';
-
 import { quote, quoteArgv } from '../core/command.js';
+
+/** A value as a double-quoted redis.conf word (the `redis_quote` helper; redis_auth writes the same lines). */
+export function redisQuote(value: string): string {
+  return '"' + value.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+}
 
 type Node = hbs.AST.Node;
 type Expr = hbs.AST.Expression;
@@ -111,7 +115,7 @@ const helpers: Record<string, (...a: unknown[]) => unknown> = {
   /** POSIX shell quote; a list becomes a quoted argv. */
   quote: (...a) => (Array.isArray(a[0]) ? quoteArgv(a[0].map(String)) : quote(String(a[0] ?? ''))),
   /** A redis.conf string argument: double-quoted, with backslash and quote escaped (sdssplitargs rules). */
-  redis_quote: (...a) => '"' + String(a[0] ?? '').replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"',
+  redis_quote: (...a) => redisQuote(String(a[0] ?? '')),
   /** Arithmetic for conditions such as the priority rule: `lt master (add replica weight)`. */
   add: (...a) => num(a[0], 'add') + num(a[1], 'add'),
   abs: (...a) => Math.abs(num(a[0], 'abs')),

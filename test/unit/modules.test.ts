@@ -30,7 +30,7 @@ describe('registry', () => {
   it('has every core module and the pair modules under their task keys', () => {
     expect([...modules.keys()].sort()).toEqual(
       ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for',
-        'redis_install', 'ha_topology', 'redis_replication', 'ha_service', 'ha_switchover'].sort(),
+        'redis_install', 'ha_topology', 'redis_replication', 'ha_service', 'ha_switchover', 'redis_auth', 'keepalived_reload'].sort(),
     );
   });
   it.each([...modules.keys()])('%s rejects unknown keys', (name) => {
@@ -52,6 +52,8 @@ describe('registry', () => {
       redis_replication: { master: 'node1' },
       ha_service: { name: 'redis', role: 'master', service: { name: 'redis-server' } },
       ha_switchover: {},
+      redis_auth: { phase: 'add' },
+      keepalived_reload: { service: { name: 'keepalived' } },
     };
     expect(modules.get(name)!.args.safeParse(base[name]).success).toBe(true);
     expect(modules.get(name)!.args.safeParse({ ...(base[name] as object), bogus: 1 }).success).toBe(false);

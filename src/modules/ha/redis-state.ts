@@ -160,3 +160,50 @@ export async function readNodeState(conn: Connection | undefined, q: StateQuery)
     return { ...down, error: (e as Error).message };
   }
 }
+
+/** One redis-cli argument: plain text, or a Secret (a password being set) that must not reach argv or output. */
+export type CliArg = string | Secret;
+
+/**
+ * A redis-cli command line as redis-cli's own parser reads it (sdssplitargs): every byte of every
+ * argument as `\xHH` inside double quotes, so any value (quotes, spaces, `>` …) arrives intact.
+ */
+export function encodeCliLine(args: readonly CliArg[]): string {
+  return args
+    .map((a) => `"${[...Buffer.from(a instanceof Secret ? a.value : a, 'utf8')].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('')}"`)
+    .join(' ');
+}
+
+/** Marks each reply in the output of redisCliCommands. */
+export const REPLY_MARK = '@@rha:reply';
+
+/**
+ * The command that runs several redis-cli commands on the node's local Redis, authenticated with
+ * `q.password` the same way the state probe is (REDISCLI_AUTH, itself sent over stdin). The
+ * commands themselves travel on stdin too (one encoded line each, read by the shell builtins and
+ * fed to redis-cli's stdin), so a password being set never appears in any process's argv or
+ * environment. Output: per command, a REPLY_MARK line then its raw reply (stderr included, so an
+ * `AUTH failed` lands in the first one); parse it with splitCliReplies.
+ */
+export function redisCliCommands(q: Pick<StateQuery, 'cliPath' | 'port' | 'password' | 'become'>, commands: readonly CliArg[][], timeoutS = 5): Command {
+  const script = [
+    'while IFS= read -r line; do',
+    `  echo ${MARK}reply`,
+    `  printf '%s\\n' "$line" | timeout ${timeoutS} ${quote(q.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${q.port} 2>&1`,
+    'done',
+  ].join('\n');
+  return shellCommand(script, {
+    env: { REDISCLI_AUTH: new Secret(q.password) },
+    stdin: commands.map((c) => encodeCliLine(c) + '\n').join(''),
+    become: q.become,
+    timeoutMs: (timeoutS * commands.length + 15) * 1000,
+  });
+}
+
+/** The replies in redisCliCommands' output, one string per command (trimmed, CR removed). */
+export function splitCliReplies(stdout: string): string[] {
+  return stdout
+    .split(`${REPLY_MARK}\n`)
+    .slice(1)
+    .map((s) => s.replace(/\r/g, '').trim());
+}
