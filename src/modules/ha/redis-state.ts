@@ -2,7 +2,7 @@
  * The live state of one node of a pair, read in one round-trip: Redis INFO, whether this host
  * holds the VIP, whether keepalived runs. A fact in the style.md sense: a command and a parser.
  */
-import { shellCommand, quote, type Command } from '../../core/command.js';
+import { Secret, shellCommand, quote, type Command } from '../../core/command.js';
 import type { Connection } from '../../core/types.js';
 
 export interface NodeState {
@@ -179,22 +179,24 @@ export const REPLY_MARK = '@@rha:reply';
 
 /**
  * The command that runs several redis-cli commands on the node's local Redis, authenticated with
- * `q.password` the same way the state probe is (REDISCLI_AUTH, itself sent over stdin). The
- * commands themselves travel on stdin too (one encoded line each, read by the shell builtins and
- * fed to redis-cli's stdin), so a password being set never appears in any process's argv or
- * environment. Output: per command, a REPLY_MARK line then its raw reply (stderr included, so an
- * `AUTH failed` lands in the first one); parse it with splitCliReplies.
+ * `q.password` the same way the state probe is (redisCliCommand: the first line of stdin, read by
+ * the shell's `read` builtin, piped to `redis-cli --askpass`). The commands travel on stdin too
+ * (one encoded line each, read by the shell builtins and fed to redis-cli's stdin after the
+ * password), so a password being set never appears in any process's argv or environment. Output:
+ * per command, a REPLY_MARK line then its raw reply (stderr included, so an `AUTH failed` lands in
+ * the first one); parse it with splitCliReplies.
  */
 export function redisCliCommands(q: Pick<StateQuery, 'cliPath' | 'port' | 'password' | 'become'>, commands: readonly CliArg[][], timeoutS = 5): Command {
+  if (/[\n\0]/.test(q.password)) throw new Error('the Redis password contains a newline or NUL');
   const script = [
+    "IFS= read -r rha_redis_auth || { echo 'rha: the Redis password did not arrive on stdin' >&2; exit 125; }",
     'while IFS= read -r line; do',
     `  echo ${MARK}reply`,
-    `  printf '%s\\n' "$line" | timeout ${timeoutS} ${quote(q.cliPath)} --no-auth-warning -h 127.0.0.1 -p ${q.port} 2>&1`,
+    `  printf '%s\\n' "$rha_redis_auth" "$line" | timeout ${timeoutS} ${quote(q.cliPath)} --askpass -h 127.0.0.1 -p ${q.port} 2>&1`,
     'done',
   ].join('\n');
   return shellCommand(script, {
-    env: { REDISCLI_AUTH: new Secret(q.password) },
-    stdin: commands.map((c) => encodeCliLine(c) + '\n').join(''),
+    stdin: `${q.password}\n` + commands.map((c) => encodeCliLine(c) + '\n').join(''),
     become: q.become,
     timeoutMs: (timeoutS * commands.length + 15) * 1000,
   });
