@@ -143,7 +143,7 @@ function aliasProblem(src: YamlSource, e: Error): InputProblem {
       const a = anchors.get(node.resolve(doc));
       return a ? a.count * a.aliasCount : 0;
     }
-    if (isCollection(node)) return Math.max(0, ...node.items.map(aliasCountOf));
+    if (isCollection(node)) return (node.items as unknown[]).reduce<number>((m, it) => Math.max(m, aliasCountOf(it)), 0);
     if (isPair(node)) return Math.max(aliasCountOf(node.key), aliasCountOf(node.value));
     return 1;
   };
