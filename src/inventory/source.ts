@@ -74,7 +74,9 @@ export function parseYaml(file: string, text: string): { source: YamlSource; pro
         file,
         line: pos.line,
         column: pos.col,
-        message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+        message: /maximum call stack/i.test(e.message)
+          ? 'invalid YAML: nested too deeply to read (the parser ran out of stack): flatten it'
+          : `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
         severity: 'error',
       },
     );
