@@ -85,7 +85,9 @@ export function printProblems(problems: InputProblem[], io: Io, secrets: Iterabl
   const seen = new Set<string>();
   for (const p of sorted) {
     const file = p.file && path.isAbsolute(p.file) ? displayPath(p.file, io.cwd) : p.file;
-    const text = maskSecrets(formatProblem({ ...p, file }), secrets);
+    // Masked before formatting: formatProblem escapes control characters, after which a secret holding one would no longer match.
+    const mask = (t: string | undefined) => (t === undefined ? t : maskSecrets(t, secrets));
+    const text = formatProblem({ ...p, file, path: mask(p.path), message: mask(p.message)! });
     const line = p.severity === 'error' ? `error: ${text}` : text;
     if (seen.has(line)) continue;
     seen.add(line);

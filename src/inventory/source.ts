@@ -74,7 +74,9 @@ export function parseYaml(file: string, text: string): { source: YamlSource; pro
         file,
         line: pos.line,
         column: pos.col,
-        message: `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
+        message: /maximum call stack/i.test(e.message)
+          ? 'invalid YAML: nested too deeply to read (the parser ran out of stack): flatten it'
+          : `invalid YAML: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`,
         severity: 'error',
       },
     );
@@ -143,7 +145,7 @@ function aliasProblem(src: YamlSource, e: Error): InputProblem {
       const a = anchors.get(node.resolve(doc));
       return a ? a.count * a.aliasCount : 0;
     }
-    if (isCollection(node)) return Math.max(0, ...node.items.map(aliasCountOf));
+    if (isCollection(node)) return (node.items as unknown[]).reduce<number>((m, it) => Math.max(m, aliasCountOf(it)), 0);
     if (isPair(node)) return Math.max(aliasCountOf(node.key), aliasCountOf(node.value));
     return 1;
   };

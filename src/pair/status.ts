@@ -6,6 +6,7 @@ import { shellCommand } from '../core/command.js';
 import type { ClusterSpec, Connection, HostSpec, Inventory } from '../core/types.js';
 import { readNodeState, type NodeState } from '../modules/ha/redis-state.js';
 import { vrrpStateScript } from '../modules/ha/vrrp-state.js';
+import { HOST_KEY_REFUSED } from '../modules/ha/topology.js';
 
 export interface NodeStatus extends NodeState {
   host: string;
@@ -40,7 +41,11 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
   const nodes = await Promise.all(
     names.map(async (name): Promise<NodeStatus> => {
       const host = inv.hosts.get(name)!;
-      const conn = await connect(host).catch(() => undefined);
+      let refusedKey = false;
+      const conn = await connect(host).catch((e: unknown) => {
+        refusedKey = e instanceof Error && e.name === 'HostKeyChangedError';
+        return undefined;
+      });
       const state = await readNodeState(conn, {
         cliPath: `${redis.prefix.replace(/\/$/, '')}/bin/redis-cli`,
         port: redis.port,
@@ -55,6 +60,8 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
         const v = r?.ok ? r.stdout.trim() : '';
         if (v && v !== 'DOWN' && v !== 'UNKNOWN') vrrpState = v;
       }
+      // A changed host key is a refusal, not an outage: say so (the fix is different).
+      if (refusedKey) state.error = HOST_KEY_REFUSED;
       return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}) };
     }),
   );
@@ -68,7 +75,9 @@ export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[])
   const masters = nodes.filter((n) => n.redisUp && n.role === 'master');
   const vipHolder = holders.length === 1 ? holders[0].host : null;
   for (const n of nodes) {
-    if (!n.reachable) reasons.push(`${n.host} is unreachable`);
+    if (!n.reachable && n.error === HOST_KEY_REFUSED) {
+      reasons.push(`${n.host}: rha refused to connect because its SSH host key changed; if it was replaced deliberately, accept the new key (--accept-host-key ${n.host})`);
+    } else if (!n.reachable) reasons.push(`${n.host} is unreachable`);
     else if (!n.redisUp) reasons.push(`${n.host}: Redis is down (${n.error ?? 'no answer'})`);
     if (n.reachable && !n.keepalivedRunning) reasons.push(`${n.host}: keepalived is not running`);
     else if (n.vrrpState === 'FAULT') reasons.push(`${n.host}: keepalived is in FAULT (its Redis health check fails): it cannot take the VIP`);
@@ -104,7 +113,7 @@ export function formatStatus(all: ClusterStatus[]): string {
         n.host,
         n.address,
         n.holdsVip ? 'yes' : '-',
-        !n.reachable ? 'unreachable' : n.redisUp ? `up ${n.version ?? ''}`.trim() : 'down',
+        !n.reachable ? (n.error === HOST_KEY_REFUSED ? HOST_KEY_REFUSED : 'unreachable') : n.redisUp ? `up ${n.version ?? ''}`.trim() : 'down',
         n.redisUp ? (isReplica ? `replica of ${n.masterHost}` : 'master') : '-',
         isReplica ? (n.linkUp ? (n.syncInProgress ? 'syncing' : 'up') : 'down') : '-',
         isReplica && n.lagBytes !== undefined ? `${n.lagBytes} B, ${n.lastIoSecondsAgo ?? '?'} s` : '-',

@@ -283,5 +283,11 @@ describe('a changed host key on a running pair (issue 18)', () => {
     // Nothing moved, nothing learned behind the user's back.
     expect((await sh(changed, `ip -o -4 addr show | grep -cF ' inet ${c.vip} '`)).stdout.trim()).toBe('1');
     expect(readFileSync(khFile, 'utf8')).toBe(khText);
+    // rha status says the same: a refusal with the way to accept, not "unreachable".
+    const st = await rha(['status', changedInv]);
+    expect(st.code, st.all).not.toBe(0);
+    expect(st.stdout).toMatch(new RegExp(`^  ${changed} +${addr.replace(/\./g, '\\.')} +- +host key refused `, 'm'));
+    expect(st.stdout).toContain(`! ${changed}: rha refused to connect because its SSH host key changed; if it was replaced deliberately, accept the new key (--accept-host-key ${changed})`);
+    expect(st.stdout).not.toContain(`${changed} is unreachable`);
   }, 5 * 60_000);
 });

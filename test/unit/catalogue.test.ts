@@ -238,6 +238,15 @@ describe('catalogue: generated inputs refused before any host is touched', () =>
     expectRefused(p, expected);
   });
 
+  it('YAML nested 100,000 deep: refused at its line, not an internal error (stack overflow)', async () => {
+    const inv = path.join(tmp, 'deep.yaml');
+    writeFileSync(inv, `hosts: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    const expected = [`${inv}:1: invalid YAML: nested too deeply to read (the parser ran out of stack): flatten it`];
+    const [v, p] = await Promise.all([cli(['validate', inv]), cli(['provision', inv])]);
+    expectRefused(v, expected);
+    expectRefused(p, expected);
+  });
+
   it('an imported task file over 1 MiB: named at the import_tasks line', async () => {
     const pb = path.join(tmp, 'imports-huge.yaml');
     writeFileSync(pb, '- hosts: all\n  gather_facts: false\n  tasks:\n    - import_tasks: huge-tasks.yaml\n');

@@ -34,6 +34,14 @@ describe('status verdict and keepalived state', () => {
     expect(t).toMatch(/node2 .* running \(BACKUP\)$/m);
   });
 
+  test('a node whose changed host key rha refused: said so, with how to accept it, not "unreachable"', () => {
+    const refused = node({ host: 'node2', address: '10.0.0.2', reachable: false, redisUp: false, keepalivedRunning: false, keys: 0, error: 'host key refused' });
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, refused]);
+    expect(s.verdict).toBe('degraded');
+    expect(s.reasons).toEqual(['node2: rha refused to connect because its SSH host key changed; if it was replaced deliberately, accept the new key (--accept-host-key node2)']);
+    expect(formatStatus([s])).toMatch(/^  node2 +10\.0\.0\.2 +- +host key refused +-/m);
+  });
+
   test('a replica in FAULT: degraded, with the reason', () => {
     const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, replica('FAULT')]);
     expect(s.verdict).toBe('degraded');
