@@ -226,16 +226,15 @@ export const LOCK_TIMEOUT_EXIT = 75;
 // of its own (the lists lock), and DPkg::Lock::Timeout needs apt ≥ 1.9.11. apt takes its locks
 // before it changes anything, so running it again is safe. Its output is kept in $rha_out.
 const APT_FUNCTIONS = (lockTimeout: number) => `rha_deadline=$(( $(date +%s) + ${lockTimeout} ))
-rha_waited=; rha_updated=
+rha_waited=; rha_since=; rha_updated=
 rha_apt() {
   while :; do
     rha_rc=0
     rha_out=$(apt-get "$@" 2>&1) || rha_rc=$?
-    if [ $rha_rc -eq 0 ]; then printf '%s\\n' "$rha_out"; return 0; fi
-    if printf '%s\\n' "$rha_out" | grep -qE '${APT_LOCKED}'; then
+    if [ $rha_rc -ne 0 ] && printf '%s\\n' "$rha_out" | grep -qE '${APT_LOCKED}'; then
       rha_holder=$(printf '%s\\n' "$rha_out" | grep -m1 -E '${APT_LOCKED}' | sed 's/^E: //')
       if [ "$(date +%s)" -lt "$rha_deadline" ]; then
-        [ -n "$rha_waited" ] || { rha_waited=$(date +%s); echo "@@rha:lock-wait $rha_holder"; }
+        [ -n "$rha_since" ] || { rha_since=$(date +%s); echo "@@rha:lock-wait $rha_holder"; }
         sleep 2
         continue
       fi
@@ -243,6 +242,8 @@ rha_apt() {
       echo "@@rha:lock-timeout $rha_holder" >&2
       exit ${LOCK_TIMEOUT_EXIT}
     fi
+    if [ -n "$rha_since" ]; then rha_waited=$(( \${rha_waited:-0} + $(date +%s) - rha_since )); rha_since=; fi
+    if [ $rha_rc -eq 0 ]; then printf '%s\\n' "$rha_out"; return 0; fi
     printf '%s\\n' "$rha_out" >&2
     return $rha_rc
   done
@@ -278,7 +279,7 @@ export function applyScript(manager: PackageManager, state: PackagePlanState, po
     } else if (state.action === 'remove') {
       lines.push(`rha_apt remove -y -q ${pkgs}`);
     }
-    lines.push('if [ -n "$rha_waited" ]; then echo "@@rha:lock-waited $(( $(date +%s) - rha_waited ))"; fi');
+    lines.push('if [ -n "$rha_waited" ]; then echo "@@rha:lock-waited $rha_waited"; fi');
   } else {
     // dnf --refresh marks the metadata expired first; yum has no such flag: expire-cache does it.
     const refreshed = (cmd: string) => (manager === 'dnf' ? [`dnf -y --refresh ${cmd} ${pkgs}`] : ['yum -y -q clean expire-cache', `yum -y ${cmd} ${pkgs}`]);
@@ -361,7 +362,10 @@ export function packageFailureMessage(host: string, r: CommandResult, lockTimeou
     );
   }
   const clean = { ...r, stderr: r.stderr.replace(/^@@rha:.*\n?/gm, ''), stdout: r.stdout.replace(/^@@rha:.*\n?/gm, '') };
-  return describeFailure(clean);
+  const refreshed = /^@@rha:refreshed$/m.test(r.stdout)
+    ? `\n(${host}: not found even after refreshing the package index: the package is not in this host's package sources)`
+    : '';
+  return describeFailure(clean) + refreshed;
 }
 
 /** Returns a runner that runs scripts on the task's host through runScript (read-ahead aware). */

@@ -363,8 +363,11 @@ describe('package module', () => {
         "then run rha again; the package task's lock_timeout sets how long rha waits.",
     );
     // Any other failure: apt's own words, without rha's markers.
-    expect(packageFailureMessage('node7', { ...r, code: 100, stderr: '@@rha:refreshed\nE: Unable to locate package nosuch\n' }, 30)).toBe(
+    expect(packageFailureMessage('node7', { ...r, code: 100, stdout: '', stderr: 'E: Unable to locate package nosuch\n' }, 30)).toBe(
       'apt-get install keepalived: exit 100\nE: Unable to locate package nosuch',
+    );
+    expect(packageFailureMessage('node7', { ...r, code: 100, stdout: '@@rha:refreshed\n', stderr: 'E: Unable to locate package nosuch\n' }, 30)).toBe(
+      "apt-get install keepalived: exit 100\nE: Unable to locate package nosuch\n(node7: not found even after refreshing the package index: the package is not in this host's package sources)",
     );
   });
   it('rejects names that are not package names', () => {
