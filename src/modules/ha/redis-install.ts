@@ -371,7 +371,7 @@ async function installToolchain(ctx: TaskContext, conn: Connection, host: string
   const p = await planPackagesOn(run, manager, req);
   if (!p.state.action && !p.state.updateCache) return;
   const out = await applyPackagesOn(run, host, manager, req, p.state, p.changes.map((c) => c.description).join('; '));
-  if (out.failed) throw new BuildError(`${host} has no C compiler or make, and installing ${req.name.join(', ')} with ${manager} failed: ${out.msg}\nTo go on: ${elsewhere}`);
+  if (out.failed) throw new BuildError(`${host} has no C compiler or make, and installing gcc, make and libc headers with ${manager} failed: ${out.msg}\nTo go on: ${elsewhere}`);
 }
 
 /** Unpacks the binaries next to their destination, verifies checksums, renames into place. */
