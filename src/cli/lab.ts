@@ -82,10 +82,15 @@ export function labCommand(): Command {
     .addOption(new Option('--hosts <n>', 'number of hosts').argParser(positiveInt).default(2))
     .addOption(nameOption())
     .option('--python', 'hosts have python3 (for Ansible side-by-side runs)', false)
+    .addOption(
+      new Option('--login <kind>', 'how the inventory logs in: root, or the sudo user "admin" with a sudo password (in secrets/, mode 0600) or NOPASSWD')
+        .choices(['root', 'sudo', 'sudo-nopasswd'])
+        .default('root'),
+    )
     .option('--recreate', 'remove a lab of this name first, if one is up', false)
     .option('--subnet <cidr>', 'a private /24 for the lab (default: a free 10.213.X.0/24)')
     .action(
-      act(async (o: { hosts: number; name: string; python: boolean; recreate: boolean; subnet?: string }) => {
+      act(async (o: { hosts: number; name: string; python: boolean; login: 'root' | 'sudo' | 'sudo-nopasswd'; recreate: boolean; subnet?: string }) => {
         // Ctrl-C during up stops it between steps and removes the half-made lab (labUp cleans up
         // what it made when it fails); a second Ctrl-C kills at once, `rha lab down` then cleans.
         const abort = new AbortController();
@@ -101,6 +106,7 @@ export function labCommand(): Command {
             name: o.name,
             hosts: o.hosts,
             python: o.python,
+            login: o.login,
             recreate: o.recreate,
             subnet: o.subnet,
             signal: abort.signal,

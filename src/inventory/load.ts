@@ -434,8 +434,10 @@ class Normaliser {
       // These paths go unquoted into redis.conf, keepalived.conf and the root-run health/notify
       // scripts: a "$(...)" or ";" there would run as root on every health check.
       const pathRule = 'path may contain only letters, digits and "/", ".", "_", "+", "@", "-" (it is written into shell scripts and config files)';
+      const prefix = r.prefix ?? (r.install === 'package' ? '/usr' : '/usr/local');
+      const paths = { prefix, config_dir: r.config_dir, data_dir: r.data_dir, log_dir: r.log_dir };
       for (const key of ['prefix', 'config_dir', 'data_dir', 'log_dir'] as const) {
-        if (!SAFE_PATH.test(r[key])) this.error([...rp, key], pathRule);
+        if (!SAFE_PATH.test(paths[key])) this.error([...rp, key], pathRule);
       }
       if (!SAFE_PATH.test(k.log_file)) this.error([...kp, 'log_file'], pathRule);
       if (r.source?.path && !r.source.url && r.install === 'source') this.checkTarball(r.source.path, r.source.sha256, [...rp, 'source']);
@@ -445,6 +447,7 @@ class Normaliser {
       }
       const redis: Record<string, unknown> = {
         ...r,
+        prefix,
         build_host: r.build_host ?? null,
         maxmemory,
         password: pw?.value ?? '',

@@ -62,7 +62,8 @@ export const redisSchema = z.strictObject({
     .optional(),
   port: port.default(6379),
   password: secretSchema,
-  prefix: z.string().startsWith('/', 'must be an absolute path').default('/usr/local'),
+  /** Where bin/redis-server is: /usr/local by default, /usr (the distribution's) with install: package. */
+  prefix: z.string().startsWith('/', 'must be an absolute path').optional(),
   config_dir: z.string().startsWith('/', 'must be an absolute path').default('/etc/redis'),
   data_dir: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/redis'),
   log_dir: z.string().startsWith('/', 'must be an absolute path').default('/var/log/redis'),

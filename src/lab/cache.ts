@@ -13,12 +13,18 @@ import { HOST_ENV, LabError, run } from './sh.js';
 
 export const DEBIAN_SUITE = 'bookworm';
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
-/** What a fresh host has: a minimal Debian with an SSH server (no gcc, no make, no keepalived). */
-export const ROOTFS_INCLUDE = ['openssh-server', 'iproute2', 'procps'] as const;
+/**
+ * What a fresh host has: a minimal Debian with an SSH server (no gcc, no make, no keepalived), and
+ * sudo, as on most images, so a lab can log in as a sudo user (`rha lab up --login sudo`).
+ */
+export const ROOTFS_INCLUDE = ['openssh-server', 'iproute2', 'procps', 'sudo'] as const;
 /** Benchmark hosts also get python3 (Ansible needs it on managed hosts). */
 export const PYTHON_INCLUDE = ['python3'] as const;
-/** What a provisioning run installs from a mirror: the lab's local repository carries these and their dependencies. */
-export const REPO_PACKAGES = ['keepalived', 'gcc', 'make', 'libc6-dev', 'tar', 'gzip', 'ca-certificates', 'pkg-config', 'sudo'] as const;
+/**
+ * What a provisioning run installs from a mirror: the lab's local repository carries these and
+ * their dependencies. redis-server is Debian's package, for `redis.install: package`.
+ */
+export const REPO_PACKAGES = ['keepalived', 'gcc', 'make', 'libc6-dev', 'tar', 'gzip', 'ca-certificates', 'pkg-config', 'sudo', 'redis-server'] as const;
 /** Bump when the build steps change in a way the lists above do not show. */
 const RECIPE_VERSION = 1;
 

@@ -17,6 +17,7 @@ import {
   wipeHostDisk,
 } from './host.js';
 import { pairHosts, writeLabInventory, type LabCluster } from './inventory.js';
+import { LAB_LOGIN_USER, ensureLoginUser, writeLoginPassword, type LabLogin } from './login.js';
 import {
   DEFAULT_LAB,
   checkLabName,
@@ -46,6 +47,7 @@ export { ensureCache, cacheDir, REDIS_SOURCE, REPO_PACKAGES, ROOTFS_INCLUDE } fr
 export { LabError } from './sh.js';
 export { DEFAULT_LAB } from './names.js';
 export type { LabCluster } from './inventory.js';
+export { LAB_LOGINS, LAB_LOGIN_USER, type LabLogin } from './login.js';
 
 export interface LabHost {
   name: string;
@@ -68,6 +70,8 @@ export interface LabInfo {
   privateKeyPath: string;
   knownHostsPath: string;
   redisSource: { path: string; sha256: string; version: string };
+  /** The inventory's login: root, or the sudo user LAB_LOGIN_USER. */
+  login: LabLogin;
 }
 
 interface LabState {
@@ -76,6 +80,8 @@ interface LabState {
   /** First three octets of the lab's /24. */
   prefix: string;
   python: boolean;
+  /** Absent in labs made before logins existed: root. */
+  login?: LabLogin;
   hosts: Array<{ name: string; address: string }>;
   clusters: LabCluster[];
   cache: CacheInfo;
@@ -173,6 +179,7 @@ async function describe(s: LabState): Promise<LabInfo> {
     privateKeyPath: path.join(dir, 'id_ed25519'),
     knownHostsPath: path.join(dir, 'known_hosts'),
     redisSource: s.cache.redisSource,
+    login: s.login ?? 'root',
   };
 }
 
@@ -192,7 +199,9 @@ async function startLabHost(s: LabState, h: { name: string; address: string }): 
   for (const p of [s.cache.rootfs, s.cache.repo]) {
     if (!existsSync(p)) throw new LabError(`the lab's cache ${p} is gone; recreate the lab (rha lab down, rha lab up)`);
   }
-  return startHost({ lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo });
+  const pid = await startHost({ lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo });
+  await ensureLoginUser(s.name, labDir(s.name), h.name, s.login);
+  return pid;
 }
 
 async function writeKnownHosts(s: LabState): Promise<void> {
@@ -210,6 +219,8 @@ export async function labUp(
     name?: string;
     hosts?: number;
     python?: boolean;
+    /** How the inventory logs in: root (default), or the sudo user LAB_LOGIN_USER with or without a sudo password. */
+    login?: LabLogin;
     /** Remove a lab of this name first instead of refusing. */
     recreate?: boolean;
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
@@ -257,6 +268,7 @@ export async function labUp(
         name,
         prefix,
         python: !!opts.python,
+        ...(opts.login && opts.login !== 'root' ? { login: opts.login } : {}),
         hosts,
         clusters: pairHosts(hosts.map((h) => h.name), prefix),
         cache,
@@ -272,7 +284,8 @@ export async function labUp(
       path.join(dir, 'hosts'),
       ['127.0.0.1 localhost', '::1 localhost ip6-localhost ip6-loopback', `${prefix}.1 controller`, ...state.hosts.map((h) => `${h.address} ${h.name}`)].join('\n') + '\n',
     );
-    log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(prefix)}`);
+    if (state.login === 'sudo') await writeLoginPassword(dir);
+    log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(prefix)}${state.login ? `, login ${LAB_LOGIN_USER} (${state.login})` : ''}`);
     for (const h of state.hosts) {
       stopIfAborted();
       await createHostNetwork(name, h.name, h.address);
@@ -281,7 +294,7 @@ export async function labUp(
     await Promise.all(state.hosts.map((h) => startLabHost(state, h)));
     stopIfAborted();
     await writeKnownHosts(state);
-    await writeLabInventory({ dir, labName: name, hosts: state.hosts, clusters: state.clusters, redisSource: cache.redisSource });
+    await writeLabInventory({ dir, labName: name, hosts: state.hosts, clusters: state.clusters, redisSource: cache.redisSource, login: state.login });
     return await describe(state);
   } catch (e) {
     await labDown(name).catch(() => undefined);

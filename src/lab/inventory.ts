@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { loginSshSection, type LabLogin } from './login.js';
 
 export interface LabCluster {
   name: string;
@@ -37,6 +38,8 @@ export async function writeLabInventory(opts: {
   hosts: Array<{ name: string; address: string }>;
   clusters: LabCluster[];
   redisSource: { path: string; sha256: string; version: string };
+  /** The hosts' login: root (default) or a sudo user. */
+  login?: LabLogin;
 }): Promise<string> {
   const secrets = path.join(opts.dir, 'secrets');
   await fs.mkdir(secrets, { recursive: true, mode: 0o700 });
@@ -59,7 +62,7 @@ export async function writeLabInventory(opts: {
     };
   }
   const doc = {
-    ssh: { user: 'root', private_key: './id_ed25519', known_hosts: './known_hosts' },
+    ssh: loginSshSection(opts.login),
     hosts: Object.fromEntries(opts.hosts.map((h) => [h.name, h.address])),
     ...(opts.clusters.length ? { clusters } : {}),
   };

@@ -180,11 +180,13 @@ export const fileModule: Module<FileArgs, FileState> = {
           break;
         case 'attrs': {
           const h = isLink ? '-h ' : '';
+          // "0" + the 4-digit mode: GNU chmod keeps a directory's setgid bit for `chmod 0750`
+          // (Debian's redis-tools sets /etc/redis 2770); 5 digits with a leading 0 set exactly.
           r = await runScript(
             ctx,
             `if [ -n "$3" ]; then chown ${h}-- "$3" "$1" || exit 1; fi
 if [ -n "$4" ]; then chgrp ${h}-- "$4" "$1" || exit 1; fi
-if [ -n "$2" ]; then chmod -- "$2" "$1" || exit 1; fi`,
+if [ -n "$2" ]; then chmod -- "0$2" "$1" || exit 1; fi`,
             [args.path, isLink ? '' : (step.mode ?? ''), step.owner ?? '', step.group ?? ''],
           );
           break;

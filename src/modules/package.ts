@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { describeFailure, quote, quoteArgv } from '../core/command.js';
-import type { Module, PlannedChange, TaskContext } from '../core/types.js';
+import type { CommandResult } from '../core/command.js';
+import type { HostFacts, Module, ModuleOutcome, PlannedChange, TaskContext } from '../core/types.js';
 import { ModuleFailure } from './lib/failure.js';
-import { changed, failed, runScript } from './lib/run.js';
+import { runScript } from './lib/run.js';
 
 const packageName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9+._:-]*$/, 'not a package name');
 
@@ -16,6 +17,11 @@ const packageArgs = z.strictObject({
   /** apt: run apt-get update first when the cache is older than cache_valid_time or missing. dnf/yum: refresh metadata. */
   update_cache: z.boolean().default(false),
   cache_valid_time: z.number().int().nonnegative().default(3600),
+  /**
+   * Seconds to wait while another process (unattended-upgrades, a second apt) holds an apt or
+   * dpkg lock, before failing with a message naming the holder.
+   */
+  lock_timeout: z.number().int().nonnegative().default(120),
   /**
    * deny: Debian maintainer scripts may not start services during this install (a temporary
    * /usr/sbin/policy-rc.d exiting 101), so e.g. keepalived never starts on its sample config.
@@ -86,10 +92,12 @@ export function parseCheckUpdate(stdout: string, names: readonly string[]): Map<
 }
 
 export type PackageAction = 'install' | 'upgrade' | 'remove';
+export type PackageManager = 'apt' | 'dnf' | 'yum';
 
 export interface PackagePlanState {
   action?: PackageAction;
   packages: string[];
+  /** apt: `apt-get update` first. dnf/yum: refresh the repositories' metadata with the install. */
   updateCache: boolean;
 }
 
@@ -97,21 +105,13 @@ export interface PackagePlanState {
 export function planPackages(
   args: Pick<PackageArgs, 'name' | 'state' | 'update_cache' | 'cache_valid_time'>,
   status: PackageStatus,
-  manager: 'apt' | 'dnf' | 'yum',
+  manager: PackageManager,
 ): { changes: PlannedChange[]; reason?: string; state: PackagePlanState } {
   const names = args.name;
   const missing = names.filter((n) => status.installed.get(n) === undefined);
   const present = names.filter((n) => status.installed.get(n) !== undefined);
   const changes: PlannedChange[] = [];
   const state: PackagePlanState = { packages: [], updateCache: false };
-  // apt's cache is refreshed only when stale; dnf/yum refresh as part of the install itself.
-  const stale = manager === 'apt' && args.update_cache && (status.cacheAgeSeconds === undefined || status.cacheAgeSeconds > args.cache_valid_time);
-  if (stale) {
-    state.updateCache = true;
-    changes.push({
-      description: status.cacheAgeSeconds === undefined ? 'apt-get update (no package cache)' : `apt-get update (cache is ${status.cacheAgeSeconds} s old)`,
-    });
-  }
   if (args.state === 'absent') {
     if (present.length) {
       state.action = 'remove';
@@ -136,6 +136,18 @@ export function planPackages(
       }
     }
   }
+  // The index is refreshed only for something to install (or, for `latest`, to compare against):
+  // a pair whose packages are all there re-runs with 0 changed however old its apt lists are.
+  // apt's freshness is known (cache_valid_time); dnf and yum refresh as part of the install itself.
+  if (args.update_cache && (state.action === 'install' || state.action === 'upgrade' || args.state === 'latest')) {
+    if (manager !== 'apt') state.updateCache = state.action !== undefined;
+    else if (status.cacheAgeSeconds === undefined || status.cacheAgeSeconds > args.cache_valid_time) {
+      state.updateCache = true;
+      changes.unshift({
+        description: status.cacheAgeSeconds === undefined ? 'apt-get update (no package index)' : `apt-get update (the index is ${status.cacheAgeSeconds} s old)`,
+      });
+    }
+  }
   const reason =
     changes.length > 0
       ? undefined
@@ -147,6 +159,8 @@ export function planPackages(
   return { changes, reason, state };
 }
 
+// Age of the index: the newest of the lists folder and apt's update stamp. An empty folder (a
+// container-built or freshly imaged host: `rm -rf /var/lib/apt/lists/*`) is "missing".
 const APT_LISTS_SCRIPT = `s=/var/lib/apt/periodic/update-success-stamp
 now=$(date +%s)
 if ls /var/lib/apt/lists 2>/dev/null | grep -qv -e '^lock$' -e '^partial$' -e '^auxfiles$'; then
@@ -156,7 +170,7 @@ if ls /var/lib/apt/lists 2>/dev/null | grep -qv -e '^lock$' -e '^partial$' -e '^
 else echo cache-age missing; fi`;
 
 /** Returns the remote script that reads the packages' status (one round-trip). */
-export function statusScript(manager: 'apt' | 'dnf' | 'yum', names: readonly string[], latest: boolean): string {
+export function statusScript(manager: PackageManager, names: readonly string[], latest: boolean): string {
   const pkgs = quoteArgv(names);
   if (manager === 'apt') {
     return [
@@ -171,7 +185,7 @@ export function statusScript(manager: 'apt' | 'dnf' | 'yum', names: readonly str
 }
 
 /** Returns the status parsed from statusScript output (pure). */
-export function parseStatus(manager: 'apt' | 'dnf' | 'yum', stdout: string, names: readonly string[]): PackageStatus {
+export function parseStatus(manager: PackageManager, stdout: string, names: readonly string[]): PackageStatus {
   const [query = '', policy = '', cache = ''] = stdout.split(/^---$/m);
   if (manager === 'apt') {
     const age = /cache-age (\d+|missing)/.exec(cache)?.[1];
@@ -198,60 +212,178 @@ trap restore EXIT
 trap 'exit 130' INT TERM HUP
 printf '#!/bin/sh\\n# rha: no service starts during this package install\\nexit 101\\n' > "$prc" && chmod 0755 "$prc" || exit 1`;
 
+/** What apt and dpkg say when another process holds one of their locks (apt ≥ 1.9 names it). */
+const APT_LOCKED = 'Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock the administration directory|Unable to lock directory';
+/** What apt says for a package its (stale or empty) index does not list. */
+const APT_NOT_FOUND = "Unable to locate package|has no installation candidate|Couldn't find any package";
+/** What dnf and yum say for a package their metadata does not list. */
+const RPM_NOT_FOUND = 'No match for argument|Unable to find a match|No package .* available';
+/** Exit code of the apply script when a lock stayed held past lock_timeout (EX_TEMPFAIL). */
+export const LOCK_TIMEOUT_EXIT = 75;
+
+// rha_apt ARGS: apt-get ARGS, run again every 2 s while another process holds an apt or dpkg lock,
+// until the deadline. One mechanism for every apt command: `apt-get update` has no lock timeout
+// of its own (the lists lock), and DPkg::Lock::Timeout needs apt ≥ 1.9.11. apt takes its locks
+// before it changes anything, so running it again is safe. Its output is kept in $rha_out.
+const APT_FUNCTIONS = (lockTimeout: number) => `rha_deadline=$(( $(date +%s) + ${lockTimeout} ))
+rha_waited=; rha_since=; rha_updated=
+rha_apt() {
+  while :; do
+    rha_rc=0
+    rha_out=$(apt-get "$@" 2>&1) || rha_rc=$?
+    if [ $rha_rc -ne 0 ] && printf '%s\\n' "$rha_out" | grep -qE '${APT_LOCKED}'; then
+      rha_holder=$(printf '%s\\n' "$rha_out" | grep -m1 -E '${APT_LOCKED}' | sed 's/^E: //')
+      if [ "$(date +%s)" -lt "$rha_deadline" ]; then
+        [ -n "$rha_since" ] || { rha_since=$(date +%s); echo "@@rha:lock-wait $rha_holder"; }
+        sleep 2
+        continue
+      fi
+      printf '%s\\n' "$rha_out" >&2
+      echo "@@rha:lock-timeout $rha_holder" >&2
+      exit ${LOCK_TIMEOUT_EXIT}
+    fi
+    if [ -n "$rha_since" ]; then rha_waited=$(( \${rha_waited:-0} + $(date +%s) - rha_since )); rha_since=; fi
+    if [ $rha_rc -eq 0 ]; then printf '%s\\n' "$rha_out"; return 0; fi
+    printf '%s\\n' "$rha_out" >&2
+    return $rha_rc
+  done
+}
+rha_update() {
+  rha_apt update -q
+  mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp
+  rha_updated=1
+}`;
+
 /** Returns the remote script that applies the plan (exported for tests). */
-export function applyScript(manager: 'apt' | 'dnf' | 'yum', state: PackagePlanState, policyRcD: 'deny' | 'allow'): string {
+export function applyScript(manager: PackageManager, state: PackagePlanState, policyRcD: 'deny' | 'allow', lockTimeout = 120): string {
   const pkgs = quoteArgv(state.packages);
   const lines: string[] = ['set -e'];
   if (manager === 'apt') {
     lines.push('export DEBIAN_FRONTEND=noninteractive');
     if (policyRcD === 'deny') lines.push(POLICY_RC_D_DENY);
-    if (state.updateCache) {
-      lines.push('apt-get update -q', `mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp`);
-    }
+    lines.push(APT_FUNCTIONS(lockTimeout));
+    if (state.updateCache) lines.push('rha_update');
     const confOpts = `-o ${quote('Dpkg::Options::=--force-confdef')} -o ${quote('Dpkg::Options::=--force-confold')}`;
     if (state.action === 'install' || state.action === 'upgrade') {
-      lines.push(`apt-get install -y -q --no-install-recommends ${confOpts} ${pkgs}`);
+      const install = `rha_apt install -y -q --no-install-recommends ${confOpts} ${pkgs}`;
+      // Once: a package apt cannot find may be missing only from a stale or empty index.
+      lines.push(
+        `if ! ${install}; then`,
+        `  if [ -z "$rha_updated" ] && printf '%s\\n' "$rha_out" | grep -qE ${quote(APT_NOT_FOUND)}; then`,
+        '    echo "@@rha:refreshed"',
+        '    rha_update',
+        `    ${install}`,
+        '  else exit 100; fi',
+        'fi',
+      );
     } else if (state.action === 'remove') {
-      lines.push(`apt-get remove -y -q ${pkgs}`);
+      lines.push(`rha_apt remove -y -q ${pkgs}`);
     }
+    lines.push('if [ -n "$rha_waited" ]; then echo "@@rha:lock-waited $rha_waited"; fi');
   } else {
-    const refresh = state.packages.length && manager === 'dnf' ? ' --refresh' : '';
-    if (state.action === 'install') lines.push(`${manager} -y${refresh} install ${pkgs}`);
-    else if (state.action === 'upgrade') lines.push(`${manager} -y${refresh} upgrade ${pkgs}`);
-    else if (state.action === 'remove') lines.push(`${manager} -y remove ${pkgs}`);
+    // dnf --refresh marks the metadata expired first; yum has no such flag: expire-cache does it.
+    const refreshed = (cmd: string) => (manager === 'dnf' ? [`dnf -y --refresh ${cmd} ${pkgs}`] : ['yum -y -q clean expire-cache', `yum -y ${cmd} ${pkgs}`]);
+    if (state.action === 'install' || state.action === 'upgrade') {
+      if (state.updateCache) lines.push(...refreshed(state.action));
+      else {
+        lines.push(
+          `rha_rc=0; rha_out=$(${manager} -y ${state.action} ${pkgs} 2>&1) || rha_rc=$?`,
+          `printf '%s\\n' "$rha_out"`,
+          'if [ $rha_rc -ne 0 ]; then',
+          `  printf '%s\\n' "$rha_out" | grep -qE ${quote(RPM_NOT_FOUND)} || exit $rha_rc`,
+          '  echo "@@rha:refreshed"',
+          ...refreshed(state.action).map((l) => `  ${l}`),
+          'fi',
+        );
+      }
+    } else if (state.action === 'remove') lines.push(`${manager} -y remove ${pkgs}`);
   }
   return lines.join('\n');
 }
 
-/** Returns the host's package manager or throws the "no package manager" failure. */
-function managerOf(ctx: TaskContext): 'apt' | 'dnf' | 'yum' {
-  const pm = ctx.facts.packageManager;
-  if (pm === 'none') throw new ModuleFailure(`no package manager found on ${ctx.host.name} (looked for apt-get, dnf, yum)`);
+/** Runs a fixed script on a host (with the caller's become setting); how the package layer reaches a host. */
+export type ScriptRunner = (script: string, opts?: { timeoutMs?: number; label?: string }) => Promise<CommandResult>;
+
+/** What the package layer is asked for: the module's arguments, or another module's toolchain. */
+export type PackageRequest = Pick<PackageArgs, 'name' | 'state' | 'update_cache' | 'cache_valid_time' | 'lock_timeout' | 'policy_rc_d'>;
+
+/** Returns the host's package manager, or throws the "no package manager" failure naming the host. */
+export function packageManagerOf(host: string, facts: Pick<HostFacts, 'packageManager'>): PackageManager {
+  const pm = facts.packageManager;
+  if (pm === 'none') throw new ModuleFailure(`no package manager found on ${host} (looked for apt-get, dnf, yum)`);
   return pm;
+}
+
+/** Reads the packages' state on a host and returns the plan; throws a ModuleFailure when the state cannot be read. */
+export async function planPackagesOn(
+  run: ScriptRunner,
+  manager: PackageManager,
+  req: PackageRequest,
+): Promise<{ changes: PlannedChange[]; reason?: string; state: PackagePlanState; status: PackageStatus }> {
+  const r = await run(statusScript(manager, req.name, req.state === 'latest'));
+  if (!r.ok) throw new ModuleFailure(`cannot read package state: ${describeFailure(r)}`);
+  const status = parseStatus(manager, r.stdout, req.name);
+  return { ...planPackages(req, status, manager), status };
+}
+
+/** Applies a package plan on a host; returns the outcome (failed with a message naming the host and what to do, never throws). */
+export async function applyPackagesOn(
+  run: ScriptRunner,
+  host: string,
+  manager: PackageManager,
+  req: PackageRequest,
+  state: PackagePlanState,
+  done: string,
+): Promise<ModuleOutcome> {
+  const tool = manager === 'apt' ? 'apt-get' : manager;
+  // Installs can take minutes; a lock wait adds at most lock_timeout.
+  const r = await run(applyScript(manager, state, req.policy_rc_d, req.lock_timeout), {
+    timeoutMs: 30 * 60_000 + req.lock_timeout * 1000,
+    label: `${tool} ${state.action ?? 'update'} ${state.packages.join(' ')}`.trim(),
+  });
+  const data = { packages: state.packages, action: state.action ?? 'none', stdout: r.stdout, stderr: r.stderr };
+  if (!r.ok) return { changed: false, failed: true, msg: packageFailureMessage(host, r, req.lock_timeout), data };
+  const notes: string[] = [];
+  const waited = /@@rha:lock-waited (\d+)/.exec(r.stdout)?.[1];
+  const holder = /@@rha:lock-wait (.*)/.exec(r.stdout)?.[1];
+  if (waited !== undefined) notes.push(`waited ${waited} s for the package manager lock (${holder ?? 'held by another process'})`);
+  if (r.stdout.includes('@@rha:refreshed')) notes.push(`${tool} could not find ${state.packages.join(' ')}: the package index was refreshed once and the install retried`);
+  return { changed: true, failed: false, msg: [done, ...notes].join('; '), data };
+}
+
+/** Returns the message of a failed package run (pure): a lock held past the timeout names the host, the holder and the way on. */
+export function packageFailureMessage(host: string, r: CommandResult, lockTimeout: number): string {
+  const holder = /@@rha:lock-timeout (.*)/.exec(r.stderr)?.[1];
+  if (r.code === LOCK_TIMEOUT_EXIT && holder !== undefined) {
+    return (
+      `${host}: the package manager is busy: ${holder.trim() || 'another process holds its lock'}, still after waiting ${lockTimeout} s. ` +
+      `Another apt or dpkg run holds it (on a fresh machine often unattended-upgrades): let it finish, or stop it ` +
+      `(systemctl stop unattended-upgrades), then run rha again; the package task's lock_timeout sets how long rha waits.`
+    );
+  }
+  const clean = { ...r, stderr: r.stderr.replace(/^@@rha:.*\n?/gm, ''), stdout: r.stdout.replace(/^@@rha:.*\n?/gm, '') };
+  const refreshed = /^@@rha:refreshed$/m.test(r.stdout)
+    ? `\n(${host}: not found even after refreshing the package index: the package is not in this host's package sources)`
+    : '';
+  return describeFailure(clean) + refreshed;
+}
+
+/** Returns a runner that runs scripts on the task's host through runScript (read-ahead aware). */
+function taskRunner(ctx: TaskContext): ScriptRunner {
+  return (script, opts) => runScript(ctx, script, [], opts ?? {});
 }
 
 export const packageModule: Module<PackageArgs, PackagePlanState> = {
   name: 'package',
   args: packageArgs,
   async plan(ctx, args) {
-    const manager = managerOf(ctx);
-    const r = await runScript(ctx, statusScript(manager, args.name, args.state === 'latest'));
-    if (!r.ok) throw new ModuleFailure(`cannot read package state: ${describeFailure(r)}`);
-    const status = parseStatus(manager, r.stdout, args.name);
-    const { changes, reason, state } = planPackages(args, status, manager);
+    const manager = packageManagerOf(ctx.host.name, ctx.facts);
+    const { changes, reason, state, status } = await planPackagesOn(taskRunner(ctx), manager, args);
     const installed = args.name.filter((n) => status.installed.get(n) !== undefined);
     return { changes, reason, state, data: { installed, missing: args.name.filter((n) => !installed.includes(n)) } };
   },
   async apply(ctx, args, plan) {
-    const manager = managerOf(ctx);
-    const state = plan.state!;
-    // Installs can take minutes (and the lab's are offline, so no need for more).
-    const r = await runScript(ctx, applyScript(manager, state, args.policy_rc_d), [], {
-      timeoutMs: 30 * 60_000,
-      label: `${manager === 'apt' ? 'apt-get' : manager} ${state.action ?? 'update'} ${state.packages.join(' ')}`.trim(),
-    });
-    const data = { packages: state.packages, action: state.action ?? 'none', stdout: r.stdout, stderr: r.stderr };
-    if (!r.ok) return failed(describeFailure(r), { data });
-    return changed(plan.changes.map((c) => c.description).join('; '), { data });
+    const manager = packageManagerOf(ctx.host.name, ctx.facts);
+    return applyPackagesOn(taskRunner(ctx), ctx.host.name, manager, args, plan.state!, plan.changes.map((c) => c.description).join('; '));
   },
 };

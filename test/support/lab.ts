@@ -4,17 +4,21 @@
  */
 import { afterAll, beforeAll } from 'vitest';
 import type { CommandResult } from '../../src/core/command.js';
-import { labDown, labUp, type LabInfo } from '../../src/lab/index.js';
+import { labDown, labUp, type LabInfo, type LabLogin } from '../../src/lab/index.js';
 import { run } from '../../src/lab/sh.js';
 
 /**
  * Registers beforeAll(labUp)/afterAll(labDown) for a lab of `hosts` fresh hosts; returns a getter
  * for its LabInfo (valid inside tests). Leftovers of an earlier crashed run are removed first.
+ * `login`: how the lab's inventory logs in (root, or a sudo user with or without a password).
+ * RHA_TEST_LAB_PREFIX prefixes the lab's name.
  */
-export function useLab(name: string, hosts = 2, opts: { python?: boolean } = {}): () => LabInfo {
+export function useLab(base: string, hosts = 2, opts: { python?: boolean; login?: LabLogin } = {}): () => LabInfo {
+  // RHA_TEST_LAB_PREFIX: on a shared machine, runs from different checkouts keep apart.
+  const name = `${process.env.RHA_TEST_LAB_PREFIX ?? ''}${base}`;
   let info: LabInfo | undefined;
   beforeAll(async () => {
-    info = await labUp({ name, hosts, python: opts.python, recreate: true });
+    info = await labUp({ name, hosts, python: opts.python, login: opts.login, recreate: true });
   }, 15 * 60_000);
   afterAll(async () => {
     await labDown(name);

@@ -2,7 +2,7 @@
  * The modules' remote scripts run for real by a local sh in a temp folder (no SSH): atomic write,
  * validate, backup, file states, command creates/removes, wait_for polling. Fast; real files.
  */
-import { mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +122,13 @@ describe('file', () => {
     expect(relink.outcome.msg).toBe(`link ${dir}/l2 -> ${f} (was -> /nowhere)`);
     await contract('file', { path: d, state: 'absent' }, () => exists(d));
     expect(await exists(d)).toBe('absent');
+  });
+  it('a directory with the setgid bit (as Debian redis-tools leaves /etc/redis) gets exactly the mode: a re-run changes nothing', async () => {
+    const d = join(dir, 'sgid');
+    await mkdir(d);
+    await chmod(d, 0o2770);
+    await contract('file', { path: d, state: 'directory', mode: '0750' }, () => exists(d));
+    expect(await exists(d)).toEqual({ mode: '750', kind: 'dir' });
   });
 });
 

@@ -7,6 +7,7 @@ import { skipReason } from '../../src/modules/command.js';
 import { parsePathState, planPath } from '../../src/modules/file.js';
 import {
   applyScript,
+  packageFailureMessage,
   parseAptPolicy,
   parseDpkgQuery,
   parseRpmQuery,
@@ -264,9 +265,21 @@ describe('package module', () => {
     [{ name: 'keepalived' }, `${dpkg}---\n---\ncache-age 10\n`, [], 'keepalived already installed'],
     [{ name: 'gcc', state: 'absent' }, `${dpkg}---\n---\n`, [], 'gcc not installed'],
     [{ name: ['keepalived', 'gcc'], state: 'absent' }, `${dpkg}---\n---\n`, ['remove keepalived'], undefined],
-    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age missing\n`, ['apt-get update (no package cache)', 'install gcc'], undefined],
-    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age 7200\n`, ['apt-get update (cache is 7200 s old)', 'install gcc'], undefined],
+    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age missing\n`, ['apt-get update (no package index)', 'install gcc'], undefined],
+    [{ name: 'gcc', update_cache: true }, `${dpkg}---\n---\ncache-age 7200\n`, ['apt-get update (the index is 7200 s old)', 'install gcc'], undefined],
+    [{ name: 'gcc', update_cache: true, cache_valid_time: 86400 }, `${dpkg}---\n---\ncache-age 7200\n`, ['install gcc'], undefined],
+    [{ name: 'gcc', update_cache: false }, `${dpkg}---\n---\ncache-age missing\n`, ['install gcc'], undefined],
     [{ name: 'keepalived', update_cache: true }, `${dpkg}---\n---\ncache-age 60\n`, [], 'keepalived already installed'],
+    // Nothing to install: a stale or missing index is left alone, so a re-run changes nothing.
+    [{ name: 'keepalived', update_cache: true }, `${dpkg}---\n---\ncache-age 999999\n`, [], 'keepalived already installed'],
+    [{ name: 'keepalived', update_cache: true }, `${dpkg}---\n---\ncache-age missing\n`, [], 'keepalived already installed'],
+    [{ name: 'keepalived', state: 'absent', update_cache: true }, `${dpkg}---\n---\ncache-age missing\n`, ['remove keepalived'], undefined],
+    [
+      { name: 'keepalived', state: 'latest', update_cache: true },
+      `${dpkg}---\nkeepalived:\n  Installed: 1:2.2.7-1\n  Candidate: 1:2.2.7-1\n---\ncache-age 7200\n`,
+      ['apt-get update (the index is 7200 s old)'],
+      undefined,
+    ],
     [
       { name: 'keepalived', state: 'latest' },
       `${dpkg}---\nkeepalived:\n  Installed: 1:2.2.7-1\n  Candidate: 1:2.2.8-1\n---\ncache-age 1\n`,
@@ -282,15 +295,38 @@ describe('package module', () => {
   it('rhel: rpm -q decides, update_cache refreshes inside the install', () => {
     const p = plan({ name: ['gcc', 'make'], update_cache: true }, 'gcc 11-1\npackage make is not installed\n---\n', 'dnf');
     expect(p.descs).toEqual(['install make']);
+    expect(p.state.updateCache).toBe(true);
     expect(applyScript('dnf', p.state, 'allow')).toBe('set -e\ndnf -y --refresh install make');
+    const y = plan({ name: ['gcc', 'make'], update_cache: true }, 'gcc 11-1\npackage make is not installed\n---\n', 'yum' as 'dnf');
+    expect(applyScript('yum', y.state, 'allow')).toBe('set -e\nyum -y -q clean expire-cache\nyum -y install make');
+    // Installed already: no refresh, nothing to do.
+    expect(plan({ name: 'gcc', update_cache: true }, 'gcc 11-1\n---\n', 'dnf').state).toEqual({ packages: [], updateCache: false });
+  });
+  // Without update_cache: the install runs as is, and once more after a metadata refresh when the
+  // manager cannot find a package.
+  it.each([
+    ['dnf', 'install', ['dnf -y --refresh install keepalived']],
+    ['dnf', 'upgrade', ['dnf -y --refresh upgrade keepalived']],
+    ['yum', 'install', ['yum -y -q clean expire-cache', 'yum -y install keepalived']],
+  ] as const)('rhel family: %s %s, refreshed once when the package is not found', (pm, action, retry) => {
+    expect(applyScript(pm, { action, packages: ['keepalived'], updateCache: false }, 'deny')).toBe(
+      [
+        'set -e',
+        `rha_rc=0; rha_out=$(${pm} -y ${action} keepalived 2>&1) || rha_rc=$?`,
+        `printf '%s\\n' "$rha_out"`,
+        'if [ $rha_rc -ne 0 ]; then',
+        `  printf '%s\\n' "$rha_out" | grep -qE 'No match for argument|Unable to find a match|No package .* available' || exit $rha_rc`,
+        '  echo "@@rha:refreshed"',
+        ...retry.map((l) => `  ${l}`),
+        'fi',
+      ].join('\n'),
+    );
   });
   it.each([
-    ['yum', 'install', 'set -e\nyum -y install keepalived'],
-    ['yum', 'upgrade', 'set -e\nyum -y upgrade keepalived'],
-    ['yum', 'remove', 'set -e\nyum -y remove keepalived'],
-    ['dnf', 'remove', 'set -e\ndnf -y remove keepalived'],
-  ] as const)('rhel family: %s %s', (pm, action, script) => {
-    expect(applyScript(pm, { action, packages: ['keepalived'], updateCache: false }, 'deny')).toBe(script);
+    ['yum', 'set -e\nyum -y remove keepalived'],
+    ['dnf', 'set -e\ndnf -y remove keepalived'],
+  ] as const)('rhel family: %s remove', (pm, script) => {
+    expect(applyScript(pm, { action: 'remove', packages: ['keepalived'], updateCache: false }, 'deny')).toBe(script);
   });
   it('rhel family: one rpm query reads versions, check-update only for latest', () => {
     expect(statusScript('yum', ['keepalived', 'gcc'], true)).toBe(
@@ -305,10 +341,60 @@ describe('package module', () => {
   it('apt install: noninteractive, no recommends, policy-rc.d only when denied', () => {
     const s = applyScript('apt', { action: 'install', packages: ['keepalived'], updateCache: true }, 'deny');
     expect(s).toContain('export DEBIAN_FRONTEND=noninteractive');
-    expect(s).toContain('apt-get install -y -q --no-install-recommends');
+    expect(s).toContain('rha_apt install -y -q --no-install-recommends');
     expect(s).toContain('exit 101');
-    expect(s.indexOf('policy-rc.d')).toBeLessThan(s.indexOf('apt-get update'));
+    expect(s.indexOf('policy-rc.d')).toBeLessThan(s.indexOf('\nrha_update\n'));
     expect(applyScript('apt', { action: 'install', packages: ['gcc'], updateCache: false }, 'allow')).not.toContain('policy-rc.d');
+  });
+  it('apt: update only when planned, the install retried once after an update when apt cannot find a package', () => {
+    const s = applyScript('apt', { action: 'install', packages: ['keepalived'], updateCache: false }, 'allow');
+    const body = s.slice(s.indexOf('\n}\nrha_update() {'));
+    expect(body).not.toMatch(/^rha_update$/m);
+    expect(body).toContain(
+      [
+        "if ! rha_apt install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold keepalived; then",
+        `  if [ -z "$rha_updated" ] && printf '%s\\n' "$rha_out" | grep -qE 'Unable to locate package|has no installation candidate|Couldn'\\''t find any package'; then`,
+        '    echo "@@rha:refreshed"',
+        '    rha_update',
+        '    rha_apt install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold keepalived',
+        '  else exit 100; fi',
+        'fi',
+      ].join('\n'),
+    );
+    const u = applyScript('apt', { action: 'install', packages: ['keepalived'], updateCache: true }, 'allow');
+    expect(u.indexOf('\nrha_update\n')).toBeGreaterThan(0);
+    expect(u.indexOf('\nrha_update\n')).toBeLessThan(u.indexOf('if ! rha_apt install'));
+  });
+  it('apt: every apt-get waits for a held lock until lock_timeout, then exits 75 naming the holder', () => {
+    const s = applyScript('apt', { action: 'remove', packages: ['keepalived'], updateCache: true }, 'allow', 7);
+    expect(s).toContain('rha_deadline=$(( $(date +%s) + 7 ))');
+    expect(s).toContain('rha_out=$(apt-get "$@" 2>&1) || rha_rc=$?');
+    expect(s).toContain('echo "@@rha:lock-timeout $rha_holder" >&2\n      exit 75');
+    expect(s).toMatch(/^  rha_apt update -q$/m);
+    expect(s).toMatch(/^rha_apt remove -y -q keepalived$/m);
+    expect(s).not.toMatch(/^\s*apt-get /m);
+  });
+  it('a lock held past lock_timeout: the message names the host, the holder and the way on', () => {
+    const r = {
+      display: 'apt-get install keepalived',
+      code: 75,
+      ok: false,
+      durationMs: 1,
+      stdout: '@@rha:lock-wait Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)\n',
+      stderr: 'E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)\n@@rha:lock-timeout Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr)\n',
+    };
+    expect(packageFailureMessage('node7', r, 30)).toBe(
+      'node7: the package manager is busy: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (unattended-upgr), still after waiting 30 s. ' +
+        'Another apt or dpkg run holds it (on a fresh machine often unattended-upgrades): let it finish, or stop it (systemctl stop unattended-upgrades), ' +
+        "then run rha again; the package task's lock_timeout sets how long rha waits.",
+    );
+    // Any other failure: apt's own words, without rha's markers.
+    expect(packageFailureMessage('node7', { ...r, code: 100, stdout: '', stderr: 'E: Unable to locate package nosuch\n' }, 30)).toBe(
+      'apt-get install keepalived: exit 100\nE: Unable to locate package nosuch',
+    );
+    expect(packageFailureMessage('node7', { ...r, code: 100, stdout: '@@rha:refreshed\n', stderr: 'E: Unable to locate package nosuch\n' }, 30)).toBe(
+      "apt-get install keepalived: exit 100\nE: Unable to locate package nosuch\n(node7: not found even after refreshing the package index: the package is not in this host's package sources)",
+    );
   });
   it('rejects names that are not package names', () => {
     expect(argsError('package', { name: 'gcc; rm -rf /' })).toBe('not a package name');

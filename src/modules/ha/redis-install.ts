@@ -14,7 +14,17 @@ import path from 'node:path';
 import { z } from 'zod';
 import { describeFailure, quote, shellCommand, type Command } from '../../core/command.js';
 import type { Connection, HostFacts, Module, PlannedChange, TaskContext } from '../../core/types.js';
+import { gatherFacts } from '../../facts/index.js';
 import { ModuleFailure } from '../lib/failure.js';
+import {
+  applyPackagesOn,
+  packageManagerOf,
+  planPackagesOn,
+  type PackageManager,
+  type PackagePlanState,
+  type PackageRequest,
+  type ScriptRunner,
+} from '../package.js';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits');
 
@@ -34,6 +44,8 @@ const args = z.strictObject({
   toolchain: z.enum(['install', 'never']).default('install'),
   /** Build on this inventory host instead (same OS and architecture), then ship the binaries here. */
   build_host: z.string().nullish(),
+  /** Seconds to wait for an apt/dpkg lock another process holds (the package module's lock_timeout). */
+  lock_timeout: z.number().int().nonnegative().default(120),
 });
 type Args = z.infer<typeof args>;
 
@@ -54,6 +66,8 @@ interface Probe {
 interface State {
   probe: Probe;
   key: string;
+  /** install: package — the package layer's plan. */
+  packages?: PackagePlanState;
 }
 
 const MARK = '@@rha:';
@@ -171,7 +185,12 @@ export const redisInstall: Module<Args, State> = {
     const changes: PlannedChange[] = [];
     const now = probe.installed ? ` (now ${probe.installed.version}, malloc=${probe.installed.malloc})` : '';
     if (a.install === 'package') {
-      changes.push({ description: `install the distribution's Redis package${now}` });
+      const manager = packageManagerOf(ctx.host.name, ctx.facts);
+      const p = await planPackagesOn(hostRunner(ctx.conn, ctx.become), manager, redisPackageRequest(manager, a));
+      // Installed, but not where redis.prefix says: the bring-up would start a binary that is not there.
+      if (!p.changes.length) throw new ModuleFailure(`${p.reason}, but ${a.prefix}/bin/redis-server is not there: set redis.prefix to /usr for install: package`);
+      changes.push(...p.changes.map((c) => ({ description: `${c.description}${c.description.startsWith('install') ? ` (the distribution's Redis${now}; it does not start: rha's config and bring-up do)` : ''}` })));
+      return { changes, data, state: { probe, key, packages: p.state } };
     } else if ((await loadArtifact(key)) || building.has(key)) {
       changes.push({ description: `install redis ${a.version} from the controller's build cache into ${a.prefix}/bin${now}: no compilation` });
     } else if (a.build_host && a.build_host !== ctx.host.name) {
@@ -186,7 +205,7 @@ export const redisInstall: Module<Args, State> = {
   },
   async apply(ctx, a, plan) {
     const { key } = plan.state!;
-    if (a.install === 'package') return installPackage(ctx, a);
+    if (a.install === 'package') return installPackage(ctx, a, plan.state!.packages!, plan.changes.map((c) => c.description).join('; '));
     let art = await loadArtifact(key);
     let how = 'from the build cache';
     if (!art) {
@@ -316,27 +335,43 @@ async function readSource(a: Args): Promise<Buffer> {
   return data;
 }
 
+/** Runs scripts on a connection with the task's become setting (the package layer's way to reach a host). */
+function hostRunner(conn: Connection, become: boolean): ScriptRunner {
+  return async (script, opts) => {
+    const r = await conn.exec(shellCommand(script, { become, timeoutMs: opts?.timeoutMs }));
+    return opts?.label ? { ...r, display: opts.label } : r;
+  };
+}
+
+/** The compiler toolchain's package names per package manager. */
+export function toolchainPackages(manager: PackageManager): string[] {
+  return manager === 'apt' ? ['gcc', 'make', 'libc6-dev'] : ['gcc', 'make', 'glibc-devel'];
+}
+
+/** A missing compiler and make, installed through the package layer on the host that builds (index refreshed when stale, lock waited for). */
 async function installToolchain(ctx: TaskContext, conn: Connection, host: string, a: Args): Promise<void> {
-  const pm = host === ctx.host.name ? ctx.facts.packageManager : 'detect';
   const elsewhere =
     `build elsewhere instead: set redis.build_host to a host of the same OS and architecture that can compile ` +
     `(rha builds there once and ships the binaries), or give ${host} a package source`;
   if (a.toolchain === 'never') throw new BuildError(`${host} has no C compiler or make, and redis.toolchain is "never": ${elsewhere}`);
-  const script = [
-    'set -e',
-    'if command -v apt-get >/dev/null 2>&1; then',
-    '  export DEBIAN_FRONTEND=noninteractive',
-    '  ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q',
-    '  apt-get install -y -q --no-install-recommends gcc make libc6-dev || { apt-get update -q && apt-get install -y -q --no-install-recommends gcc make libc6-dev; }',
-    'elif command -v dnf >/dev/null 2>&1; then dnf install -y gcc make glibc-devel',
-    'elif command -v yum >/dev/null 2>&1; then yum install -y gcc make glibc-devel',
-    'else echo "no package manager found (looked for apt-get, dnf, yum)" >&2; exit 3; fi',
-  ].join('\n');
-  const r = await conn.exec(shellCommand(script, { become: ctx.become, timeoutMs: 30 * 60_000 }));
-  if (!r.ok) {
-    const why = r.code === 3 ? 'it has no package manager (looked for apt-get, dnf, yum)' : `installing gcc, make and libc headers with ${pm} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n')}`;
-    throw new BuildError(`${host} has no C compiler or make, and ${why}\nTo go on: ${elsewhere}`);
+  const facts = host === ctx.host.name ? ctx.facts : await gatherFacts(conn);
+  if (facts.packageManager === 'none') {
+    throw new BuildError(`${host} has no C compiler or make, and it has no package manager (looked for apt-get, dnf, yum)\nTo go on: ${elsewhere}`);
   }
+  const manager = facts.packageManager;
+  const run = hostRunner(conn, ctx.become);
+  const req: PackageRequest = {
+    name: toolchainPackages(manager),
+    state: 'present',
+    update_cache: true,
+    cache_valid_time: 3600,
+    lock_timeout: a.lock_timeout,
+    policy_rc_d: 'allow',
+  };
+  const p = await planPackagesOn(run, manager, req);
+  if (!p.state.action && !p.state.updateCache) return;
+  const out = await applyPackagesOn(run, host, manager, req, p.state, p.changes.map((c) => c.description).join('; '));
+  if (out.failed) throw new BuildError(`${host} has no C compiler or make, and installing gcc, make and libc headers with ${manager} failed: ${out.msg}\nTo go on: ${elsewhere}`);
 }
 
 /** Unpacks the binaries next to their destination, verifies checksums, renames into place. */
@@ -359,26 +394,41 @@ async function ship(ctx: TaskContext, a: Args, art: Artifact): Promise<Installed
   return got;
 }
 
-async function installPackage(ctx: TaskContext, a: Args) {
-  const pkg = ctx.facts.osFamily === 'rhel' ? 'redis' : 'redis-server';
-  // policy-rc.d keeps Debian's maintainer scripts from starting a redis with the package's config.
-  const script = [
-    'set -e',
-    'if command -v apt-get >/dev/null 2>&1; then',
-    '  export DEBIAN_FRONTEND=noninteractive',
-    '  had=; [ -e /usr/sbin/policy-rc.d ] && had=1 && mv /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.rha-saved',
-    "  printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod 0755 /usr/sbin/policy-rc.d",
-    `  apt-get install -y -q --no-install-recommends ${pkg}; rc=$?`,
-    '  rm -f /usr/sbin/policy-rc.d; [ -n "$had" ] && mv /usr/sbin/policy-rc.d.rha-saved /usr/sbin/policy-rc.d',
-    '  [ $rc -eq 0 ]',
-    `elif command -v dnf >/dev/null 2>&1; then dnf install -y ${pkg}`,
-    `elif command -v yum >/dev/null 2>&1; then yum install -y ${pkg}`,
-    'else echo "no package manager found (looked for apt-get, dnf, yum)" >&2; exit 3; fi',
-    `${quote(`${a.prefix}/bin/redis-server`)} --version || { echo "the package did not install ${a.prefix}/bin/redis-server: set redis.prefix to /usr for install: package" >&2; exit 4; }`,
-  ].join('\n');
-  const r = await ctx.conn.exec(shellCommand(script, { become: ctx.become, timeoutMs: 30 * 60_000 }));
-  if (!r.ok) return { changed: true, failed: true, msg: describeFailure(r) };
+/** The distribution's Redis package: Debian's redis-server, the RHEL family's redis. */
+function redisPackageRequest(manager: PackageManager, a: Args): PackageRequest {
+  return {
+    name: [manager === 'apt' ? 'redis-server' : 'redis'],
+    state: 'present',
+    update_cache: true,
+    cache_valid_time: 3600,
+    lock_timeout: a.lock_timeout,
+    // Debian's maintainer scripts would start Redis on the package's own config before rha's
+    // redis.conf is there (and the bring-up order decides which node starts first).
+    policy_rc_d: 'deny',
+  };
+}
+
+// Debian's redis-server postinst registers a dpkg-statoverride "redis redis 640" for its conffile,
+// which an upgrade re-applies: the redis user could then rewrite the config that holds the
+// password. rha's layout is root:redis 640; with an override present the postinst leaves it alone.
+const DEBIAN_CONF_OVERRIDE = `f=/etc/redis/redis.conf
+if dpkg-statoverride --list "$f" 2>/dev/null | grep -q '^redis redis '; then
+  dpkg-statoverride --remove "$f" && dpkg-statoverride --add root redis 640 "$f"
+fi`;
+
+async function installPackage(ctx: TaskContext, a: Args, state: PackagePlanState, planned: string) {
+  const manager = packageManagerOf(ctx.host.name, ctx.facts);
+  const req = redisPackageRequest(manager, a);
+  const run = hostRunner(ctx.conn, ctx.become);
+  const out = await applyPackagesOn(run, ctx.host.name, manager, req, state, planned);
+  if (out.failed) return out;
+  const bin = quote(`${a.prefix}/bin/redis-server`);
+  const after = [manager === 'apt' ? DEBIAN_CONF_OVERRIDE : ':', `${bin} --version`].join('\n');
+  const r = await ctx.conn.exec(shellCommand(after, { become: ctx.become }));
+  if (!r.ok) {
+    return { changed: true, failed: true, msg: `${req.name[0]} is installed but ${a.prefix}/bin/redis-server does not run (set redis.prefix to /usr for install: package): ${describeFailure(r)}` };
+  }
   const got = parseRedisVersion(r.stdout);
   if (got && got.version !== a.version) ctx.warn(`the distribution's Redis is ${got.version}, not the wanted ${a.version}`);
-  return { changed: true, failed: false, msg: `redis ${got?.version ?? '?'} installed from the ${pkg} package`, data: { ...got } };
+  return { changed: true, failed: false, msg: `redis ${got?.version ?? '?'} installed from the ${req.name[0]} package (not started): ${out.msg}`, data: { ...got } };
 }

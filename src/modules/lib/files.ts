@@ -334,7 +334,7 @@ export function setAttributes(
   const script = `p=$1
 if [ -n "$3" ]; then chown ${h}-- "$3" "$p" || exit 1; fi
 if [ -n "$4" ]; then chgrp ${h}-- "$4" "$p" || exit 1; fi
-if [ -n "$2" ]; then chmod -- "$2" "$p" || exit 1; fi`;
+if [ -n "$2" ]; then chmod -- "0$2" "$p" || exit 1; fi`;
   return runScript(ctx, script, [path, opts.link ? '' : (attrs.mode ?? ''), attrs.owner ?? '', attrs.group ?? '']);
 }
 
