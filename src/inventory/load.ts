@@ -40,6 +40,10 @@ export const MANAGED_REDIS_KEYS: Record<string, string> = {
   save: 'redis.save',
   maxmemory: 'redis.maxmemory',
   'maxmemory-policy': 'redis.maxmemory_policy',
+  'min-replicas-to-write': 'redis.min_replicas_max_lag (0 disables the split-brain bound)',
+  'min-replicas-max-lag': 'redis.min_replicas_max_lag',
+  'min-slaves-to-write': 'redis.min_replicas_max_lag (0 disables the split-brain bound)',
+  'min-slaves-max-lag': 'redis.min_replicas_max_lag',
   include: 'nothing (rha renders the whole file; includes are not allowed)',
 };
 
