@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { loadInventory } from '../../src/inventory/index.js';
 import { renderTemplateFile } from '../../src/template/index.js';
+import { snapshotScript } from '../../src/modules/ha/redis-replication.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PASSWORD = 'hook pass #1';
@@ -584,5 +585,44 @@ describe('serialised runs', () => {
     expect(rules(log).sort()).toEqual(['L2', 'M4']);
     expect(log).toMatch(/\[backup\] rule L2: superseded by a later event \(master/);
     expect(fenced(LOCAL)).toBe(false); // the stale backup run did not fence the VIP holder
+  });
+});
+
+describe('a snapshot before destruction (redis_replication, before a REPLICAOF that discards keys)', () => {
+  test('BGSAVE, then a timestamped copy of the RDB under the data folder; its path is reported', async () => {
+    await start(LOCAL);
+    write(LOCAL, 'doomed', 25);
+    const cliLine = `${path.join(dir, 'prefix/bin/redis-cli')} --no-auth-warning -h 127.0.0.1 -p ${port}`;
+    const r = spawnSync('sh', ['-c', ['set -e', ...snapshotScript(cliLine, 'before-replicaof-10.0.0.12', 30)].join('\n')], {
+      env: { REDISCLI_AUTH: PASSWORD, PATH: process.env.PATH },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const snap = /^snapshot:(.*)$/m.exec(r.stdout)?.[1];
+    expect(snap).toMatch(new RegExp(`^${path.join(dir, 'data', LOCAL)}/rha-snapshots/dump\\.rdb\\.\\d{8}T\\d{6}Z\\.before-replicaof-10\\.0\\.0\\.12$`));
+    // A real RDB holding the 25 keys: load it into a fresh server.
+    expect(readFileSync(snap!).subarray(0, 5).toString()).toBe('REDIS');
+    await stopAll();
+    const data = path.join(dir, 'data', PEER);
+    rmSync(data, { recursive: true, force: true });
+    mkdirSync(data, { recursive: true });
+    const p = spawn(path.join(dir, 'prefix/bin/redis-server'), ['--port', String(port), '--bind', PEER, '--requirepass', PASSWORD, '--dir', path.dirname(snap!), '--dbfilename', path.basename(snap!), '--appendonly', 'no', '--save', ''], { stdio: 'ignore' });
+    servers.set(PEER, p);
+    expect(await waitUntil(() => cli(PEER, ['DBSIZE']) === '25')).toBe(true);
+  });
+
+  test('a save that fails stops the script before anything is replaced', async () => {
+    await start(LOCAL);
+    write(LOCAL, 'k', 2);
+    const cliLine = `${path.join(dir, 'prefix/bin/redis-cli')} --no-auth-warning -h 127.0.0.1 -p ${port}`;
+    // The data folder is gone: BGSAVE fails.
+    rmSync(path.join(dir, 'data', LOCAL), { recursive: true, force: true });
+    const r = spawnSync('sh', ['-c', ['set -e', ...snapshotScript(cliLine, 'x', 10), 'echo REPLACED'].join('\n')], {
+      env: { REDISCLI_AUTH: PASSWORD, PATH: process.env.PATH },
+      encoding: 'utf8',
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('nothing replaced');
+    expect(r.stdout).not.toContain('REPLACED');
   });
 });
