@@ -626,3 +626,38 @@ describe('a snapshot before destruction (redis_replication, before a REPLICAOF t
     expect(r.stdout).not.toContain('REPLACED');
   });
 });
+
+describe('redis.conf: the split-brain bound', () => {
+  const render = async (lag?: number) => {
+    const f = path.join(dir, `inv-${lag ?? 'default'}.yaml`);
+    writeFileSync(
+      f,
+      [
+        'hosts: { a: 10.1.0.1, b: 10.1.0.2 }',
+        'clusters:',
+        '  c: { master: a, replica: b, vip: 10.1.0.100/24, keepalived: { virtual_router_id: 3 },',
+        `       redis: { password: x${lag === undefined ? '' : `, min_replicas_max_lag: ${lag}`} } }`,
+        '',
+      ].join('\n'),
+    );
+    const inv = await loadInventory(f);
+    return renderTemplateFile(path.join(ROOT, 'templates/redis/redis.conf.hbs'), { ...inv.hosts.get('a')!.vars, facts: { serviceManager: 'systemd' } });
+  };
+  test('default: min-replicas-to-write 1, min-replicas-max-lag 10', async () => {
+    expect(await render()).toMatch(/^min-replicas-to-write 1\nmin-replicas-max-lag 10$/m);
+  });
+  test('configured lag 4; 0 disables', async () => {
+    expect(await render(4)).toMatch(/^min-replicas-to-write 1\nmin-replicas-max-lag 4$/m);
+    const off = await render(0);
+    expect(off).toMatch(/^min-replicas-to-write 0$/m);
+    expect(off).not.toMatch(/^min-replicas-max-lag/m);
+  });
+  test('the rendered file is accepted by a real redis-server', async () => {
+    const conf = (await render()).replace(/^include .*$/m, '').replace(/^(logfile|pidfile|dir) .*$/gm, '').replace(/^supervised .*$/m, 'supervised no');
+    const f = path.join(dir, 'rendered.conf');
+    writeFileSync(f, conf + `\nport ${port}\nbind 127.0.0.1\ndir ${dir}\n`);
+    const p = spawn(path.join(dir, 'prefix/bin/redis-server'), [f], { stdio: 'ignore' });
+    servers.set(LOCAL, p);
+    expect(await waitUntil(() => cli(LOCAL, ['CONFIG', 'GET', 'min-replicas-max-lag'], 'x') === 'min-replicas-max-lag\n10')).toBe(true);
+  });
+});
