@@ -399,6 +399,15 @@ class Normaliser {
           if (bad) this.error(path, `value ${bad}`);
         }
       }
+      // A master that restarts empty is then replicated from and wipes its replica (domain.md):
+      // a pair keeps data on disk unless the user says, in so many words, that it is a cache.
+      const rdbOff = r.save.trim() === '' || /^(""|'')$/.test(r.save.trim());
+      if (!r.appendonly && rdbOff && r.persistence !== 'none') {
+        this.error(
+          [...rp, 'appendonly'], // false only when written out (the default is true), so its line exists
+          `neither AOF (appendonly: false) nor RDB snapshots (save: "") are on: a Redis that restarts empty comes back as an empty master, and its replica then copies the empty dataset (every key lost on both nodes). Turn on appendonly or set save, or say persistence: none if this pair is a cache whose data may vanish`,
+        );
+      }
       const maxmemory = String(r.maxmemory);
       for (const [key, v] of [['bind', r.bind], ['save', r.save], ['maxmemory', maxmemory]] as const) {
         if (CONTROL.test(v)) this.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
