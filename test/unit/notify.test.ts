@@ -99,9 +99,9 @@ async function stopAll(): Promise<void> {
 }
 
 /** Starts a real redis-server on ADDR:port (no persistence, fresh data) and waits for PING. */
-async function start(addr: string, extra: string[] = [], password = PASSWORD): Promise<void> {
+async function start(addr: string, extra: string[] = [], password = PASSWORD, keepData = false): Promise<void> {
   const data = path.join(dir, 'data', addr);
-  rmSync(data, { recursive: true, force: true });
+  if (!keepData) rmSync(data, { recursive: true, force: true });
   mkdirSync(data, { recursive: true });
   const p = spawn(
     path.join(dir, 'prefix/bin/redis-server'),
@@ -294,7 +294,7 @@ describe('master event: this node took the VIP', () => {
     write(PEER, 'p', 6);
     await cycle();
     const log = await hook('master');
-    expect(rules(log)).toEqual(['M5', 'M4']);
+    expect(rules(log)).toEqual(['M5', 'M5']);
     expect(role(LOCAL)).toBe('master');
     expect(role(PEER)).toBe('master');
     await sleep(500); // had the peer kept following us, its sync would have replaced its keys by now
@@ -488,6 +488,29 @@ describe('backup event: this node does not hold the VIP', () => {
     expect(await waitUntil(() => role(LOCAL) === 'slave' && dbsize(LOCAL) === 6)).toBe(true);
   });
 
+  test('B7 after a fence: the offset a fenced master gained since (replication pings, no writes) is not counted as data', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(LOCAL, 'l', 4);
+    await replicate(PEER, LOCAL);
+    expect(cli(PEER, ['SAVE'])).toBe('OK'); // the peer's copy on disk: history of LOCAL up to here
+    servers.get(PEER)!.kill('SIGSTOP'); // a partition: LOCAL still believes in its replica...
+    expect(rules(await hook('fault'))).toEqual(['F1']); // ...its keepalived faults: fenced here
+    const at = Number(info(LOCAL, 'master_repl_offset'));
+    expect(cli(LOCAL, ['CONFIG', 'SET', 'repl-ping-replica-period', '1'])).toBe('OK');
+    expect(await waitUntil(() => Number(info(LOCAL, 'master_repl_offset')) > at, 5000)).toBe(true); // pings
+    // The other side took over (here: restarted from its copy, a master that left LOCAL's history at `at`).
+    servers.get(PEER)!.kill('SIGKILL');
+    await new Promise((r) => servers.get(PEER)!.once('exit', r));
+    await start(PEER, [], PASSWORD, true);
+    expect(dbsize(PEER)).toBe(4);
+    const log = await hook('backup');
+    expect(log).toMatch(/fenced since offset \d+ \(the \d+ bytes since are replication pings, no writes\)/);
+    expect(rules(log)).toEqual(['B7']);
+    expect(await waitUntil(() => role(LOCAL) === 'slave' && info(LOCAL, 'master_link_status') === 'up')).toBe(true);
+    expect(dbsize(LOCAL)).toBe(4);
+  });
+
   test('B8: diverged masters (each with keys of its own): fenced, both key sets kept, never REPLICAOF', async () => {
     await start(LOCAL);
     await start(PEER);
@@ -549,7 +572,7 @@ describe('fault and stop events', () => {
       const log = await hook(event);
       expect(rules(log)).toEqual(['F1']);
       expect(fenced(LOCAL)).toBe(true);
-      expect(readFileSync(roleFile, 'utf8')).toMatch(/# rha-fenced: rule F1: keepalived (fault|stop)[^\n]*\nmin-replicas-to-write 1000000\nmin-replicas-max-lag 7\n/);
+      expect(readFileSync(roleFile, 'utf8')).toMatch(/# rha-fenced: rule F1: keepalived (fault|stop)[^\n]*\n# rha-fenced-at: [0-9a-f]{40} \d+\nmin-replicas-to-write 1000000\nmin-replicas-max-lag 7\n/);
     }
   });
 
