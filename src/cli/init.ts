@@ -2,6 +2,7 @@
  * `rha init [DIR]`: a commented starter inventory for one pair (two hosts, one VIP) that
  * validates as written, with random secrets in files of mode 0600. It never overwrites anything.
  */
+import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -45,7 +46,15 @@ clusters:
       password: { file: ./secrets/redis.pass }
       # Built from source by default (install: package uses the distribution's Redis).
       version: 7.0.15
-      maxmemory: 0              # bytes or e.g. 2gb; 0 = no limit
+      # Bytes or e.g. 2400mb; 0 = no limit, and then the kernel's OOM killer is the limit. Set about
+      # 60% of the host's memory (room for a background save's copy-on-write); --check prints it.
+      maxmemory: 0
+      # Neither AOF nor RDB is refused unless you write persistence: none (a cache that may vanish).
+      appendonly: true
+      # Split-brain bound: a master whose replica has not acknowledged for this many seconds
+      # refuses writes, so an isolated master loses at most this much. Writes also pause while
+      # the replica is down. 0 disables it.
+      min_replicas_max_lag: 10
     keepalived:
       # 1-255, the same on both nodes, unique per network segment (ask who else runs VRRP there).
       virtual_router_id: 51
@@ -92,7 +101,9 @@ export async function initCommand(dirArg: string | undefined, io = { out: proces
     `wrote ${join(shown, 'inventory.yaml')} and random secrets in ${join(shown, 'secrets')}/ (mode 0600; keep them out of version control)\n` +
       `next: edit the two host addresses and the VIP, then\n` +
       `  rha validate ${join(shown, 'inventory.yaml')}\n` +
-      `  rha provision ${join(shown, 'inventory.yaml')} --check --diff\n`,
+      `  rha provision ${join(shown, 'inventory.yaml')} --check --diff\n` +
+      `warning: redis.maxmemory is 0 (no limit): the kernel's OOM killer would be Redis's memory limit. Set it to about 60% of the hosts' memory ` +
+      `(${os.totalmem() >= 1024 ** 3 ? `${Math.floor((os.totalmem() / 1024 ** 2) * 0.6)}mb on a host like this one, ` : ''}e.g. 2400mb on 4 GB hosts); the --check run prints the figure for each host\n`,
   );
   return ExitCode.ok;
 }

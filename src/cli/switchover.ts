@@ -14,7 +14,7 @@ export async function switchoverCommand(inventoryFile: string, cluster: string, 
     printProblems([{ file: '(command line)', path: 'CLUSTER', message: `no cluster "${cluster}" in the inventory (clusters: ${[...inv.clusters.keys()].join(', ')})`, severity: 'error' }], io);
     return ExitCode.invalidInput;
   }
-  const r = c.redis as { port: number; password: string; prefix: string; config_dir: string };
+  const r = c.redis as { port: number; password: string; prefix: string; config_dir: string; min_replicas_max_lag?: number };
   const pool = new ConnectionPool({ inventoryPath: inventoryFile });
   try {
     const node = async (name: string) => {
@@ -31,6 +31,7 @@ export async function switchoverCommand(inventoryFile: string, cluster: string, 
       configDir: r.config_dir,
       become: inv.hosts.get(c.master)!.connection.become,
       preempt: (c.keepalived as { preempt?: boolean } | undefined)?.preempt === true,
+      minReplicasMaxLag: r.min_replicas_max_lag,
       log: (l) => io.stdout.write(`  ${maskSecrets(l, inv.secrets)}\n`),
     });
     io.stdout.write(`cluster ${cluster}: ${res.to} is master and holds the VIP ${c.vip}; ${res.from} replicates from it. Writes were paused ${res.pausedMs} ms (offset ${res.offset}).\n`);

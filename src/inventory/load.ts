@@ -39,6 +39,10 @@ export const MANAGED_REDIS_KEYS: Record<string, string> = {
   save: 'redis.save',
   maxmemory: 'redis.maxmemory',
   'maxmemory-policy': 'redis.maxmemory_policy',
+  'min-replicas-to-write': 'redis.min_replicas_max_lag (0 disables the split-brain bound)',
+  'min-replicas-max-lag': 'redis.min_replicas_max_lag',
+  'min-slaves-to-write': 'redis.min_replicas_max_lag (0 disables the split-brain bound)',
+  'min-slaves-max-lag': 'redis.min_replicas_max_lag',
   include: 'nothing (rha renders the whole file; includes are not allowed)',
 };
 
@@ -422,6 +426,15 @@ class Normaliser {
           const bad = redisWordsProblem(value);
           if (bad) this.error(path, `value ${bad}`);
         }
+      }
+      // A master that restarts empty is then replicated from and wipes its replica (domain.md):
+      // a pair keeps data on disk unless the user says, in so many words, that it is a cache.
+      const rdbOff = r.save.trim() === '' || /^(""|'')$/.test(r.save.trim());
+      if (!r.appendonly && rdbOff && r.persistence !== 'none') {
+        this.error(
+          [...rp, 'appendonly'], // false only when written out (the default is true), so its line exists
+          `neither AOF (appendonly: false) nor RDB snapshots (save: "") are on: a Redis that restarts empty comes back as an empty master, and its replica then copies the empty dataset (every key lost on both nodes). Turn on appendonly or set save, or say persistence: none if this pair is a cache whose data may vanish`,
+        );
       }
       const maxmemory = String(r.maxmemory);
       const memBad = redisMemoryProblem(r.maxmemory);

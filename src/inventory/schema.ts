@@ -75,6 +75,13 @@ export const redisSchema = z.strictObject({
   appendonly: z.boolean().default(true),
   appendfsync: z.enum(['always', 'everysec', 'no']).default('everysec'),
   save: z.string().default('3600 1 300 100 60 10000'),
+  /** `none` says that a pair with neither AOF nor RDB is meant (a pure cache); anything else must persist. */
+  persistence: z.enum(['required', 'none']).default('required'),
+  /**
+   * Split-brain bound: the master refuses writes (NOREPLICAS) once its replica has not acknowledged
+   * for this many seconds (min-replicas-to-write 1, min-replicas-max-lag N). 0 disables it.
+   */
+  min_replicas_max_lag: z.number().int().min(0).max(3600).default(10),
   malloc: z.enum(['auto', 'jemalloc', 'libc']).default('auto'),
   /** Compile on this inventory host (same OS and architecture) and ship the binaries: for hosts that cannot compile. */
   build_host: z.string().min(1).optional(),

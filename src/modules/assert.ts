@@ -9,6 +9,8 @@ const assertArgs = z.strictObject({
   that: stringListArg.pipe(z.array(z.string().min(1)).min(1)),
   fail_msg: z.string().optional(),
   success_msg: z.string().optional(),
+  /** A failed condition is a warning (fail_msg shown, the run goes on) instead of a failure. */
+  warn: z.boolean().default(false),
 });
 
 export type AssertArgs = z.infer<typeof assertArgs>;
@@ -19,6 +21,11 @@ export const assertModule: Module<AssertArgs, never> = {
   async plan(ctx, args) {
     for (const expr of args.that) {
       if (!(await evalCondition(expr, ctx.vars))) {
+        if (args.warn) {
+          const msg = args.fail_msg ?? `assertion failed: ${expr}`;
+          ctx.warn(msg);
+          return { changes: [], reason: `warning: ${msg}` };
+        }
         throw new ModuleFailure(args.fail_msg ?? `assertion failed: ${expr}`, { assertion: expr });
       }
     }

@@ -2,11 +2,15 @@
  * `rha status`: the live state of every cluster, read over SSH in one round-trip per node, and a
  * verdict a person or a CI job can act on.
  */
-import { shellCommand } from '../core/command.js';
+import { quote, shellCommand } from '../core/command.js';
 import type { ClusterSpec, Connection, HostSpec, Inventory } from '../core/types.js';
 import { readNodeState, type NodeState } from '../modules/ha/redis-state.js';
 import { vrrpStateScript } from '../modules/ha/vrrp-state.js';
 import { HOST_KEY_REFUSED } from '../modules/ha/topology.js';
+import { cliOnNode } from './client.js';
+
+/** min-replicas-to-write at or above this is a notify hook's fence (templates/keepalived/notify.sh.hbs). */
+export const FENCE = 1000000;
 
 export interface NodeStatus extends NodeState {
   host: string;
@@ -15,6 +19,8 @@ export interface NodeStatus extends NodeState {
   lagBytes?: number;
   /** keepalived's own VRRP state of the cluster's instance (MASTER, BACKUP, FAULT...), when it runs. */
   vrrpState?: string;
+  /** Fenced by a notify hook (refuses writes): the hook's rule and why, from replication.conf, or '' when unknown. */
+  fenced?: string;
 }
 
 export interface ClusterStatus {
@@ -62,7 +68,17 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
       }
       // A changed host key is a refusal, not an outage: say so (the fix is different).
       if (refusedKey) state.error = HOST_KEY_REFUSED;
-      return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}) };
+      // A notify hook's fence: min-replicas-to-write raised past any replica count; its reason in replication.conf.
+      let fenced: string | undefined;
+      if (conn && state.redisUp && state.role === 'master') {
+        const v = await cliOnNode(conn, c, ['CONFIG', 'GET', 'min-replicas-to-write'], host.connection.become).catch(() => '');
+        if (Number(v.split('\n')[1]) >= FENCE) {
+          const configDir = String((c.redis as { config_dir?: string }).config_dir ?? '/etc/redis');
+          const r = await conn.exec(shellCommand(`sed -n 's/^# rha-fenced: //p' ${quote(`${configDir}/replication.conf`)} 2>/dev/null | tail -n 1`, { become: host.connection.become, timeoutMs: 15_000 })).catch(() => undefined);
+          fenced = r?.ok ? r.stdout.trim() : '';
+        }
+      }
+      return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}), ...(fenced !== undefined ? { fenced } : {}) };
     }),
   );
   return judge(c, nodes);
@@ -86,8 +102,33 @@ export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[])
   if (holders.length > 1) reasons.push(`split brain: ${holders.map((h) => h.host).join(' and ')} both hold the VIP`);
   if (masters.length > 1) reasons.push(`two masters: ${masters.map((m) => m.host).join(' and ')}`);
   const master = vipHolder && masters.some((m) => m.host === vipHolder) ? vipHolder : masters.length === 1 ? masters[0].host : null;
-  if (vipHolder && !masters.some((m) => m.host === vipHolder)) reasons.push(`${vipHolder} holds the VIP but its Redis is not a master`);
   const m = nodes.find((n) => n.host === master);
+  if (vipHolder && !masters.some((m) => m.host === vipHolder)) {
+    const h = nodes.find((n) => n.host === vipHolder)!;
+    const peer = nodes.find((n) => n.host !== vipHolder);
+    reasons.push(
+      h.role === 'slave' && peer && h.masterHost === peer.address && peer.role === 'master'
+        ? `${vipHolder} holds the VIP but its Redis is still a replica of ${peer.host}: the notify hook's catch-up did not finish (rule M9 in the keepalived log), nothing was lost. When its lag is 0, run /etc/keepalived/rha/notify.sh master on ${vipHolder}: it takes over and ${peer.host} follows it`
+        : `${vipHolder} holds the VIP but its Redis is not a master`,
+    );
+  }
+  // What to do for a node a notify hook fenced (docs/design.md, "The notify hooks' state machine").
+  for (const n of nodes) {
+    if (n.fenced === undefined) continue;
+    const why = n.fenced ? ` (${n.fenced})` : ' (by the peer\'s notify hook: see the keepalived log there)';
+    const other = nodes.find((o) => o.host !== n.host);
+    if (n.holdsVip) {
+      reasons.push(`${n.host} holds the VIP but is fenced${why}: it refuses writes. Check the other node's Redis (is it up, is it Redis, the same password?), then run /etc/keepalived/rha/notify.sh master on ${n.host}`);
+    } else if (other && m && other.host === m.host) {
+      reasons.push(
+        `${n.host} is fenced${why}: it refuses writes and keeps its ${n.keys} keys, which ${m.host} (the master) may lack. ` +
+          `To keep ${m.host}'s data: rha provision INVENTORY (${n.host} rejoins as its replica; its keys are first saved to a snapshot under its data folder). ` +
+          `To keep ${n.host}'s data instead: make it the inventory's master and run rha provision INVENTORY --force ${c.name}`,
+      );
+    } else {
+      reasons.push(`${n.host} is fenced${why}: it refuses writes and keeps its ${n.keys} keys; decide whose data wins, make that node the inventory's master and run rha provision INVENTORY (--force ${c.name} if it refuses)`);
+    }
+  }
   for (const n of nodes) {
     if (n.host === master || !n.redisUp) continue;
     if (n.role !== 'slave') continue;
@@ -114,7 +155,7 @@ export function formatStatus(all: ClusterStatus[]): string {
         n.address,
         n.holdsVip ? 'yes' : '-',
         !n.reachable ? (n.error === HOST_KEY_REFUSED ? HOST_KEY_REFUSED : 'unreachable') : n.redisUp ? `up ${n.version ?? ''}`.trim() : 'down',
-        n.redisUp ? (isReplica ? `replica of ${n.masterHost}` : 'master') : '-',
+        n.redisUp ? (isReplica ? `replica of ${n.masterHost}` : n.fenced !== undefined ? 'master (fenced)' : 'master') : '-',
         isReplica ? (n.linkUp ? (n.syncInProgress ? 'syncing' : 'up') : 'down') : '-',
         isReplica && n.lagBytes !== undefined ? `${n.lagBytes} B, ${n.lastIoSecondsAgo ?? '?'} s` : '-',
         n.redisUp ? String(n.keys) : '-',

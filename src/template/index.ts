@@ -119,6 +119,8 @@ const helpers: Record<string, (...a: unknown[]) => unknown> = {
   /** Arithmetic for conditions such as the priority rule: `lt master (add replica weight)`. */
   add: (...a) => num(a[0], 'add') + num(a[1], 'add'),
   abs: (...a) => Math.abs(num(a[0], 'abs')),
+  /** `percent x p`: p percent of x, rounded down (e.g. a maxmemory recommendation from facts.memoryMb). */
+  percent: (...a) => Math.floor((num(a[0], 'percent') * num(a[1], 'percent')) / 100),
   lower: (...a) => String(a[0] ?? '').toLowerCase(),
   upper: (...a) => String(a[0] ?? '').toUpperCase(),
   [REQUIRED]: (...a) => {

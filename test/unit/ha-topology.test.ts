@@ -9,6 +9,14 @@ const node = (over: Partial<NodeState>): NodeState => ({
   reachable: true, redisUp: true, role: 'master', linkUp: false, syncInProgress: false, offset: 0,
   connectedReplicas: 0, keys: 0, holdsVip: false, keepalivedRunning: false, ...over,
 });
+/** Replication histories: a on R1 at an offset; b promoted from R1 at `left` (second_repl_offset left+1), now at `now`. */
+const R1 = 'a'.repeat(40);
+const R2 = 'b'.repeat(40);
+const Z = '0'.repeat(40);
+const H = {
+  a: (offset: number): Partial<NodeState> => ({ keys: 5, replid: R1, replid2: Z, offset, secondOffset: -1 }),
+  promoted: (left: number, now: number): Partial<NodeState> => ({ keys: 5, replid: R2, replid2: R1, offset: now, secondOffset: left + 1 }),
+};
 const decide = (a: Partial<NodeState>, b: Partial<NodeState>, force = false) =>
   decideTopology({ cluster: 'cache', preferred: { name: 'a', state: node(a) }, other: { name: 'b', state: node(b) }, force });
 
@@ -23,6 +31,9 @@ describe('decideTopology: which node is the live master', () => {
     ['existing replication without VIP', { role: 'slave', keys: 4 }, { keys: 4 }, 'b', false],
     ['replica of an empty master, both empty', { role: 'slave' }, {}, 'b', false],
     ['--force keeps the inventory preference', { keys: 1 }, { keys: 9 }, 'a', false, true],
+    // The hooks' `within` rule: no VIP, both masters with data, one's writes all in the other's history.
+    ['b promoted from a and took no write since: a is the live master', H.a(120), H.promoted(100, 100), 'a', false],
+    ['b promoted from a and wrote on, a stopped before: b is the live master', H.a(100), H.promoted(100, 150), 'b', false],
   ] as const)('%s', (_name, a, b, master, fresh, force = false) => {
     const d = decide(a, b, force);
     expect(d.kind).toBe('decided');
@@ -33,7 +44,9 @@ describe('decideTopology: which node is the live master', () => {
   });
 
   test.each([
-    ['both masters with data', { keys: 3 }, { keys: 4 }, 'both nodes are masters holding data (a: 3 keys, b: 4 keys); making one a replica wipes the other\'s 4 keys. Rerun with --force cache to keep a\'s data and discard b\'s'],
+    ['both masters with data', { keys: 3 }, { keys: 4 }, 'both nodes are masters holding data on diverged replication histories (a: 3 keys, b: 4 keys); making one a replica wipes the other\'s 4 keys. Rerun with --force cache to keep a\'s data and discard b\'s (saved to a snapshot on b first)'],
+    ['both masters, diverged after a split brain (b promoted, a wrote on)', H.a(120), H.promoted(100, 130), 'diverged replication histories'],
+    ['both masters, b promoted and wrote on, a restarted with a fresh history', { keys: 3, replid: 'c'.repeat(40), offset: 0, replid2: Z, secondOffset: -1 }, H.promoted(100, 150), 'diverged replication histories'],
     ['split brain', { holdsVip: true }, { holdsVip: true }, 'both a and b hold the VIP (split brain)'],
     ['peer unreachable', {}, { reachable: false, redisUp: false }, 'b is unreachable, so rha cannot tell which node holds the data'],
     ['VIP on a replica', { holdsVip: true, role: 'slave', masterHost: '10.0.0.12', keys: 2 }, { keys: 2 }, 'a holds the VIP but its Redis is a replica of 10.0.0.12'],

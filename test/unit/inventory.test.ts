@@ -363,3 +363,31 @@ describe('inventory problems: one row per bad input, message pinned', () => {
     ]);
   });
 });
+
+describe('persistence and the split-brain bound (issue 16)', () => {
+  const cluster = (redis: string) => `    vip: 10.0.0.100/24
+    redis:
+      password: pw
+${redis}    keepalived: { virtual_router_id: 51 }
+`;
+  it('refuses a pair with neither AOF nor RDB, naming file, line and key, with the risk', () => {
+    expect(problemsOf(withCluster(cluster('      appendonly: false\n      save: ""\n')))).toEqual([
+      'inventory.yaml:11 clusters.cache.redis.appendonly: neither AOF (appendonly: false) nor RDB snapshots (save: "") are on: a Redis that restarts empty comes back as an empty master, and its replica then copies the empty dataset (every key lost on both nodes). Turn on appendonly or set save, or say persistence: none if this pair is a cache whose data may vanish',
+    ]);
+  });
+  it('accepts it when persistence: none is said, and either one alone', () => {
+    for (const r of ['      appendonly: false\n      save: ""\n      persistence: none\n', '      appendonly: false\n', '      save: ""\n']) {
+      const inv = parseInventory('inventory.yaml', withCluster(cluster(r)), { env });
+      expect(inv.clusters.get('cache')).toBeDefined();
+    }
+  });
+  it('min_replicas_max_lag: default 10, 0 allowed, min-replicas-* in config refused', () => {
+    const inv = parseInventory('inventory.yaml', withCluster(cluster('')), { env });
+    expect((inv.clusters.get('cache')!.redis as { min_replicas_max_lag: number }).min_replicas_max_lag).toBe(10);
+    const off = parseInventory('inventory.yaml', withCluster(cluster('      min_replicas_max_lag: 0\n')), { env });
+    expect((off.clusters.get('cache')!.redis as { min_replicas_max_lag: number }).min_replicas_max_lag).toBe(0);
+    expect(problemsOf(withCluster(cluster('      config: { min-replicas-to-write: 0 }\n')))).toEqual([
+      'inventory.yaml:11 clusters.cache.redis.config.min-replicas-to-write: "min-replicas-to-write" is managed by rha: set redis.min_replicas_max_lag (0 disables the split-brain bound) instead',
+    ]);
+  });
+});

@@ -180,6 +180,12 @@ describe('assert', () => {
     const bad = await runModule(mod('assert'), ctx({ vars: { a: 2 } }), { that: ['eq a 1'], fail_msg: 'a must be 1' });
     expect(bad.outcome).toMatchObject({ changed: false, failed: true, msg: 'a must be 1' });
   });
+  it('warn: true turns a failed condition into a warning; the run goes on', async () => {
+    warnings.length = 0;
+    const w = await runModule(mod('assert'), ctx({ vars: { a: 2 } }), { that: ['eq a 1'], fail_msg: 'a should be 1', warn: true });
+    expect(w.outcome).toEqual({ changed: false, failed: false, msg: 'warning: a should be 1' });
+    expect(warnings).toEqual(['a should be 1']);
+  });
 });
 
 describe('redisCliCommand: the Redis password reaches redis-cli over a pipe only', () => {

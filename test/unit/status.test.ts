@@ -54,3 +54,31 @@ describe('status verdict and keepalived state', () => {
     expect(formatStatus([s])).toMatch(/node2 .* running$/m);
   });
 });
+
+describe('status says what to do for a node a notify hook fenced', () => {
+  test('a fenced old master beside the VIP holder: both ways out, with the snapshot', () => {
+    const old = node({ host: 'node2', address: '10.0.0.2', role: 'master', keys: 7, fenced: 'rule B8: the peer is a master on another history' });
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, old]);
+    expect(s.verdict).toBe('degraded');
+    expect(s.master).toBe('node1');
+    expect(s.reasons).toContain(
+      'node2 is fenced (rule B8: the peer is a master on another history): it refuses writes and keeps its 7 keys, which node1 (the master) may lack. ' +
+        'To keep node1\'s data: rha provision INVENTORY (node2 rejoins as its replica; its keys are first saved to a snapshot under its data folder). ' +
+        'To keep node2\'s data instead: make it the inventory\'s master and run rha provision INVENTORY --force pair1',
+    );
+    expect(formatStatus([s])).toMatch(/node2 .* master \(fenced\)/);
+  });
+
+  test('a fenced VIP holder: check the peer, then rerun its hook', () => {
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [{ ...master, fenced: 'rule M3: ...' }, replica('BACKUP')]);
+    expect(s.reasons.join('\n')).toContain('node1 holds the VIP but is fenced (rule M3: ...): it refuses writes. Check the other node\'s Redis');
+    expect(s.reasons.join('\n')).toContain('/etc/keepalived/rha/notify.sh master on node1');
+  });
+
+  test('a VIP holder still replicating (catch-up incomplete, rule M9): wait for lag 0, then rerun its hook', () => {
+    const vipOnReplica = node({ host: 'node2', address: '10.0.0.2', role: 'slave', masterHost: '10.0.0.1', linkUp: true, holdsVip: true });
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [{ ...master, holdsVip: false, fenced: '' }, vipOnReplica]);
+    expect(s.reasons.join('\n')).toContain("node2 holds the VIP but its Redis is still a replica of node1: the notify hook's catch-up did not finish (rule M9");
+    expect(s.reasons.join('\n')).toContain("node1 is fenced (by the peer's notify hook");
+  });
+});

@@ -37,6 +37,7 @@ export const haSwitchover: Module<Record<string, never>> = {
           configDir: pair.configDir,
           become: ctx.become,
           preempt: ((ctx.vars.cluster as { keepalived?: { preempt?: boolean } } | undefined)?.keepalived?.preempt ?? false) === true,
+          minReplicasMaxLag: (ctx.vars.cluster as { redis?: { min_replicas_max_lag?: number } } | undefined)?.redis?.min_replicas_max_lag,
         },
       );
       return { changed: true, failed: false, msg: `${res.to} is master with the VIP; writes paused ${res.pausedMs} ms`, data: { ...res } };

@@ -11,6 +11,7 @@ import { pairOf, type PairView } from './pair.js';
 import { forcedClusters, TopologyRefusal } from './ha-topology.js';
 import { ModuleFailure } from '../lib/failure.js';
 import { writeRoleFileScript } from './role-file.js';
+import { within } from './history.js';
 
 const args = z.strictObject({
   /** Inventory name of the live master (from `ha_topology`). */
@@ -27,6 +28,8 @@ interface State {
   needReplicaof: boolean;
   /** Only rewrite replication.conf (already replicating from the master). */
   recordRole?: boolean;
+  /** The REPLICAOF discards keys not in the master's history: BGSAVE and keep a copy first. */
+  snapshot?: boolean;
 }
 
 export const redisReplication: Module<Args, State> = {
@@ -77,26 +80,36 @@ export const redisReplication: Module<Args, State> = {
           `rerun with --force ${pair.cluster} only if ${ctx.host.name}'s data may be lost`,
       );
     }
+    // Keys that are not all in the master's history are lost by REPLICAOF: a snapshot first.
+    const snapshot = loses > 0 && !within(self, master);
+    const forced = loses > 0 && master.keys === 0;
     return {
       changes: [
-        { description: `REPLICAOF ${masterAddress} ${pair.port} (${a.master})${loses ? `, discarding ${loses} local keys (--force)` : ''}` },
+        ...(snapshot ? [{ description: `BGSAVE on ${ctx.host.name} and keep a copy of its ${loses} keys under its data folder (rha-snapshots/), since they are not all in ${a.master}'s replication history` }] : []),
+        { description: `REPLICAOF ${masterAddress} ${pair.port} (${a.master})${snapshot ? `, discarding ${loses} local keys${forced ? ' (--force)' : ''}` : ''}` },
         { description: `wait for the sync from ${a.master} to complete` },
       ],
-      state: { ...base, needReplicaof: true },
+      state: { ...base, needReplicaof: true, snapshot },
     };
   },
   async apply(ctx, a, plan) {
-    const { pair, masterAddress, needReplicaof, recordRole } = plan.state!;
-    const r = await ctx.conn.exec(replicateCommand(ctx, pair, masterAddress, needReplicaof, !!recordRole, a.timeout));
-    if (!r.ok) return { changed: needReplicaof, failed: true, msg: describeFailure(r) };
-    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${r.stdout.trim()}` };
+    const { pair, masterAddress, needReplicaof, recordRole, snapshot } = plan.state!;
+    const r = await ctx.conn.exec(replicateCommand(ctx, pair, masterAddress, needReplicaof, !!recordRole, a.timeout, !!snapshot));
+    const snap = /^snapshot:(.*)$/m.exec(r.stdout)?.[1];
+    const kept = snap ? `; the keys it held are kept in ${snap}` : '';
+    if (!r.ok) return { changed: needReplicaof, failed: true, msg: describeFailure(r) + kept, data: snap ? { snapshot: snap } : undefined };
+    const offset = /^slave_repl_offset:.*$/m.exec(r.stdout)?.[0] ?? '';
+    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${offset}${kept}`, data: snap ? { snapshot: snap } : undefined };
   },
 };
 
 /** One remote script: record the role, issue REPLICAOF (when needed), wait for the sync. */
-function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, recordRole: boolean, timeoutS: number) {
+function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: string, replicaof: boolean, recordRole: boolean, timeoutS: number, snapshot: boolean) {
+  // `rcli`: redis-cli authenticated over stdin (redisCliCommand), usable in $(...) too.
+  const cli = 'rcli';
   const lines = [
     'set -e',
+    ...(snapshot ? snapshotScript(cli, `before-replicaof-${masterAddress.replace(/[^A-Za-z0-9._-]/g, '_')}`, timeoutS) : []),
     // Record the role first (temp file + rename), so a restart comes back as a replica.
     replicaof || recordRole ? writeRoleFileScript(pair.configDir, { host: masterAddress, port: pair.port }, 'redis_replication') : ':',
     replicaof ? `rcli REPLICAOF ${quote(masterAddress)} ${pair.port} >/dev/null` : ':',
@@ -112,4 +125,29 @@ function replicateCommand(ctx: TaskContext, pair: PairView, masterAddress: strin
   ];
   const target = { cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, become: ctx.become };
   return redisCliCommand(lines.join('\n'), target, { timeoutMs: (timeoutS + 30) * 1000 });
+}
+
+/**
+ * Shell lines that BGSAVE the local Redis, wait for that save to finish, and copy the RDB file to
+ * DIR/rha-snapshots/DBFILE.TIMESTAMP.WHY (DIR = Redis's own `dir`, the data folder), printing
+ * `snapshot:PATH`. They fail (and so stop the script before anything destructive) when the save fails.
+ */
+export function snapshotScript(cli: string, why: string, timeoutS: number): string[] {
+  const field = (name: string) => `$(${cli} INFO persistence | tr -d '\\r' | sed -n 's/^${name}://p')`;
+  return [
+    `rdbdir=$(${cli} CONFIG GET dir | sed -n 2p); rdbfile=$(${cli} CONFIG GET dbfilename | sed -n 2p)`,
+    '[ -n "$rdbdir" ] && [ -n "$rdbfile" ] || { echo "cannot read Redis\'s dir/dbfilename: no snapshot, nothing replaced" >&2; exit 1; }',
+    `saves=${field('rdb_saves')}`,
+    `${cli} BGSAVE SCHEDULE >/dev/null`,
+    `end=$(( $(date +%s) + ${timeoutS} ))`,
+    `until [ "${field('rdb_saves')}" -gt "$saves" ] && [ "${field('rdb_bgsave_in_progress')}" = 0 ]; do`,
+    `  [ "$(date +%s)" -lt "$end" ] || { echo "BGSAVE did not finish within ${timeoutS}s: no snapshot, nothing replaced" >&2; exit 1; }`,
+    '  sleep 0.2',
+    'done',
+    `[ "${field('rdb_last_bgsave_status')}" = ok ] || { echo "BGSAVE failed (see the Redis log): no snapshot, nothing replaced" >&2; exit 1; }`,
+    'snapdir="$rdbdir/rha-snapshots"; mkdir -p "$snapdir"; chmod 0750 "$snapdir"; chown --reference="$rdbdir" "$snapdir" 2>/dev/null || true',
+    `snap="$snapdir/$rdbfile.$(date -u +%Y%m%dT%H%M%SZ).${why}"`,
+    'cp -p "$rdbdir/$rdbfile" "$snap.tmp" && mv -f "$snap.tmp" "$snap"',
+    'echo "snapshot:$snap"',
+  ];
 }

@@ -20,6 +20,8 @@ export interface NodeState {
   replid?: string;
   replid2?: string;
   offset: number;
+  /** `second_repl_offset`: where this node left `replid2`'s history (+1); -1 when it never did. */
+  secondOffset?: number;
   connectedReplicas: number;
   keys: number;
   version?: string;
@@ -136,6 +138,7 @@ export function parseNodeState(output: string): NodeState {
     replid: info.get('master_replid'),
     replid2: info.get('master_replid2'),
     offset: Number(info.get('master_repl_offset') ?? 0),
+    secondOffset: info.has('second_repl_offset') ? Number(info.get('second_repl_offset')) : undefined,
     connectedReplicas: Number(info.get('connected_slaves') ?? 0),
     keys: countKeys(info),
     version: info.get('redis_version'),

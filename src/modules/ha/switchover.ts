@@ -35,6 +35,8 @@ export interface SwitchoverSpec {
   maxPauseMs?: number;
   /** keepalived.preempt of the cluster: with it, the VIP returns to the higher priority (refused). */
   preempt?: boolean;
+  /** redis.min_replicas_max_lag: the split-brain bound the new master gets (0 = none). Default 10, as the inventory's. */
+  minReplicasMaxLag?: number;
   log?: (line: string) => void;
 }
 
@@ -100,8 +102,9 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
           [
             'set -e',
             of ? `rcli REPLICAOF ${quote(of.address)} ${s.port} >/dev/null` : 'rcli REPLICAOF NO ONE >/dev/null',
-            // A master fenced by a notify hook (min-replicas-to-write) takes writes again.
-            of ? ':' : 'rcli CONFIG SET min-replicas-to-write 0 >/dev/null',
+            // A master fenced by a notify hook takes writes again, with the user's split-brain bound
+            // (never 0 unless the inventory says 0).
+            of ? ':' : `rcli CONFIG SET ${minReplicasArgs(s.minReplicasMaxLag ?? 10).join(' ')} >/dev/null`,
             writeRoleFileScript(s.configDir, of ? { host: of.address, port: s.port } : undefined, what),
           ].join('\n'),
           cliTarget(s),
@@ -176,6 +179,11 @@ export async function switchover(a: SwitchoverNode, b: SwitchoverNode, s: Switch
 }
 
 const KEEPALIVED_DIR = '/etc/keepalived/rha';
+
+/** CONFIG SET arguments for the inventory's redis.min_replicas_max_lag (as redis.conf and notify.sh render it). */
+export function minReplicasArgs(maxLag: number): string[] {
+  return ['min-replicas-to-write', maxLag > 0 ? '1' : '0', 'min-replicas-max-lag', String(maxLag > 0 ? maxLag : 10)];
+}
 /** How long a switchover waits for the replica's keepalived to be BACKUP before it refuses. */
 const READY_WAIT_S = 10;
 /** Added to the replica's priority for the move; keepalived caps the result at 254. */

@@ -4,6 +4,7 @@
  * and the data (domain.md, "The one destructive command").
  */
 import type { NodeState } from './redis-state.js';
+import { within } from './history.js';
 
 export interface PairInput {
   cluster: string;
@@ -48,7 +49,12 @@ export function decideTopology(p: PairInput): TopologyDecision {
   if (vip) {
     const peer = vip === a ? b : a;
     if (vip.state.redisUp && vip.state.role === 'master') {
-      return pick(vip, `${vip.name} holds the VIP and is master (${seen})`);
+      // The VIP holder's data is the live data. A peer whose keys are not all in its history
+      // (diverged, or fenced by a notify hook) is rejoined only after a snapshot of its keys
+      // (redis_replication), which the reason announces here.
+      const lossy = peer.state.redisUp && peer.state.keys > 0 && !(peer.state.role === 'slave' && peer.state.masterHost !== undefined && peer.state.linkUp) && !within(peer.state, vip.state);
+      const note = lossy ? `; ${peer.name}'s ${peer.state.keys} keys are not all in ${vip.name}'s history: they are saved to a snapshot before it rejoins` : '';
+      return pick(vip, `${vip.name} holds the VIP and is master${note} (${seen})`);
     }
     if (!vip.state.redisUp && !holdsData(peer.state)) {
       // Redis stopped behind the VIP (e.g. a restart in progress); nobody else has data.
@@ -94,6 +100,10 @@ export function decideTopology(p: PairInput): TopologyDecision {
   // Both hold data: fine if one replicates from the other.
   if (a.state.role === 'master' && b.state.role === 'slave') return pick(a, `${b.name} replicates from ${a.name} (${seen})`);
   if (b.state.role === 'master' && a.state.role === 'slave') return pick(b, `${a.name} replicates from ${b.name} (${seen})`);
+  // Both hold data and neither follows the other: the same rule as the hooks. If one node's
+  // writes are all in the other's history, the other is the live master and the rejoin loses nothing.
+  if (within(b.state, a.state)) return pick(a, `${b.name}'s data is all in ${a.name}'s replication history (${seen})`);
+  if (within(a.state, b.state)) return pick(b, `${a.name}'s data is all in ${b.name}'s replication history (${seen})`);
   if (a.state.role === 'slave' && b.state.role === 'slave') {
     const ahead = a.state.offset >= b.state.offset ? a : b;
     return {
@@ -104,6 +114,6 @@ export function decideTopology(p: PairInput): TopologyDecision {
   const loser = b;
   return {
     kind: 'refused',
-    reason: `both nodes are masters holding data (${a.name}: ${a.state.keys} keys, ${b.name}: ${b.state.keys} keys); making one a replica wipes the other's ${loser.state.keys} keys. Rerun with --force ${p.cluster} to keep ${a.name}'s data and discard ${b.name}'s`,
+    reason: `both nodes are masters holding data on diverged replication histories (${a.name}: ${a.state.keys} keys, ${b.name}: ${b.state.keys} keys); making one a replica wipes the other's ${loser.state.keys} keys. Rerun with --force ${p.cluster} to keep ${a.name}'s data and discard ${b.name}'s (saved to a snapshot on ${b.name} first)`,
   };
 }
