@@ -41,6 +41,7 @@ import {
   withSubnetLock,
 } from './net.js';
 import { LabError, have, must, run } from './sh.js';
+import { checkSystemdMachine, rebootSystemdHost, startSystemdHost } from './systemd.js';
 
 export { ensureCache, cacheDir, REDIS_SOURCE, REPO_PACKAGES, ROOTFS_INCLUDE } from './cache.js';
 export { LabError } from './sh.js';
@@ -59,6 +60,8 @@ export interface LabHost {
 
 export interface LabInfo {
   name: string;
+  /** namespace: sshd as PID 1 of each host; systemd: each host boots systemd (rha lab up --systemd). */
+  kind: 'namespace' | 'systemd';
   dir: string;
   subnet: string;
   controllerAddress: string;
@@ -76,6 +79,8 @@ interface LabState {
   /** First three octets of the lab's /24. */
   prefix: string;
   python: boolean;
+  /** Hosts boot systemd with systemd-nspawn (absent in labs made before it existed). */
+  systemd?: boolean;
   hosts: Array<{ name: string; address: string }>;
   clusters: LabCluster[];
   cache: CacheInfo;
@@ -164,6 +169,7 @@ async function describe(s: LabState): Promise<LabInfo> {
   }
   return {
     name: s.name,
+    kind: s.systemd ? 'systemd' : 'namespace',
     dir,
     subnet,
     controllerAddress: `${prefix}.1`,
@@ -192,7 +198,8 @@ async function startLabHost(s: LabState, h: { name: string; address: string }): 
   for (const p of [s.cache.rootfs, s.cache.repo]) {
     if (!existsSync(p)) throw new LabError(`the lab's cache ${p} is gone; recreate the lab (rha lab down, rha lab up)`);
   }
-  return startHost({ lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo });
+  const p = { lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo };
+  return s.systemd ? startSystemdHost(p) : startHost(p);
 }
 
 async function writeKnownHosts(s: LabState): Promise<void> {
@@ -210,6 +217,8 @@ export async function labUp(
     name?: string;
     hosts?: number;
     python?: boolean;
+    /** Hosts boot systemd as PID 1 (systemd-nspawn) instead of running sshd as PID 1. */
+    systemd?: boolean;
     /** Remove a lab of this name first instead of refusing. */
     recreate?: boolean;
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
@@ -226,6 +235,7 @@ export async function labUp(
     throw new LabError(`--hosts must be a whole number from 1 to ${MAX_HOSTS}, not ${count}`);
   }
   await checkMachine();
+  if (opts.systemd) await checkSystemdMachine();
   const existing = await readState(name);
   if (existing && !opts.recreate) {
     throw new LabError(
@@ -238,7 +248,7 @@ export async function labUp(
   };
   // Leftovers of a crashed or interrupted run (or the lab being recreated) never break this one.
   await labDown(name);
-  const cache = await ensureCache({ python: opts.python, log });
+  const cache = await ensureCache({ python: opts.python, systemd: opts.systemd, log });
   stopIfAborted();
 
   const dir = labDir(name);
@@ -257,6 +267,7 @@ export async function labUp(
         name,
         prefix,
         python: !!opts.python,
+        ...(opts.systemd ? { systemd: true } : {}),
         hosts,
         clusters: pairHosts(hosts.map((h) => h.name), prefix),
         cache,
@@ -414,6 +425,18 @@ export async function labStartHost(name: string, host: string): Promise<void> {
   if (await findHostInit(s.name, h.name)) return;
   await setHostPower(s.name, host, h.address, 'on');
   await startLabHost(s, h);
+}
+
+/**
+ * Reboots a systemd host with `systemctl reboot` inside it (services stop in order, the disk is
+ * kept, the NIC comes back with the host's own address only); resolves once sshd answers again.
+ */
+export async function labReboot(name: string, host: string): Promise<LabHost> {
+  const s = await requireState(name);
+  const h = requireHost(s, host);
+  if (!s.systemd) throw new LabError(`lab ${s.name} runs sshd as PID 1, not systemd: reboot needs a lab made with rha lab up --systemd (stop + start is the nearest)`);
+  const pid = await rebootSystemdHost({ lab: s.name, host: h.name, address: h.address });
+  return { name: h.name, address: h.address, netns: hostNetns(s.name, h.name), running: true, pid, linkUp: await hostLinkUp(s.name, h.name) };
 }
 
 /** Folder of a host's disk (overlay upper dir = what changed on the host), for tests and debugging. */
