@@ -11,10 +11,10 @@ import { run } from '../../src/lab/sh.js';
  * Registers beforeAll(labUp)/afterAll(labDown) for a lab of `hosts` fresh hosts; returns a getter
  * for its LabInfo (valid inside tests). Leftovers of an earlier crashed run are removed first.
  */
-export function useLab(name: string, hosts = 2, opts: { python?: boolean } = {}): () => LabInfo {
+export function useLab(name: string, hosts = 2, opts: { python?: boolean; systemd?: boolean } = {}): () => LabInfo {
   let info: LabInfo | undefined;
   beforeAll(async () => {
-    info = await labUp({ name, hosts, python: opts.python, recreate: true });
+    info = await labUp({ name, hosts, python: opts.python, systemd: opts.systemd, recreate: true });
   }, 15 * 60_000);
   afterAll(async () => {
     await labDown(name);
