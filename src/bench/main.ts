@@ -11,7 +11,8 @@ import path from 'node:path';
 import type { ClusterSpec } from '../core/types.js';
 import { loadInventory } from '../inventory/index.js';
 import { availabilityFirst } from './availability.js';
-import { labDown, labExec, labKill, labUp, type LabInfo } from '../lab/index.js';
+import { labDown, labExec, labKill, labReboot, labStartHost, labStopHost, labUp, type LabInfo } from '../lab/index.js';
+import { netnsPids } from '../lab/net.js';
 import { call, fastClient, vipTarget } from '../pair/client.js';
 import { packageRoot } from '../cli/run.js';
 import { runPool } from '../runner/pool.js';
@@ -467,6 +468,37 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+const SYSTEMD_LAB = 'bench-systemd';
+
+/** Boot and reboot times of a systemd lab host, and its memory (PSS summed over its processes). */
+async function systemdHostRun(o: BenchOptions): Promise<NonNullable<BenchResult['systemdHost']>> {
+  log('systemd host: boot and reboot times');
+  const lab = await labUp({ name: SYSTEMD_LAB, hosts: 1, systemd: true, recreate: true, signal: controller.signal, log });
+  try {
+    const host = lab.hosts[0];
+    const boot: number[] = [];
+    const reboot: number[] = [];
+    for (let i = 0; i < o.repeat; i++) {
+      checkAborted();
+      await labStopHost(SYSTEMD_LAB, host.name);
+      let t0 = Date.now();
+      await labStartHost(SYSTEMD_LAB, host.name);
+      boot.push(Date.now() - t0);
+      t0 = Date.now();
+      await labReboot(SYSTEMD_LAB, host.name);
+      reboot.push(Date.now() - t0);
+    }
+    let pssKb = 0;
+    for (const pid of await netnsPids(host.netns)) {
+      const rollup = await fs.readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+      pssKb += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+    }
+    return { boot: samples(boot), reboot: samples(reboot), ...(pssKb ? { pssKb } : {}) };
+  } finally {
+    await labDown(SYSTEMD_LAB);
+  }
+}
+
 async function commit(): Promise<string | undefined> {
   const r = await timed(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']);
   return r.code === 0 ? r.stdout.trim() : undefined;
@@ -506,7 +538,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release(), commit: await commit() },
-    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover },
+    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover, systemd: o.systemd },
     scale: [],
     switchover: { available: false, why: o.failover ? 'not run' : 'not run (--skip-failover)' },
     targets: [],
@@ -523,10 +555,11 @@ async function main(): Promise<number> {
       result.scale.push(await scaleRun(n, o, ansibleVersion));
     }
     if (o.build || o.failover) await pairRuns(o, result);
+    if (o.systemd) result.systemdHost = await systemdHostRun(o);
   } catch (e) {
     // Clean-up happened in the finally blocks; what was measured so far is still printed.
     log(controller.signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
-    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB)]).catch(() => undefined);
+    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB), labDown(SYSTEMD_LAB)]).catch(() => undefined);
     result.durationMs = Date.now() - started;
     result.targets = judgeTargets(result);
     result.error = controller.signal.aborted ? 'interrupted' : (e as Error).message;

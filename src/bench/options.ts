@@ -7,6 +7,8 @@ export interface BenchOptions {
   ansible: boolean;
   build: boolean;
   failover: boolean;
+  /** systemd host boot and reboot times (rha lab up --systemd). */
+  systemd: boolean;
   repeat: number;
   forks: number;
   json: string;
@@ -35,17 +37,19 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-ansible', 'rha only (no Ansible runs)')
     .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
     .option('--skip-failover', 'no failover or switchover measurements')
+    .option('--skip-systemd', 'no systemd host boot times')
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
     .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
     .option('--json <file>', 'where to write the results', defaultJson)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; repeat: number; forks: number; json: string }>();
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; repeat: number; forks: number; json: string }>();
   return {
     sizes: o.sizes,
     ansible: !o.skipAnsible,
     build: !o.skipBuild,
     failover: !o.skipFailover,
+    systemd: !o.skipSystemd,
     repeat: o.repeat,
     forks: o.forks,
     json: path.resolve(o.json),

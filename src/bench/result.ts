@@ -64,7 +64,7 @@ export interface BenchResult {
   startedAt: string;
   durationMs: number;
   machine: { cpus: number; memoryMb: number; node: string; kernel: string; commit?: string };
-  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean };
+  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean; systemd?: boolean };
   scale: ScaleResult[];
   build?: BuildResult;
   failover?: Samples;
@@ -73,6 +73,11 @@ export interface BenchResult {
    * failed). `pause`: per repetition, the longest interval between two acknowledged writes of a
    * writer running through the switchover (the time writes were held, as a client sees it).
    */
+  /**
+   * systemd lab hosts (one host): `boot` from `rha lab start` to sshd answering, `reboot` from
+   * `systemctl reboot` inside to sshd answering again; `pssKb` the host's memory (PSS of all its processes).
+   */
+  systemdHost?: { boot: Samples; reboot: Samples; pssKb?: number };
   switchover: (Samples & { available: true; commandMedianMs?: number; pause?: Samples }) | { available: false; why: string };
   /**
    * Secret rotation on the running pair (`rha provision` after changing the secret), per
@@ -220,6 +225,17 @@ export function renderResult(r: BenchResult): string {
     ]);
   }
   if (r.error) lines.push(`STOPPED EARLY: ${r.error}`, '');
+  if (r.systemdHost) {
+    const h = r.systemdHost;
+    const med = (v: Samples) => (v.medianMs === undefined ? dash : `${s(v.medianMs)} (max ${s(v.maxMs ?? v.medianMs)}, N=${v.samplesMs.length})`);
+    lines.push(
+      'systemd lab host (systemd-nspawn, rha lab up --systemd)',
+      `  start to sshd answering    ${med(h.boot)}`,
+      `  systemctl reboot to sshd   ${med(h.reboot)}`,
+      `  memory per host            ${h.pssKb === undefined ? dash : `${(h.pssKb / 1024).toFixed(0)} MB PSS`}`,
+      '',
+    );
+  }
   const forks = r.scale[0]?.forks ?? r.options.forks;
   if (r.scale.length) {
     lines.push(`Bench job (render + push 7 files, 5 folders; forks ${forks} for both tools)`, ...formatTable(rows));

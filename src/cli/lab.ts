@@ -58,7 +58,7 @@ export function formatLab(info: LabInfo): string {
       ])
     : '';
   return (
-    `lab ${info.name}: ${info.hosts.length} host${info.hosts.length === 1 ? '' : 's'} in ${info.subnet} ` +
+    `lab ${info.name}: ${info.hosts.length} ${info.kind === 'systemd' ? 'systemd ' : ''}host${info.hosts.length === 1 ? '' : 's'} in ${info.subnet} ` +
     `(this machine is ${info.controllerAddress} on it)\n\n${hosts}${clusters}\n\n` +
     `  inventory    ${info.inventoryPath}\n` +
     `  ssh key      ${info.privateKeyPath}\n` +
@@ -87,10 +87,11 @@ export function labCommand(): Command {
         .choices(['root', 'sudo', 'sudo-nopasswd'])
         .default('root'),
     )
+    .option('--systemd', 'hosts boot systemd as PID 1 (systemd-nspawn), like real servers', false)
     .option('--recreate', 'remove a lab of this name first, if one is up', false)
     .option('--subnet <cidr>', 'a private /24 for the lab (default: a free 10.213.X.0/24)')
     .action(
-      act(async (o: { hosts: number; name: string; python: boolean; login: 'root' | 'sudo' | 'sudo-nopasswd'; recreate: boolean; subnet?: string }) => {
+      act(async (o: { hosts: number; name: string; python: boolean; login: 'root' | 'sudo' | 'sudo-nopasswd'; systemd: boolean; recreate: boolean; subnet?: string }) => {
         // Ctrl-C during up stops it between steps and removes the half-made lab (labUp cleans up
         // what it made when it fails); a second Ctrl-C kills at once, `rha lab down` then cleans.
         const abort = new AbortController();
@@ -107,6 +108,7 @@ export function labCommand(): Command {
             hosts: o.hosts,
             python: o.python,
             login: o.login,
+            systemd: o.systemd,
             recreate: o.recreate,
             subnet: o.subnet,
             signal: abort.signal,
@@ -290,12 +292,29 @@ export function labCommand(): Command {
     );
 
   lab
+    .command('reboot')
+    .description('reboot a host of a systemd lab with systemctl reboot inside it (disk kept); waits until sshd answers again')
+    .argument('<host>')
+    .addOption(nameOption())
+    .action(
+      act(async (host: string, o: { name: string }) => {
+        const h = await (await labApi()).labReboot(o.name, host);
+        process.stdout.write(`${host}: rebooted (pid ${h.pid}), sshd answering at ${h.address}\n`);
+      }),
+    );
+
+  lab
     .command('cache')
     .description('build (or check) the cached root filesystem, apt repository and Redis source')
     .option('--python', 'the root filesystem variant with python3', false)
+    .option('--systemd', 'the root filesystem variant that boots systemd (rha lab up --systemd)', false)
     .action(
-      act(async (o: { python: boolean }) => {
-        const c = await (await labApi()).ensureCache({ python: o.python, log: (l) => process.stderr.write(`  ${l}\n`) });
+      act(async (o: { python: boolean; systemd: boolean }) => {
+        const c = await (await labApi()).ensureCache({
+          python: o.python,
+          systemd: o.systemd,
+          log: (l) => process.stderr.write(`  ${l}\n`),
+        });
         process.stdout.write(
           `rootfs        ${c.rootfs}\napt repo      ${c.repo}\nredis source  ${c.redisSource.path}\n` +
             `              sha256 ${c.redisSource.sha256}\n`,

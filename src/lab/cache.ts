@@ -20,6 +20,8 @@ export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 export const ROOTFS_INCLUDE = ['openssh-server', 'iproute2', 'procps', 'sudo'] as const;
 /** Benchmark hosts also get python3 (Ansible needs it on managed hosts). */
 export const PYTHON_INCLUDE = ['python3'] as const;
+/** systemd-booted hosts (rha lab up --systemd) boot the rootfs with systemd as PID 1. */
+export const SYSTEMD_INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'sudo'] as const;
 /**
  * What a provisioning run installs from a mirror: the lab's local repository carries these and
  * their dependencies. redis-server is Debian's package, for `redis.install: package`.
@@ -53,26 +55,35 @@ export function cacheDir(): string {
 }
 
 /** The key of a rootfs+repo recipe: changes whenever a package list or the build steps change. */
-export function rootfsKey(python: boolean): string {
+export function rootfsKey(python: boolean, systemd = false): string {
   const recipe = {
     v: RECIPE_VERSION,
     suite: DEBIAN_SUITE,
     mirror: DEBIAN_MIRROR,
-    include: [...ROOTFS_INCLUDE, ...(python ? PYTHON_INCLUDE : [])],
+    include: includeList(python, systemd),
     repo: [...REPO_PACKAGES],
   };
   return createHash('sha256').update(JSON.stringify(recipe)).digest('hex').slice(0, 12);
 }
 
+/** debootstrap's include list of a rootfs variant (the systemd list only when asked: its key stays unchanged otherwise). */
+function includeList(python: boolean, systemd: boolean): string[] {
+  return [...ROOTFS_INCLUDE, ...(python ? PYTHON_INCLUDE : []), ...(systemd ? SYSTEMD_INCLUDE : [])];
+}
+
 /** The cached root filesystem, repository and Redis source, building whatever is missing. */
-export async function ensureCache(opts: { python?: boolean; log?: (line: string) => void } = {}): Promise<CacheInfo> {
+export async function ensureCache(
+  opts: { python?: boolean; systemd?: boolean; log?: (line: string) => void } = {},
+): Promise<CacheInfo> {
   const log = opts.log ?? (() => undefined);
   const base = cacheDir();
   await fs.mkdir(base, { recursive: true, mode: 0o755 });
   await removeStaleTemps(base);
-  const key = `rootfs-${opts.python ? 'python-' : ''}${rootfsKey(!!opts.python)}`;
+  const python = !!opts.python;
+  const systemd = !!opts.systemd;
+  const key = `rootfs-${python ? 'python-' : ''}${systemd ? 'systemd-' : ''}${rootfsKey(python, systemd)}`;
   const final = path.join(base, key);
-  await buildOnce(base, key, log, (tmp) => buildRootfs(tmp, !!opts.python, log));
+  await buildOnce(base, key, log, (tmp) => buildRootfs(tmp, includeList(python, systemd), log));
   const redisDir = path.join(base, `redis-${REDIS_SOURCE.version}`);
   await buildOnce(base, path.basename(redisDir), log, (tmp) => downloadRedisSource(tmp, log));
   const tarball = path.join(redisDir, REDIS_SOURCE.file);
@@ -152,9 +163,9 @@ function mirrorHint(what: string, detail: string): LabError {
   );
 }
 
-async function buildRootfs(tmp: string, python: boolean, log: (line: string) => void): Promise<void> {
+async function buildRootfs(tmp: string, includePackages: string[], log: (line: string) => void): Promise<void> {
   const root = path.join(tmp, 'root');
-  const include = [...ROOTFS_INCLUDE, ...(python ? PYTHON_INCLUDE : [])].join(',');
+  const include = includePackages.join(',');
   log(`building the lab root filesystem (debootstrap ${DEBIAN_SUITE}, include ${include}); first run only, about a minute`);
   const boot = await run(
     ['debootstrap', '--variant=minbase', `--include=${include}`, DEBIAN_SUITE, root, DEBIAN_MIRROR],

@@ -42,6 +42,7 @@ import {
   withSubnetLock,
 } from './net.js';
 import { LabError, have, must, run } from './sh.js';
+import { checkSystemdMachine, rebootSystemdHost, startSystemdHost } from './systemd.js';
 
 export { ensureCache, cacheDir, REDIS_SOURCE, REPO_PACKAGES, ROOTFS_INCLUDE } from './cache.js';
 export { LabError } from './sh.js';
@@ -61,6 +62,8 @@ export interface LabHost {
 
 export interface LabInfo {
   name: string;
+  /** namespace: sshd as PID 1 of each host; systemd: each host boots systemd (rha lab up --systemd). */
+  kind: 'namespace' | 'systemd';
   dir: string;
   subnet: string;
   controllerAddress: string;
@@ -82,6 +85,8 @@ interface LabState {
   python: boolean;
   /** Absent in labs made before logins existed: root. */
   login?: LabLogin;
+  /** Hosts boot systemd with systemd-nspawn (absent in labs made before it existed). */
+  systemd?: boolean;
   hosts: Array<{ name: string; address: string }>;
   clusters: LabCluster[];
   cache: CacheInfo;
@@ -170,6 +175,7 @@ async function describe(s: LabState): Promise<LabInfo> {
   }
   return {
     name: s.name,
+    kind: s.systemd ? 'systemd' : 'namespace',
     dir,
     subnet,
     controllerAddress: `${prefix}.1`,
@@ -199,7 +205,8 @@ async function startLabHost(s: LabState, h: { name: string; address: string }): 
   for (const p of [s.cache.rootfs, s.cache.repo]) {
     if (!existsSync(p)) throw new LabError(`the lab's cache ${p} is gone; recreate the lab (rha lab down, rha lab up)`);
   }
-  const pid = await startHost({ lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo });
+  const p = { lab: s.name, host: h.name, address: h.address, rootfs: s.cache.rootfs, repo: s.cache.repo };
+  const pid = await (s.systemd ? startSystemdHost(p) : startHost(p));
   await ensureLoginUser(s.name, labDir(s.name), h.name, s.login);
   return pid;
 }
@@ -221,6 +228,8 @@ export async function labUp(
     python?: boolean;
     /** How the inventory logs in: root (default), or the sudo user LAB_LOGIN_USER with or without a sudo password. */
     login?: LabLogin;
+    /** Hosts boot systemd as PID 1 (systemd-nspawn) instead of running sshd as PID 1. */
+    systemd?: boolean;
     /** Remove a lab of this name first instead of refusing. */
     recreate?: boolean;
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
@@ -237,6 +246,7 @@ export async function labUp(
     throw new LabError(`--hosts must be a whole number from 1 to ${MAX_HOSTS}, not ${count}`);
   }
   await checkMachine();
+  if (opts.systemd) await checkSystemdMachine();
   const existing = await readState(name);
   if (existing && !opts.recreate) {
     throw new LabError(
@@ -249,7 +259,7 @@ export async function labUp(
   };
   // Leftovers of a crashed or interrupted run (or the lab being recreated) never break this one.
   await labDown(name);
-  const cache = await ensureCache({ python: opts.python, log });
+  const cache = await ensureCache({ python: opts.python, systemd: opts.systemd, log });
   stopIfAborted();
 
   const dir = labDir(name);
@@ -269,6 +279,7 @@ export async function labUp(
         prefix,
         python: !!opts.python,
         ...(opts.login && opts.login !== 'root' ? { login: opts.login } : {}),
+        ...(opts.systemd ? { systemd: true } : {}),
         hosts,
         clusters: pairHosts(hosts.map((h) => h.name), prefix),
         cache,
@@ -427,6 +438,18 @@ export async function labStartHost(name: string, host: string): Promise<void> {
   if (await findHostInit(s.name, h.name)) return;
   await setHostPower(s.name, host, h.address, 'on');
   await startLabHost(s, h);
+}
+
+/**
+ * Reboots a systemd host with `systemctl reboot` inside it (services stop in order, the disk is
+ * kept, the NIC comes back with the host's own address only); resolves once sshd answers again.
+ */
+export async function labReboot(name: string, host: string): Promise<LabHost> {
+  const s = await requireState(name);
+  const h = requireHost(s, host);
+  if (!s.systemd) throw new LabError(`lab ${s.name} runs sshd as PID 1, not systemd: reboot needs a lab made with rha lab up --systemd (stop + start is the nearest)`);
+  const pid = await rebootSystemdHost({ lab: s.name, host: h.name, address: h.address });
+  return { name: h.name, address: h.address, netns: hostNetns(s.name, h.name), running: true, pid, linkUp: await hostLinkUp(s.name, h.name) };
 }
 
 /** Folder of a host's disk (overlay upper dir = what changed on the host), for tests and debugging. */

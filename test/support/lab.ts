@@ -13,12 +13,12 @@ import { run } from '../../src/lab/sh.js';
  * `login`: how the lab's inventory logs in (root, or a sudo user with or without a password).
  * RHA_TEST_LAB_PREFIX prefixes the lab's name.
  */
-export function useLab(base: string, hosts = 2, opts: { python?: boolean; login?: LabLogin } = {}): () => LabInfo {
+export function useLab(base: string, hosts = 2, opts: { python?: boolean; login?: LabLogin; systemd?: boolean } = {}): () => LabInfo {
   // RHA_TEST_LAB_PREFIX: on a shared machine, runs from different checkouts keep apart.
   const name = `${process.env.RHA_TEST_LAB_PREFIX ?? ''}${base}`;
   let info: LabInfo | undefined;
   beforeAll(async () => {
-    info = await labUp({ name, hosts, python: opts.python, login: opts.login, recreate: true });
+    info = await labUp({ name, hosts, python: opts.python, login: opts.login, systemd: opts.systemd, recreate: true });
   }, 15 * 60_000);
   afterAll(async () => {
     await labDown(name);

@@ -53,6 +53,7 @@ describe('options', () => {
       ansible: true,
       build: true,
       failover: true,
+      systemd: true,
       repeat: 5,
       forks: 10,
       json: '/x/latest.json',
@@ -60,8 +61,8 @@ describe('options', () => {
   });
 
   it('subset flags', () => {
-    const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
-    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, repeat: 3, forks: 20, json: '/tmp/b.json' });
+    const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
+    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
   it('--sizes none skips the side-by-side job', () => {
