@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ describe('lab logins', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rha-lab-login-'));
     try {
       await writeLoginPassword(dir);
+      // The inventory names the lab's key, which validation checks is a readable file.
+      writeFileSync(path.join(dir, 'id_ed25519'), 'not a real key\n', { mode: 0o600 });
       const file = await writeLabInventory({
         dir,
         labName: 't',

@@ -34,7 +34,7 @@ describe('switchover', () => {
 
 describe('the new master gets the user\'s split-brain bound back, never 0 unless the inventory says 0', () => {
   test('minReplicasArgs', async () => {
-    const { minReplicasArgs } = await import('../../src/pair/switchover.js');
+    const { minReplicasArgs } = await import('../../src/modules/ha/switchover.js');
     expect(minReplicasArgs(10)).toEqual(['min-replicas-to-write', '1', 'min-replicas-max-lag', '10']);
     expect(minReplicasArgs(3)).toEqual(['min-replicas-to-write', '1', 'min-replicas-max-lag', '3']);
     expect(minReplicasArgs(0)).toEqual(['min-replicas-to-write', '0', 'min-replicas-max-lag', '10']);
