@@ -81,11 +81,11 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
       return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}), ...(fenced !== undefined ? { fenced } : {}) };
     }),
   );
-  return judge(c, nodes);
+  return judge(c, nodes, { minReplicasMaxLag: Number((c.redis as { min_replicas_max_lag?: number }).min_replicas_max_lag ?? 0) });
 }
 
 /** The verdict for one pair from its nodes' state (pure). */
-export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[]): ClusterStatus {
+export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[], o: { minReplicasMaxLag?: number } = {}): ClusterStatus {
   const reasons: string[] = [];
   const holders = nodes.filter((n) => n.holdsVip);
   const masters = nodes.filter((n) => n.redisUp && n.role === 'master');
@@ -110,6 +110,13 @@ export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[])
       h.role === 'slave' && peer && h.masterHost === peer.address && peer.role === 'master'
         ? `${vipHolder} holds the VIP but its Redis is still a replica of ${peer.host}: the notify hook's catch-up did not finish (rule M9 in the keepalived log), nothing was lost. When its lag is 0, run /etc/keepalived/rha/notify.sh master on ${vipHolder}: it takes over and ${peer.host} follows it`
         : `${vipHolder} holds the VIP but its Redis is not a master`,
+    );
+  }
+  // The split-brain bound's cost, said where it bites: a master without a replica in sync refuses writes.
+  if (m && !m.fenced && (o.minReplicasMaxLag ?? 0) > 0 && !nodes.some((n) => n.host !== m.host && n.role === 'slave' && n.masterHost === m.address && n.linkUp)) {
+    reasons.push(
+      `${m.host} has no replica in sync, so it refuses writes (NOREPLICAS) after ${o.minReplicasMaxLag} s: the split-brain bound (redis.min_replicas_max_lag). ` +
+        `Bring the other node back as its replica (rha provision INVENTORY), or set min_replicas_max_lag: 0 to take writes with one node`,
     );
   }
   // What to do for a node a notify hook fenced (docs/design.md, "The notify hooks' state machine").

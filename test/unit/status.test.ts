@@ -82,3 +82,15 @@ describe('status says what to do for a node a notify hook fenced', () => {
     expect(s.reasons.join('\n')).toContain("node1 is fenced (by the peer's notify hook");
   });
 });
+
+describe('the split-brain bound, where it bites', () => {
+  test('a master without a replica in sync: writes refused, and the two ways out', () => {
+    const down = node({ host: 'node2', address: '10.0.0.2', reachable: false, redisUp: false });
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, down], { minReplicasMaxLag: 10 });
+    expect(s.reasons).toContain(
+      'node1 has no replica in sync, so it refuses writes (NOREPLICAS) after 10 s: the split-brain bound (redis.min_replicas_max_lag). Bring the other node back as its replica (rha provision INVENTORY), or set min_replicas_max_lag: 0 to take writes with one node',
+    );
+    expect(judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, down], { minReplicasMaxLag: 0 }).reasons.join()).not.toContain('NOREPLICAS');
+    expect(judge({ name: 'pair1', vip: '10.0.0.200/24' }, [master, replica('BACKUP')], { minReplicasMaxLag: 10 }).verdict).toBe('healthy');
+  });
+});
