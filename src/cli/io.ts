@@ -9,6 +9,8 @@ export interface CliIo {
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Calls `handler` on each Ctrl-C (or TERM) until the returned function is called; default: this process's signals. */
   onInterrupt?: (handler: () => void) => () => void;
+  /** Connections kept between runs (the keeper, keeper.ts); without it every run connects afresh. */
   keep?: KeptConnections;
 }

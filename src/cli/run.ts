@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { maskSecrets } from '../core/command.js';
 import { ExitCode, formatProblem, InputError, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
-import { ConnectionPool, forgetHostKey, type KeptConnections } from '../connection/index.js';
+import { ConnectionPool, forgetHostKey } from '../connection/index.js';
 import { gatherFacts } from '../facts/index.js';
 import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
@@ -19,18 +19,12 @@ import { runPlaybook, type RunOptions } from '../runner/index.js';
 import type { RunCliOptions } from './options.js';
 import { packageRoot } from './paths.js';
 
+import type { CliIo } from './io.js';
+
 export { packageRoot, selfCommand } from './paths.js';
 
-export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  /** Calls `handler` on each Ctrl-C (or TERM) until the returned function is called; default: this process's signals. */
-  onInterrupt?: (handler: () => void) => () => void;
-  /** Connections kept between runs (the keeper, keeper.ts); without it every run connects afresh. */
-  keep?: KeptConnections;
-}
+/** Where a command's output goes and what it reads (cli/io.ts). */
+export type Io = CliIo;
 
 export const processIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() });
 

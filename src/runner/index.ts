@@ -26,7 +26,6 @@ import { emptyRecap, exitCodeFor } from './recap.js';
 import { selectedByTags } from './tags.js';
 import { executeTask, isReader, readAheadFor, type TaskOutcome } from './task.js';
 import { HostReadAhead } from './read-ahead.js';
-import { magicVars } from './vars.js';
 import {
   abortableSleep,
   errorMessage,
@@ -42,19 +41,7 @@ export { planBatches, batchSize } from './batches.js';
 export { selectedByTags } from './tags.js';
 export { exitCodeFor, emptyRecap } from './recap.js';
 export { runPool } from './pool.js';
-export {
-  UNKNOWN_FACTS,
-  abortableSleep,
-  errorMessage,
-  isUnreachable,
-  searchPathsFor,
-  unreachableLabel,
-  type HostState,
-  type RunContext,
-  type RunOptions,
-  type Where,
-} from './context.js';
-export { magicVars };
+export type { RunOptions } from './context.js';
 
 /** Ansible's default is 5; rha hosts mostly wait on the network and on remote builds, so 10. */
 export const DEFAULT_FORKS = 10;
