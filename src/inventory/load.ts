@@ -4,15 +4,16 @@
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { InputError, type ClusterSpec, type HostConnectionSpec, type JumpHostSpec, type HostSpec, type InputProblem, type Inventory, type NodeRole, type SecretValue } from '../core/types.js';
+import { join } from 'node:path';
+import { InputError, type ClusterSpec, type HostConnectionSpec, type JumpHostSpec, type HostSpec, type InputProblem, type Inventory, type NodeRole } from '../core/types.js';
 import { addressProblem, interfaceNameProblem, parseCidr, parseIPv4, type Cidr } from './net.js';
 import { defaultSshConfig, parseJumpSpec, readSshConfig, type SshConfigFile, type SshConfigHost } from '../connection/ssh-config.js';
-import { inventorySchema, NAME_PATTERN, NAME_RULE, type RawInventory, type RawSecret } from './schema.js';
+import { LoadContext } from './context.js';
+import { resolveSecret } from './secrets.js';
+import { inventorySchema, NAME_PATTERN, NAME_RULE, type RawInventory } from './schema.js';
 import { Document, LineCounter } from 'yaml';
 import { addVarsDirs, detectFormat, locateIn, readAnsibleIni, readAnsibleYaml, toNative } from './ansible.js';
-import { dotted, lineOf, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
+import { dotted, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
 
 /** Group names rha defines itself. */
 const RESERVED_GROUPS = ['all', 'clusters'];
@@ -146,78 +147,22 @@ function fromSource(source: YamlSource, opts: LoadInventoryOptions, extra: Input
 }
 
 class Normaliser {
-  readonly problems: InputProblem[] = [];
-  private readonly dir: string;
-  private readonly secrets = new Set<string>();
+  private readonly ctx: LoadContext;
 
-  constructor(
-    private readonly src: YamlSource,
-    private readonly raw: RawInventory,
-    private readonly env: NodeJS.ProcessEnv,
-  ) {
-    this.dir = dirname(resolve(src.file));
+  constructor(src: YamlSource, raw: RawInventory, env: NodeJS.ProcessEnv) {
+    this.ctx = new LoadContext(src, raw, env);
   }
 
-  private error(path: KeyPath, message: string, key = false): void {
-    this.problems.push({ file: this.src.file, line: lineOf(this.src, path, { key }), path: dotted(path), message, severity: 'error' });
-  }
-
-  private warn(path: KeyPath, message: string, key = false): void {
-    this.problems.push({ file: this.src.file, line: lineOf(this.src, path, { key }), path: dotted(path), message, severity: 'warning' });
-  }
-
-  private home(): string {
-    return this.env.HOME || homedir();
-  }
-
-  /** Absolute path: `~` expands to HOME, relative paths are relative to the inventory file. */
-  private path(p: string): string {
-    if (p === '~') return this.home();
-    if (p.startsWith('~/')) return join(this.home(), p.slice(2));
-    return isAbsolute(p) ? p : resolve(this.dir, p);
-  }
-
-  private secret(raw: RawSecret | undefined, path: KeyPath): SecretValue | undefined {
-    if (raw === undefined) return undefined;
-    let value: string | undefined;
-    let source: string;
-    if (typeof raw === 'string') {
-      value = raw;
-      source = `${this.src.file}:${lineOf(this.src, path) ?? ''}`;
-    } else if ('env' in raw) {
-      source = `env ${raw.env}`;
-      value = this.env[raw.env];
-      if (value === undefined) {
-        this.error(path, `environment variable ${raw.env} is not set: export it, or use { file: PATH } or a literal`);
-        return undefined;
-      }
-    } else {
-      const abs = this.path(raw.file);
-      source = `file ${raw.file}`;
-      try {
-        value = readFileSync(abs, 'utf8').replace(/(\r?\n)+$/, '');
-        const mode = statSync(abs).mode;
-        if (mode & 0o077) this.warn(path, `secret file ${raw.file} is readable by group/others: chmod 600 ${abs}`);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        this.error(path, code === 'ENOENT' ? `secret file ${raw.file} does not exist (looked at ${abs})` : `cannot read secret file ${raw.file}: ${code ?? (e as Error).message}`);
-        return undefined;
-      }
-    }
-    if (value === '') {
-      this.error(path, `secret from ${source} is empty`);
-      return undefined;
-    }
-    this.secrets.add(value);
-    return { source, value };
+  get problems(): InputProblem[] {
+    return this.ctx.problems;
   }
 
   private checkName(kind: string, name: string, path: KeyPath): void {
-    if (!NAME_PATTERN.test(name)) this.error(path, `${kind} name "${name}" ${NAME_RULE}`, true);
+    if (!NAME_PATTERN.test(name)) this.ctx.error(path, `${kind} name "${name}" ${NAME_RULE}`, true);
   }
 
   run(): Inventory {
-    const raw = this.raw;
+    const raw = this.ctx.raw;
     const hostNames = Object.keys(raw.hosts);
     const groupNames = Object.keys(raw.groups);
     const clusterNames = Object.keys(raw.clusters);
@@ -226,25 +171,25 @@ class Normaliser {
     for (const h of hostNames) this.checkName('host', h, ['hosts', h]);
     for (const g of groupNames) {
       this.checkName('group', g, ['groups', g]);
-      if (RESERVED_GROUPS.includes(g)) this.error(['groups', g], `group name "${g}" is reserved by rha: rename the group`, true);
-      if (raw.hosts[g] !== undefined) this.error(['groups', g], `group "${g}" has the same name as a host: rename one of them`, true);
+      if (RESERVED_GROUPS.includes(g)) this.ctx.error(['groups', g], `group name "${g}" is reserved by rha: rename the group`, true);
+      if (raw.hosts[g] !== undefined) this.ctx.error(['groups', g], `group "${g}" has the same name as a host: rename one of them`, true);
     }
     for (const c of clusterNames) {
       this.checkName('cluster', c, ['clusters', c]);
-      if (RESERVED_GROUPS.includes(c)) this.error(['clusters', c], `cluster name "${c}" is reserved by rha (it names a group): rename the cluster`, true);
-      if (raw.hosts[c] !== undefined) this.error(['clusters', c], `cluster "${c}" has the same name as a host (each cluster gets a group of that name): rename one of them`, true);
-      if (raw.groups[c] !== undefined) this.error(['clusters', c], `cluster "${c}" has the same name as a group (each cluster gets a group of that name): rename one of them`, true);
+      if (RESERVED_GROUPS.includes(c)) this.ctx.error(['clusters', c], `cluster name "${c}" is reserved by rha (it names a group): rename the cluster`, true);
+      if (raw.hosts[c] !== undefined) this.ctx.error(['clusters', c], `cluster "${c}" has the same name as a host (each cluster gets a group of that name): rename one of them`, true);
+      if (raw.groups[c] !== undefined) this.ctx.error(['clusters', c], `cluster "${c}" has the same name as a group (each cluster gets a group of that name): rename one of them`, true);
     }
-    if (hostNames.length === 0) this.error(['hosts'], 'no hosts: add at least one under hosts:');
+    if (hostNames.length === 0) this.ctx.error(['hosts'], 'no hosts: add at least one under hosts:');
 
     // --- groups: membership, children, cycles
     const directHosts = new Map<string, string[]>();
     for (const [g, grp] of Object.entries(raw.groups)) {
       grp.hosts.forEach((h, i) => {
-        if (raw.hosts[h] === undefined) this.error(['groups', g, 'hosts', i], `unknown host "${h}"${suggestion(h, hostNames, false)}`);
+        if (raw.hosts[h] === undefined) this.ctx.error(['groups', g, 'hosts', i], `unknown host "${h}"${suggestion(h, hostNames, false)}`);
       });
       grp.children.forEach((c, i) => {
-        if (raw.groups[c] === undefined) this.error(['groups', g, 'children', i], `unknown group "${c}"${suggestion(c, groupNames, false)}`);
+        if (raw.groups[c] === undefined) this.ctx.error(['groups', g, 'children', i], `unknown group "${c}"${suggestion(c, groupNames, false)}`);
       });
       directHosts.set(g, grp.hosts.filter((h) => raw.hosts[h] !== undefined));
     }
@@ -278,7 +223,7 @@ class Normaliser {
       const o = typeof h === 'string' ? { address: h } : h;
       const hp: KeyPath = typeof h === 'string' ? ['hosts', name] : ['hosts', name, 'address'];
       const bad = addressProblem(o.address);
-      if (bad) this.error(hp, `${bad}: use the host's IPv4 address or DNS name`);
+      if (bad) this.ctx.error(hp, `${bad}: use the host's IPv4 address or DNS name`);
       const pick = <K extends keyof typeof ssh>(k: K): { v: (typeof ssh)[K]; path: KeyPath } =>
         typeof h !== 'string' && (h as Record<string, unknown>)[k] !== undefined
           ? { v: (h as typeof ssh)[k], path: ['hosts', name, k] }
@@ -299,11 +244,11 @@ class Normaliser {
           address: cfg.hostName ?? o.address,
           port: pick('port').v ?? cfg.port ?? 22,
           user,
-          privateKey: key ? this.path(key) : firstExisting(cfg.identityFiles),
-          password: this.secret(pw.v, pw.path),
+          privateKey: key ? this.ctx.path(key) : firstExisting(cfg.identityFiles),
+          password: resolveSecret(this.ctx, pw.v, pw.path),
           become: pick('become').v ?? user !== 'root',
-          becomePassword: this.secret(bpw.v, bpw.path),
-          knownHosts: kh ? this.path(kh) : join(this.home(), '.ssh', 'known_hosts'),
+          becomePassword: resolveSecret(this.ctx, bpw.v, bpw.path),
+          knownHosts: kh ? this.ctx.path(kh) : join(this.ctx.home(), '.ssh', 'known_hosts'),
           connectTimeoutMs: Math.round((pick('connect_timeout').v ?? 10) * 1000),
           connectRetries: pick('connect_retries').v ?? 2,
         },
@@ -345,56 +290,56 @@ class Normaliser {
       for (const role of ['master', 'replica'] as const) {
         const h = c[role];
         if (raw.hosts[h] === undefined) {
-          this.error([...base, role], `unknown host "${h}"${suggestion(h, hostNames, false)}: ${role} must name a host under hosts:`);
+          this.ctx.error([...base, role], `unknown host "${h}"${suggestion(h, hostNames, false)}: ${role} must name a host under hosts:`);
         } else if (clusterOf.has(h) && clusterOf.get(h) !== cname) {
-          this.error([...base, role], `host "${h}" is already in cluster "${clusterOf.get(h)}": a host can serve only one cluster (one redis port, one keepalived)`);
+          this.ctx.error([...base, role], `host "${h}" is already in cluster "${clusterOf.get(h)}": a host can serve only one cluster (one redis port, one keepalived)`);
         } else {
           clusterOf.set(h, cname);
         }
       }
-      if (c.master === c.replica) this.error([...base, 'replica'], `master and replica are both "${c.master}": a pair needs two different hosts`);
+      if (c.master === c.replica) this.ctx.error([...base, 'replica'], `master and replica are both "${c.master}": a pair needs two different hosts`);
       const ifBad = interfaceNameProblem(c.interface);
-      if (ifBad) this.error([...base, 'interface'], ifBad);
+      if (ifBad) this.ctx.error([...base, 'interface'], ifBad);
       const cidr = parseCidr(c.vip);
-      if (typeof cidr === 'string') this.error([...base, 'vip'], cidr);
+      if (typeof cidr === 'string') this.ctx.error([...base, 'vip'], cidr);
       else {
         cidrs.set(cname, cidr);
         for (const [other, oc] of cidrs) {
-          if (other !== cname && oc.address === cidr.address) this.error([...base, 'vip'], `VIP ${cidr.address} is also the VIP of cluster "${other}": each cluster needs its own`);
+          if (other !== cname && oc.address === cidr.address) this.ctx.error([...base, 'vip'], `VIP ${cidr.address} is also the VIP of cluster "${other}": each cluster needs its own`);
         }
         for (const hn of hostNames) {
-          if (hosts.get(hn)!.connection.address === cidr.address) this.error([...base, 'vip'], `VIP ${cidr.address} is the address of host "${hn}": the VIP must be a free address`);
+          if (hosts.get(hn)!.connection.address === cidr.address) this.ctx.error([...base, 'vip'], `VIP ${cidr.address} is the address of host "${hn}": the VIP must be a free address`);
         }
       }
       // keepalived
       const k = c.keepalived;
       const kp: KeyPath = [...base, 'keepalived'];
-      if (k.check.weight >= 0) this.error([...kp, 'check', 'weight'], `weight ${k.check.weight} must be negative (e.g. -20): a failing check must lower the priority so the VIP moves`);
+      if (k.check.weight >= 0) this.ctx.error([...kp, 'check', 'weight'], `weight ${k.check.weight} must be negative (e.g. -20): a failing check must lower the priority so the VIP moves`);
       const { master: pm, replica: pr } = k.priority;
       const w = Math.abs(k.check.weight);
-      if (!(pr < pm)) this.error([...kp, 'priority', 'master'], `${pm} breaks the priority rule (${pr} < master < ${pr}+${w}): the master must have a higher priority than the replica (${pr}) to win the first election`);
-      else if (!(pm < pr + w)) this.error([...kp, 'priority', 'master'], `${pm} breaks the priority rule (${pr} < master < ${pr}+${w}): after a failed check the master drops to ${pm - w}, not below the replica (${pr}), so the VIP would stay on a dead Redis; lower priority.master or raise |check.weight|`);
-      const auth = this.secret(k.auth_pass, [...kp, 'auth_pass']);
+      if (!(pr < pm)) this.ctx.error([...kp, 'priority', 'master'], `${pm} breaks the priority rule (${pr} < master < ${pr}+${w}): the master must have a higher priority than the replica (${pr}) to win the first election`);
+      else if (!(pm < pr + w)) this.ctx.error([...kp, 'priority', 'master'], `${pm} breaks the priority rule (${pr} < master < ${pr}+${w}): after a failed check the master drops to ${pm - w}, not below the replica (${pr}), so the VIP would stay on a dead Redis; lower priority.master or raise |check.weight|`);
+      const auth = resolveSecret(this.ctx, k.auth_pass, [...kp, 'auth_pass']);
       if (auth) {
-        if (CONTROL.test(auth.value)) this.error([...kp, 'auth_pass'], `contains a newline or control character: it would inject a directive into keepalived.conf`);
+        if (CONTROL.test(auth.value)) this.ctx.error([...kp, 'auth_pass'], `contains a newline or control character: it would inject a directive into keepalived.conf`);
         // keepalived.conf has no quoting: whitespace splits the word, "#" and "!" start a comment,
         // "$" expands a definition, braces are block tokens. Refuse rather than render it wrong.
-        else if (!AUTH_PASS_CHARS.test(auth.value)) this.error([...kp, 'auth_pass'], AUTH_PASS_RULE);
+        else if (!AUTH_PASS_CHARS.test(auth.value)) this.ctx.error([...kp, 'auth_pass'], AUTH_PASS_RULE);
         if (auth.value.length > 8) {
-          this.warn([...kp, 'auth_pass'], `is ${auth.value.length} characters but keepalived uses only the first 8: shorten it`);
-          this.secrets.add(auth.value.slice(0, 8));
+          this.ctx.warn([...kp, 'auth_pass'], `is ${auth.value.length} characters but keepalived uses only the first 8: shorten it`);
+          this.ctx.secrets.add(auth.value.slice(0, 8));
         }
       }
       if (k.unicast) {
         const addrs: string[] = [];
         for (const role of ['master', 'replica'] as const) {
           const a = hosts.get(c[role])?.connection.address;
-          if (a !== undefined && parseIPv4(a) === undefined) this.error([...kp, 'unicast'], `unicast peers need IPv4 addresses but ${role} "${c[role]}" has address "${a}": give the host an IPv4 address`);
+          if (a !== undefined && parseIPv4(a) === undefined) this.ctx.error([...kp, 'unicast'], `unicast peers need IPv4 addresses but ${role} "${c[role]}" has address "${a}": give the host an IPv4 address`);
           else if (a !== undefined) addrs.push(a);
         }
         // unicast_src_ip and unicast_peer would be one address: each node sends its adverts to itself and never hears the other.
         if (addrs.length === 2 && parseIPv4(addrs[0]) === parseIPv4(addrs[1]) && c.master !== c.replica) {
-          this.error(
+          this.ctx.error(
             [...kp, 'unicast'],
             `master "${c.master}" and replica "${c.replica}" both have address ${addrs[0]}: with unicast each node sends its VRRP adverts to the other's address, so they would only hear themselves and both take the VIP; give each host its own address`,
           );
@@ -403,45 +348,45 @@ class Normaliser {
       // redis
       const r = c.redis;
       const rp: KeyPath = [...base, 'redis'];
-      const pw = this.secret(r.password, [...rp, 'password']);
-      if (pw && CONTROL.test(pw.value)) this.error([...rp, 'password'], `contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
+      const pw = resolveSecret(this.ctx, r.password, [...rp, 'password']);
+      if (pw && CONTROL.test(pw.value)) this.ctx.error([...rp, 'password'], `contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
       if (r.source) {
         const n = Number(r.source.path !== undefined) + Number(r.source.url !== undefined);
-        if (n !== 1) this.error([...rp, 'source'], `give exactly one of source.path (a local tarball or tree) or source.url`);
-        if (r.source.url && !r.source.sha256) this.error([...rp, 'source', 'url'], `a download needs source.sha256 to verify it: add the tarball's SHA-256`);
-        if (r.source.path && !r.source.sha256 && r.install === 'source') this.error([...rp, 'source', 'path'], `needs source.sha256 next to it, so that the tarball built is the one you meant: add its SHA-256 (sha256sum FILE)`);
+        if (n !== 1) this.ctx.error([...rp, 'source'], `give exactly one of source.path (a local tarball or tree) or source.url`);
+        if (r.source.url && !r.source.sha256) this.ctx.error([...rp, 'source', 'url'], `a download needs source.sha256 to verify it: add the tarball's SHA-256`);
+        if (r.source.path && !r.source.sha256 && r.install === 'source') this.ctx.error([...rp, 'source', 'path'], `needs source.sha256 next to it, so that the tarball built is the one you meant: add its SHA-256 (sha256sum FILE)`);
       }
-      if (r.install === 'package' && r.source) this.warn([...rp, 'source'], `is ignored with install: package`);
+      if (r.install === 'package' && r.source) this.ctx.warn([...rp, 'source'], `is ignored with install: package`);
       for (const [key, value] of Object.entries(r.config)) {
         const path: KeyPath = [...rp, 'config', key];
-        if (CONTROL.test(key)) this.error(path, `key contains a newline or control character: it would inject a directive into redis.conf`, true);
-        else if (!/^[a-z][a-z0-9-]*$/.test(key)) this.error(path, `"${key}" does not look like a redis.conf directive (lowercase letters, digits and "-", e.g. tcp-keepalive)`, true);
-        else if (MANAGED_REDIS_KEYS[key]) this.error(path, `"${key}" is managed by rha: set ${MANAGED_REDIS_KEYS[key]} instead`, true);
-        if (typeof value === 'string' && CONTROL.test(value)) this.error(path, `value contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
+        if (CONTROL.test(key)) this.ctx.error(path, `key contains a newline or control character: it would inject a directive into redis.conf`, true);
+        else if (!/^[a-z][a-z0-9-]*$/.test(key)) this.ctx.error(path, `"${key}" does not look like a redis.conf directive (lowercase letters, digits and "-", e.g. tcp-keepalive)`, true);
+        else if (MANAGED_REDIS_KEYS[key]) this.ctx.error(path, `"${key}" is managed by rha: set ${MANAGED_REDIS_KEYS[key]} instead`, true);
+        if (typeof value === 'string' && CONTROL.test(value)) this.ctx.error(path, `value contains a newline, carriage return, NUL or other control character: it would inject a directive into redis.conf`);
         else if (typeof value === 'string') {
           const bad = redisWordsProblem(value);
-          if (bad) this.error(path, `value ${bad}`);
+          if (bad) this.ctx.error(path, `value ${bad}`);
         }
       }
       const maxmemory = String(r.maxmemory);
       const memBad = redisMemoryProblem(r.maxmemory);
-      if (memBad) this.error([...rp, 'maxmemory'], memBad);
+      if (memBad) this.ctx.error([...rp, 'maxmemory'], memBad);
       // maxmemory has its own, stricter rule (redisMemoryProblem).
       for (const [key, v] of [['bind', r.bind], ['save', r.save]] as const) {
-        if (CONTROL.test(v)) this.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
-        else if (/["'\\]/.test(v)) this.error([...rp, key], `must not contain quotes or backslashes: it is written unquoted into redis.conf`);
+        if (CONTROL.test(v)) this.ctx.error([...rp, key], `contains a newline or control character: it would inject a directive into redis.conf`);
+        else if (/["'\\]/.test(v)) this.ctx.error([...rp, key], `must not contain quotes or backslashes: it is written unquoted into redis.conf`);
       }
       // These paths go unquoted into redis.conf, keepalived.conf and the root-run health/notify
       // scripts: a "$(...)" or ";" there would run as root on every health check.
       const pathRule = 'path may contain only letters, digits and "/", ".", "_", "+", "@", "-" (it is written into shell scripts and config files)';
       for (const key of ['prefix', 'config_dir', 'data_dir', 'log_dir'] as const) {
-        if (!SAFE_PATH.test(r[key])) this.error([...rp, key], pathRule);
+        if (!SAFE_PATH.test(r[key])) this.ctx.error([...rp, key], pathRule);
       }
-      if (!SAFE_PATH.test(k.log_file)) this.error([...kp, 'log_file'], pathRule);
+      if (!SAFE_PATH.test(k.log_file)) this.ctx.error([...kp, 'log_file'], pathRule);
       if (r.source?.path && !r.source.url && r.install === 'source') this.checkTarball(r.source.path, r.source.sha256, [...rp, 'source']);
 
       if (r.build_host !== undefined && !hosts.has(r.build_host)) {
-        this.error([...rp, 'build_host'], `"${r.build_host}" is not a host of this inventory${suggestion(r.build_host, [...hosts.keys()])}`);
+        this.ctx.error([...rp, 'build_host'], `"${r.build_host}" is not a host of this inventory${suggestion(r.build_host, [...hosts.keys()])}`);
       }
       const redis: Record<string, unknown> = {
         ...r,
@@ -449,7 +394,7 @@ class Normaliser {
         maxmemory,
         password: pw?.value ?? '',
         source: r.source
-          ? { path: r.source.path ? this.path(r.source.path) : null, url: r.source.url ?? null, sha256: r.source.sha256 ?? null }
+          ? { path: r.source.path ? this.ctx.path(r.source.path) : null, url: r.source.url ?? null, sha256: r.source.sha256 ?? null }
           : null,
         config: { ...r.config },
       };
@@ -477,7 +422,7 @@ class Normaliser {
       const seg = `${c.interface} ${cidr.network} ${c.keepalived.virtual_router_id}`;
       const other = seen.get(seg);
       if (other) {
-        this.error(
+        this.ctx.error(
           ['clusters', cname, 'keepalived', 'virtual_router_id'],
           `${c.keepalived.virtual_router_id} is also used by cluster "${other}" on ${c.interface} ${cidr.network}: clusters on one segment need different virtual_router_id values`,
         );
@@ -530,20 +475,20 @@ class Normaliser {
       host.vars = vars;
     }
 
-    return { file: this.src.file, dir: this.dir, hosts, groups, clusters, secrets: this.secrets, warnings: [] };
+    return { file: this.ctx.src.file, dir: this.ctx.dir, hosts, groups, clusters, secrets: this.ctx.secrets, warnings: [] };
   }
 
   private sshConfig: SshConfigFile | undefined;
 
   /** Reads `ssh.config` (or ~/.ssh/config when it exists; none with `config: false`). */
   private loadSshConfig(): void {
-    const c = this.raw.ssh.config;
+    const c = this.ctx.raw.ssh.config;
     if (c === false) return;
     try {
-      this.sshConfig = c === undefined ? defaultSshConfig(this.home()) : readSshConfig(this.path(c), this.home());
+      this.sshConfig = c === undefined ? defaultSshConfig(this.ctx.home()) : readSshConfig(this.ctx.path(c), this.ctx.home());
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      this.error(['ssh', 'config'], code === 'ENOENT' ? `ssh config ${c} does not exist (looked at ${this.path(String(c))})` : `cannot read ssh config ${c}: ${code ?? (e as Error).message}`);
+      this.ctx.error(['ssh', 'config'], code === 'ENOENT' ? `ssh config ${c} does not exist (looked at ${this.ctx.path(String(c))})` : `cannot read ssh config ${c}: ${code ?? (e as Error).message}`);
     }
   }
 
@@ -551,7 +496,7 @@ class Normaliser {
   private sshConfigFor(alias: string, path: KeyPath): SshConfigHost {
     if (!this.sshConfig) return { identityFiles: [] };
     for (const d of this.sshConfig.unsupported(alias)) {
-      this.warn(path, `ssh config ${this.sshConfig.file} sets ${d} for "${alias}", which rha does not follow: use jump: / ProxyJump, or set it in the inventory`);
+      this.ctx.warn(path, `ssh config ${this.sshConfig.file} sets ${d} for "${alias}", which rha does not follow: use jump: / ProxyJump, or set it in the inventory`);
     }
     return this.sshConfig.lookup(alias);
   }
@@ -570,7 +515,7 @@ class Normaliser {
   ): JumpHostSpec | undefined {
     const hops = parseJumpSpec(spec);
     if (typeof hops === 'string') {
-      this.error(path, `${from}: ${hops} (a jump host is an inventory host or [user@]host[:port], several separated by ",")`);
+      this.ctx.error(path, `${from}: ${hops} (a jump host is an inventory host or [user@]host[:port], several separated by ",")`);
       return undefined;
     }
     let prev: JumpHostSpec | undefined;
@@ -579,7 +524,7 @@ class Normaliser {
       const inv = hosts.get(hop.host);
       if (inv) {
         if (stack.includes(hop.host)) {
-          this.error(path, `jump cycle ${[...stack, hop.host].join(' → ')}: a host cannot be reached through itself`);
+          this.ctx.error(path, `jump cycle ${[...stack, hop.host].join(' → ')}: a host cannot be reached through itself`);
           return undefined;
         }
         conn = { ...inv.connection, ...(hop.user ? { user: hop.user } : {}), ...(hop.port ? { port: hop.port } : {}) };
@@ -588,15 +533,15 @@ class Normaliser {
       } else {
         // Not in the inventory: the ssh config describes it (it wins over the inventory-wide ssh: defaults here).
         const cfg = this.sshConfigFor(hop.host, path);
-        const ssh = this.raw.ssh;
-        const key = firstExisting(cfg.identityFiles) ?? (ssh.private_key ? this.path(ssh.private_key) : undefined);
+        const ssh = this.ctx.raw.ssh;
+        const key = firstExisting(cfg.identityFiles) ?? (ssh.private_key ? this.ctx.path(ssh.private_key) : undefined);
         conn = {
           address: cfg.hostName ?? hop.host,
           port: hop.port ?? cfg.port ?? ssh.port ?? 22,
           user: hop.user ?? cfg.user ?? ssh.user ?? 'root',
           privateKey: key,
           become: false,
-          knownHosts: ssh.known_hosts ? this.path(ssh.known_hosts) : join(this.home(), '.ssh', 'known_hosts'),
+          knownHosts: ssh.known_hosts ? this.ctx.path(ssh.known_hosts) : join(this.ctx.home(), '.ssh', 'known_hosts'),
           connectTimeoutMs: Math.round((ssh.connect_timeout ?? 10) * 1000),
           connectRetries: ssh.connect_retries ?? 2,
         };
@@ -620,36 +565,36 @@ class Normaliser {
     const id = dotted(at);
     if (this.checkedKeys.has(id)) return;
     this.checkedKeys.add(id);
-    const file = this.path(p);
+    const file = this.ctx.path(p);
     const shown = file === p ? p : `${p} (${file})`;
     let st;
     try {
       st = statSync(file);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      this.error(at, code === 'ENOENT' ? `private key ${shown} does not exist: give the path of the SSH private key (or leave private_key out to use ssh-agent)` : `cannot read private key ${shown}: ${code ?? (e as Error).message}`);
+      this.ctx.error(at, code === 'ENOENT' ? `private key ${shown} does not exist: give the path of the SSH private key (or leave private_key out to use ssh-agent)` : `cannot read private key ${shown}: ${code ?? (e as Error).message}`);
       return;
     }
     if (!st.isFile()) {
-      this.error(at, `private key ${shown} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: give the path of the key file itself (e.g. ~/.ssh/id_ed25519)`);
+      this.ctx.error(at, `private key ${shown} is ${st.isDirectory() ? 'a directory' : 'not a regular file'}: give the path of the key file itself (e.g. ~/.ssh/id_ed25519)`);
       return;
     }
     try {
       accessSync(file, constants.R_OK);
     } catch {
       const uid = process.getuid?.();
-      this.error(at, `private key ${shown} is not readable by this user (uid ${uid ?? '?'}; the file is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid}): run rha as its owner, or chown/chmod it`);
+      this.ctx.error(at, `private key ${shown} is not readable by this user (uid ${uid ?? '?'}; the file is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid}): run rha as its owner, or chown/chmod it`);
     }
   }
 
   /** A local source tarball must exist, and match its pinned sha256, before any host is touched. */
   private checkTarball(p: string, sha256: string | undefined, at: KeyPath): void {
-    const file = this.path(p);
+    const file = this.ctx.path(p);
     let st;
     try {
       st = statSync(file);
     } catch {
-      this.error([...at, 'path'], `source ${file} does not exist: give the path of the Redis source tarball (or tree)`);
+      this.ctx.error([...at, 'path'], `source ${file} does not exist: give the path of the Redis source tarball (or tree)`);
       return;
     }
     if (!st.isFile() || !sha256) return;
@@ -658,12 +603,12 @@ class Normaliser {
     const key = `${file}\0${st.size}\0${st.mtimeMs}`;
     let actual = tarballHashes.get(key);
     if (actual === undefined) tarballHashes.set(key, (actual = createHash('sha256').update(readFileSync(file)).digest('hex')));
-    if (actual !== sha256) this.error([...at, 'sha256'], `${file} has sha256 ${actual}, not the pinned ${sha256}: the tarball is not the one you meant (re-download it, or update source.sha256)`);
+    if (actual !== sha256) this.ctx.error([...at, 'sha256'], `${file} has sha256 ${actual}, not the pinned ${sha256}: the tarball is not the one you meant (re-download it, or update source.sha256)`);
   }
 
   /** Reports every group cycle once (`a → b → a`); returns whether any exists. */
   private findCycles(): boolean {
-    const groups = this.raw.groups;
+    const groups = this.ctx.raw.groups;
     const state = new Map<string, 'visiting' | 'done'>();
     let found = false;
     const reported = new Set<string>();
@@ -678,7 +623,7 @@ class Normaliser {
             reported.add(id);
             found = true;
             const idx = groups[g].children.indexOf(c);
-            this.error(['groups', g, 'children', idx], `group cycle ${cycle.join(' → ')}: a group cannot contain itself; remove one of these children`);
+            this.ctx.error(['groups', g, 'children', idx], `group cycle ${cycle.join(' → ')}: a group cannot contain itself; remove one of these children`);
           }
         } else if (!state.has(c)) visit(c, [...stack, c]);
       }
