@@ -9,11 +9,12 @@ import { addressProblem, type Cidr } from './net.js';
 import { defaultSshConfig, parseJumpSpec, readSshConfig, type SshConfigFile, type SshConfigHost } from '../connection/ssh-config.js';
 import { LoadContext } from './context.js';
 import { resolveSecret } from './secrets.js';
+import { groupMap, resolveGroups } from './groups.js';
 import { checkAuthPass, checkInterfaceAndVip, checkMembers, checkNames, checkPriority, checkRedis, checkUnicast, checkVirtualRouterIds } from './rules.js';
 import { inventorySchema, type RawInventory } from './schema.js';
 import { Document, LineCounter } from 'yaml';
 import { addVarsDirs, detectFormat, locateIn, readAnsibleIni, readAnsibleYaml, toNative } from './ansible.js';
-import { dotted, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from './source.js';
+import { dotted, parseYaml, readInputFile, sortProblems, zodProblems, type KeyPath, type YamlSource } from './source.js';
 
 export { MANAGED_REDIS_KEYS, redisMemoryProblem, redisWordsProblem } from './rules.js';
 
@@ -87,36 +88,7 @@ class Normaliser {
 
     checkNames(this.ctx);
 
-    // --- groups: membership, children, cycles
-    const directHosts = new Map<string, string[]>();
-    for (const [g, grp] of Object.entries(raw.groups)) {
-      grp.hosts.forEach((h, i) => {
-        if (raw.hosts[h] === undefined) this.ctx.error(['groups', g, 'hosts', i], `unknown host "${h}"${suggestion(h, hostNames, false)}`);
-      });
-      grp.children.forEach((c, i) => {
-        if (raw.groups[c] === undefined) this.ctx.error(['groups', g, 'children', i], `unknown group "${c}"${suggestion(c, groupNames, false)}`);
-      });
-      directHosts.set(g, grp.hosts.filter((h) => raw.hosts[h] !== undefined));
-    }
-    const cyclic = this.findCycles();
-    const members = new Map<string, Set<string>>();
-    const depth = new Map<string, number>();
-    const collect = (g: string, seen: Set<string>): Set<string> => {
-      const out = new Set(directHosts.get(g) ?? []);
-      for (const c of raw.groups[g]?.children ?? []) {
-        if (!raw.groups[c] || seen.has(c)) continue;
-        for (const h of collect(c, new Set([...seen, c]))) out.add(h);
-      }
-      return out;
-    };
-    const depthOf = (g: string, seen: Set<string>): number => {
-      const parents = groupNames.filter((p) => raw.groups[p].children.includes(g) && !seen.has(p));
-      return parents.length ? 1 + Math.max(...parents.map((p) => depthOf(p, new Set([...seen, p])))) : 0;
-    };
-    for (const g of groupNames) {
-      members.set(g, collect(g, new Set([g])));
-      depth.set(g, cyclic ? 0 : depthOf(g, new Set([g])));
-    }
+    const { members, depth } = resolveGroups(this.ctx);
 
     // --- hosts: connection settings
     const ssh = raw.ssh;
@@ -231,16 +203,7 @@ class Normaliser {
     }
     checkVirtualRouterIds(this.ctx, cidrs);
 
-    // --- group map: all, declared groups, one per cluster, clusters
-    const order = (set: Iterable<string>) => {
-      const s = new Set(set);
-      return hostNames.filter((h) => s.has(h));
-    };
-    const groups = new Map<string, string[]>();
-    groups.set('all', [...hostNames]);
-    for (const g of groupNames) groups.set(g, order(members.get(g)!));
-    for (const [cname, c] of clusters) groups.set(cname, order([c.master, c.replica].filter((h) => hosts.has(h))));
-    groups.set('clusters', order(clusterOf.keys()));
+    const groups = groupMap(this.ctx, { members, depth }, hosts, clusters, clusterOf);
 
     // --- vars by precedence: all < groups (parents before children, then by name) < host < cluster-derived
     const groupOrder = [...groupNames].sort((a, b) => depth.get(a)! - depth.get(b)! || a.localeCompare(b));
@@ -387,33 +350,6 @@ class Normaliser {
       const uid = process.getuid?.();
       this.ctx.error(at, `private key ${shown} is not readable by this user (uid ${uid ?? '?'}; the file is mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid}): run rha as its owner, or chown/chmod it`);
     }
-  }
-
-  /** Reports every group cycle once (`a → b → a`); returns whether any exists. */
-  private findCycles(): boolean {
-    const groups = this.ctx.raw.groups;
-    const state = new Map<string, 'visiting' | 'done'>();
-    let found = false;
-    const reported = new Set<string>();
-    const visit = (g: string, stack: string[]): void => {
-      state.set(g, 'visiting');
-      for (const c of groups[g].children) {
-        if (!groups[c]) continue;
-        if (state.get(c) === 'visiting') {
-          const cycle = [...stack.slice(stack.indexOf(c)), c];
-          const id = [...cycle].slice(0, -1).sort().join(',');
-          if (!reported.has(id)) {
-            reported.add(id);
-            found = true;
-            const idx = groups[g].children.indexOf(c);
-            this.ctx.error(['groups', g, 'children', idx], `group cycle ${cycle.join(' → ')}: a group cannot contain itself; remove one of these children`);
-          }
-        } else if (!state.has(c)) visit(c, [...stack, c]);
-      }
-      state.set(g, 'done');
-    };
-    for (const g of Object.keys(groups)) if (!state.has(g)) visit(g, [g]);
-    return found;
   }
 }
 
