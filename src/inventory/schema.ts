@@ -127,5 +127,6 @@ export const inventorySchema = z.strictObject({
   clusters: z.record(z.string(), clusterSchema).default({}),
 });
 export type RawInventory = z.infer<typeof inventorySchema>;
+export type RawCluster = z.infer<typeof clusterSchema>;
 
 export { NAME as NAME_PATTERN, nameMsg as NAME_RULE };
