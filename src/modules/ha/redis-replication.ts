@@ -89,7 +89,10 @@ export const redisReplication: Module<Args, State> = {
     const { pair, masterAddress, needReplicaof, recordRole } = plan.state!;
     const r = await ctx.conn.exec(replicateCommand(ctx, pair, masterAddress, needReplicaof, !!recordRole, a.timeout));
     if (!r.ok) return { changed: needReplicaof, failed: true, msg: describeFailure(r) };
-    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${r.stdout.trim()}` };
+    // A repair says what it repaired: the role file disagreed with the running role (e.g. after a
+    // reboot of both nodes the notify hook of the new master re-pointed this Redis at run time only).
+    const repaired = recordRole && !needReplicaof ? `; recorded "replicaof ${masterAddress} ${pair.port}" in replication.conf, which said otherwise (a restart would have brought ${ctx.host.name} back in another role)` : '';
+    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${r.stdout.trim()}${repaired}` };
   },
 };
 
