@@ -205,17 +205,34 @@ export function parseInitdStatus(stdout: string, name: string): { running: boole
   return { running: false, status: `stopped (no live ${name} in /run/${name}.pid)` };
 }
 
+// $1 unit: its status and the tail of its journal for this boot, for a unit that failed to start.
+const UNIT_DIAGNOSIS = `echo "systemctl status $1:"
+systemctl status --no-pager --lines=0 -- "$1" 2>&1 | sed 's/^/  /'
+echo "journalctl -u $1 (last 20 lines):"
+journalctl -u "$1" -b --no-pager -n 20 -o short-iso 2>&1 | sed 's/^/  /'`;
+
+/** The unit's `systemctl status` and journal tail, indented, for an error message. */
+async function unitDiagnosis(ctx: TaskContext, name: string): Promise<string> {
+  const r = await runScript(ctx, UNIT_DIAGNOSIS, [name], { label: `systemctl status ${name}; journalctl -u ${name}` });
+  return (r.stdout + r.stderr).trimEnd();
+}
+
 function describe(step: ServiceStep, name: string, backend: Backend): string {
   const how = backend.kind === 'systemd' ? '' : backend.kind === 'initd' ? ' (init.d)' : '';
   return `${step} ${name}${how}`;
 }
 
 async function observe(ctx: TaskContext, args: ServiceArgs): Promise<{ backend: Backend; running: boolean; enabled?: boolean; status: string }> {
-  if (ctx.facts.serviceManager === 'systemd' && !args.exec) {
+  if (ctx.facts.serviceManager === 'systemd') {
     const r = await runScript(ctx, SYSTEMD_STATUS, [args.name]);
     const s = parseSystemdStatus(r.stdout);
-    if (!s.found && !args.daemon_reload) throw new ModuleFailure(`service ${args.name} not found on ${ctx.host.name} (no systemd unit)`);
-    return { backend: { kind: 'systemd' }, running: s.running, enabled: s.enabled, status: `${s.active}, ${s.enabledText || 'unknown'}` };
+    // exec/pidfile are for hosts without systemd: where systemd runs and has the unit, the unit is
+    // the one way to run it (a daemon started beside systemd would not come back after a reboot,
+    // and systemd would start a second one at boot).
+    if (s.found || !args.exec) {
+      if (!s.found && !args.daemon_reload) throw new ModuleFailure(`service ${args.name} not found on ${ctx.host.name} (no systemd unit)`);
+      return { backend: { kind: 'systemd' }, running: s.running, enabled: s.enabled, status: `${s.active}, ${s.enabledText || 'unknown'}` };
+    }
   }
   if (args.exec && args.pidfile) {
     const r = await runScript(ctx, PLAIN_STATUS, [args.pidfile]);
@@ -262,6 +279,9 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
           step === 'daemon-reload'
             ? await runScript(ctx, 'systemctl daemon-reload', [], { label: 'systemctl daemon-reload' })
             : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name], { label: `systemctl ${step} ${args.name}` });
+        if (!r.ok && ['start', 'restart', 'reload'].includes(step)) {
+          return failed(`${step} ${args.name} failed on ${ctx.host.name}: ${describeFailure(r)}\n${await unitDiagnosis(ctx, args.name)}`);
+        }
       } else if (backend.kind === 'initd') {
         r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { label: `/etc/init.d/${args.name} ${step}`, timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
         if (r.ok && (step === 'start' || step === 'restart')) {

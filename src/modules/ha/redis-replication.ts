@@ -99,7 +99,10 @@ export const redisReplication: Module<Args, State> = {
     const kept = snap ? `; the keys it held are kept in ${snap}` : '';
     if (!r.ok) return { changed: needReplicaof, failed: true, msg: describeFailure(r) + kept, data: snap ? { snapshot: snap } : undefined };
     const offset = /^slave_repl_offset:.*$/m.exec(r.stdout)?.[0] ?? '';
-    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${offset}${kept}`, data: snap ? { snapshot: snap } : undefined };
+    // A repair says what it repaired: the role file disagreed with the running role (e.g. after a
+    // reboot of both nodes the notify hook of the new master re-pointed this Redis at run time only).
+    const repaired = recordRole && !needReplicaof ? `; recorded "replicaof ${masterAddress} ${pair.port}" in replication.conf, which said otherwise (a restart would have brought ${ctx.host.name} back in another role)` : '';
+    return { changed: true, failed: false, msg: `replica of ${a.master} (${masterAddress}), sync complete: ${offset}${repaired}${kept}`, data: snap ? { snapshot: snap } : undefined };
   },
 };
 

@@ -1,0 +1,181 @@
+/**
+ * The whole job on systemd-booted hosts (`rha lab up --systemd`, systemd as PID 1): Redis and
+ * keepalived run as systemd units, enabled for boot in the right order, restarted through systemd
+ * on a config change; whole-host reboots (`systemctl reboot`) of both nodes in each order keep the
+ * data and the roles; a unit that fails to start is reported with its status and journal.
+ * One lab, one story: each test starts from where the last one left off.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ClusterSpec } from '../../src/core/types.js';
+import { labExec, labReboot, type LabInfo } from '../../src/lab/index.js';
+import { call, vipTarget } from '../../src/pair/client.js';
+import { useLab } from '../support/lab.js';
+import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
+
+const lab = useLab('systemd-pair', 2, { systemd: true });
+const cacheDir = mkdtempSync(path.join(tmpdir(), 'rha-systemd-cache-'));
+const env = { RHA_CACHE_DIR: cacheDir };
+afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+let info: LabInfo;
+let c: ClusterSpec;
+let inv: string;
+beforeAll(async () => {
+  info = lab();
+  c = await labCluster(info);
+  inv = info.inventoryPath;
+});
+
+const sh = async (host: string, script: string) => (await labExec(info.name, host, ['sh', '-c', script])).stdout.trim();
+const role = (host: string) => redisRole(info, host, c);
+const address = (h: string) => info.hosts.find((x) => x.name === h)!.address;
+const viaVip = (args: string[]) => call(vipTarget(c), args, 1000);
+/** systemd's main PID of a unit (0 when it does not run). */
+const mainPid = (host: string, unit: string) => sh(host, `systemctl show -p MainPID --value ${unit}`);
+
+/**
+ * The pair's shape after a reboot settles: one master holding the VIP, the other its replica in
+ * sync, all keys on both (a REPLICAOF towards an empty node would have left 0 keys on both).
+ */
+async function expectHealthyPair(keys: number): Promise<string> {
+  const settled = await waitFor(async () => {
+    const holders = await vipHolders(info, c);
+    if (holders.length !== 1) return undefined;
+    const master = holders[0];
+    const replica = master === 'node1' ? 'node2' : 'node1';
+    if ((await role(master)) !== 'master' || (await role(replica)) !== 'slave') return undefined;
+    const repl = (await redisOn(info, replica, c, ['INFO', 'replication'])).out;
+    if (!repl.includes(`master_host:${address(master)}`) || !repl.includes('master_link_status:up')) return undefined;
+    return master;
+  }, 60_000);
+  if (!settled) {
+    const why = async (h: string) =>
+      `--- ${h}: ${await role(h)}\n` +
+      (await sh(h, 'systemctl status redis-server keepalived --no-pager -n 15 2>&1; tail -n 5 /var/log/redis/redis-server.log 2>&1; journalctl -b --no-pager -n 20 -o short-iso 2>&1'));
+    expect.fail(`pair did not settle: VIP on ${await vipHolders(info, c)}\n${await why('node1')}\n${await why('node2')}`);
+  }
+  for (const h of ['node1', 'node2']) expect((await redisOn(info, h, c, ['DBSIZE'])).out, h).toBe(String(keys));
+  return settled!;
+}
+
+describe('a pair on systemd hosts', () => {
+  test('provision: Redis and keepalived as enabled, active units; the VIP on the master', async () => {
+    for (const h of ['node1', 'node2']) expect(await sh(h, 'ps -o comm= -p 1')).toBe('systemd');
+    const r = await rha(['provision', inv], { env });
+    expect(r.code, r.all).toBe(0);
+    expect(r.stdout).toContain('start redis-server');
+    for (const h of ['node1', 'node2']) {
+      expect(await sh(h, 'systemctl is-enabled redis-server keepalived; systemctl is-active redis-server keepalived')).toBe('enabled\nenabled\nactive\nactive');
+      // systemd's main process is the Redis that answers, running as redis (no daemon beside systemd).
+      const pid = await mainPid(h, 'redis-server');
+      expect(await sh(h, `ps -o user=,comm= -p ${pid}`)).toMatch(/^redis\s+redis-server$/);
+      expect(await sh(h, 'cat /run/redis/redis-server.pid')).toBe(pid);
+      expect(await sh(h, 'pgrep -c -x redis-server')).toBe('1');
+      expect(await sh(h, 'systemctl is-system-running')).toBe('running');
+    }
+    expect(await vipHolders(info, c)).toEqual(['node1']);
+    expect(await role('node1')).toBe('master');
+    expect(await role('node2')).toBe('slave');
+    for (let i = 0; i < 50; i++) expect(await viaVip(['SET', `k${i}`, String(i)])).toBe('OK');
+    await expectHealthyPair(50);
+  });
+
+  test('sysctls persisted in /etc/sysctl.d and applied where the host allows; transparent huge pages handled at boot', async () => {
+    for (const h of ['node1', 'node2']) {
+      const persisted = await sh(h, 'cat /etc/sysctl.d/99-rha.conf');
+      expect(persisted).toContain('vm.overcommit_memory = 1');
+      expect(persisted).toContain('net.core.somaxconn = 4096');
+      // The network namespace is the host's own: its sysctls apply. vm.* belong to the machine's
+      // kernel, read-only in a container: rha warns (checked below) instead of failing.
+      expect(await sh(h, 'cat /proc/sys/net/core/somaxconn')).toBe('4096');
+      expect(await sh(h, 'cat /etc/tmpfiles.d/rha-redis-thp.conf')).toContain('w- /sys/kernel/mm/transparent_hugepage/enabled - - - - never');
+    }
+    const again = await rha(['provision', inv], { env });
+    expect(again.code, again.all).toBe(0);
+    expect(again.stdout).toMatch(/sysctl vm\.overcommit_memory: node1 refuses writes/);
+    expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
+    expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+  });
+
+  test('a config change restarts Redis through systemd, on that node only', async () => {
+    const before = { node1: await mainPid('node1', 'redis-server'), node2: await mainPid('node2', 'redis-server') };
+    await sh('node2', 'echo "# changed by hand" >> /etc/redis/redis.conf');
+    const r = await rha(['provision', inv], { env });
+    expect(r.code, r.all).toBe(0);
+    expect(r.stdout).toMatch(/\[node2\] changed: 2\. restart Redis on the replica .* restart redis-server/);
+    expect(await mainPid('node1', 'redis-server')).toBe(before.node1);
+    expect(await mainPid('node2', 'redis-server')).not.toBe(before.node2);
+    expect(await sh('node2', 'journalctl -u redis-server -b --no-pager -o cat | grep -c "^Started redis-server.service"')).toBe('2');
+    await expectHealthyPair(50);
+  });
+
+  test('a unit that fails to start: the host named, with systemctl status and the journal tail', async () => {
+    // A drop-in the operator left behind that breaks the start; rha restarts Redis for a config change.
+    await sh('node2', 'mkdir -p /etc/systemd/system/redis-server.service.d && printf "[Service]\\nExecStartPre=/bin/sh -c \\"echo broken on purpose >&2; exit 7\\"\\n" > /etc/systemd/system/redis-server.service.d/broken.conf && systemctl daemon-reload && echo "# changed again" >> /etc/redis/redis.conf');
+    const r = await rha(['provision', inv], { env });
+    expect(r.code, r.all).not.toBe(0);
+    expect(r.stdout).toMatch(/\[node2\] failed: .*restart redis-server failed on node2/);
+    expect(r.stdout).toContain('systemctl status redis-server:');
+    expect(r.stdout).toContain('broken.conf');
+    expect(r.stdout).toContain('journalctl -u redis-server (last 20 lines):');
+    expect(r.stdout).toContain('broken on purpose');
+    // The master and the VIP were not touched.
+    expect(await vipHolders(info, c)).toEqual(['node1']);
+    expect(await role('node1')).toBe('master');
+    // The operator removes the drop-in; the next run says what it repaired.
+    await sh('node2', 'rm -r /etc/systemd/system/redis-server.service.d && systemctl daemon-reload');
+    const fixed = await rha(['provision', inv], { env });
+    expect(fixed.code, fixed.all).toBe(0);
+    expect(fixed.stdout).toMatch(/\[node2\] changed: 2\. start Redis on the replica .* start redis-server/);
+    await expectHealthyPair(50);
+  });
+
+  test('reboot the master, then the replica: data from disk, one master with the VIP, then a re-run changes nothing', async () => {
+    await redisOn(info, 'node1', c, ['SET', 'before-reboot', 'x']);
+    await waitFor(async () => (await redisOn(info, 'node2', c, ['GET', 'before-reboot'])).out === 'x', 5000);
+    const master0 = (await vipHolders(info, c))[0];
+    const replica0 = master0 === 'node1' ? 'node2' : 'node1';
+    await labReboot(info.name, master0);
+    const m1 = await expectHealthyPair(51);
+    // The rebooted master did not take the VIP back (nopreempt): it rejoined as a replica.
+    expect(m1).toBe(replica0);
+    await labReboot(info.name, replica0);
+    const m2 = await expectHealthyPair(51);
+    expect(m2).toBe(master0);
+    // Booted from disk (not degraded: the THP tmpfiles line does not fail the boot in a container).
+    for (const h of ['node1', 'node2']) expect(await sh(h, 'systemctl is-system-running')).toBe('running');
+    const r = await rha(['provision', inv], { env });
+    expect(r.code, r.all).toBe(0);
+    expect(recapOf(r.stdout).node1.changed, r.stdout).toBe(0);
+    expect(recapOf(r.stdout).node2.changed, r.stdout).toBe(0);
+  });
+
+  test('reboot the replica, then the master, and then both at once: data and roles kept, a re-run repairs only the role file, saying so', async () => {
+    const master0 = (await vipHolders(info, c))[0];
+    const replica0 = master0 === 'node1' ? 'node2' : 'node1';
+    await labReboot(info.name, replica0);
+    expect(await expectHealthyPair(51)).toBe(master0);
+    await labReboot(info.name, master0);
+    expect(await expectHealthyPair(51)).toBe(replica0);
+    await Promise.all([labReboot(info.name, 'node1'), labReboot(info.name, 'node2')]);
+    await expectHealthyPair(51);
+    expect((await redisOn(info, 'node1', c, ['GET', 'before-reboot'])).out).toBe('x');
+    expect(await viaVip(['SET', 'after-reboots', 'y'])).toBe('OK');
+    // Both at once: the new master's notify hook re-points its peer at run time only, so the peer's
+    // replication.conf may still say master. rha repairs that, and says so; nothing else changes.
+    const r = await rha(['provision', inv], { env });
+    expect(r.code, r.all).toBe(0);
+    const changed = r.stdout.split('\n').filter((l) => /^\[node\d\] changed:/.test(l));
+    for (const l of changed) expect(l).toMatch(/recorded "replicaof \S+ \d+" in replication\.conf, which said otherwise/);
+    const again = await rha(['provision', inv], { env });
+    expect(again.code, again.all).toBe(0);
+    expect(recapOf(again.stdout).node1.changed, again.stdout).toBe(0);
+    expect(recapOf(again.stdout).node2.changed, again.stdout).toBe(0);
+    const st = await rha(['status', inv], { env });
+    expect(st.code, st.all).toBe(0);
+    expect(st.stdout).toContain('HEALTHY');
+  });
+});
