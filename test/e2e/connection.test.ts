@@ -394,8 +394,9 @@ describe('become through sudo, and password auth', () => {
   });
 
   test('no sudo on the host', async () => {
+    // The lab's root filesystem has sudo (lab logins use it): this host's copy goes.
     const setup = await labExec(LAB, 'node2', ['sh', '-c',
-      'useradd -m -s /bin/sh nosudo && mkdir -p /home/nosudo/.ssh && cp /root/.ssh/authorized_keys /home/nosudo/.ssh/ && chown -R nosudo: /home/nosudo/.ssh']);
+      'rm -f /usr/bin/sudo && useradd -m -s /bin/sh nosudo && mkdir -p /home/nosudo/.ssh && cp /root/.ssh/authorized_keys /home/nosudo/.ssh/ && chown -R nosudo: /home/nosudo/.ssh']);
     expect(setup.code, setup.stderr).toBe(0);
     const c = await conn('node2', { user: 'nosudo' });
     const r = await c.exec({ argv: ['id', '-u'], become: true });

@@ -269,6 +269,9 @@ describe('master event: this node took the VIP', () => {
     write(LOCAL, 'l', 2);
     expect(cli(PEER, ['REPLICAOF', LOCAL, String(port)], 'another password')).toBe('OK');
     expect(await waitUntil(() => cli(PEER, ['DBSIZE'], 'another password') === '2')).toBe(true);
+    // M2's condition is the master listing the peer as an online replica: the replica may have
+    // loaded its copy a moment before the master marks it online.
+    expect(await waitUntil(() => cli(LOCAL, ['INFO', 'replication']).includes('state=online'))).toBe(true);
     const log = await hook('master');
     expect(rules(log)).toEqual(['M2']);
     expect(fenced(LOCAL)).toBe(false);
