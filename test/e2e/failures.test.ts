@@ -235,14 +235,15 @@ describe('a disk that fills during the upload', () => {
   test('exit 2, "No space left on device", the old file intact, no temp file left', async () => {
     await must('node1', 'mkdir -p /srv/full && mount -t tmpfs -o size=64k tmpfs /srv/full && printf "old\\n" > /srv/full/app.conf');
     try {
-      const big = 'x'.repeat(1024 * 1024);
+      // Half a MiB: far more than the 64 KiB disk, and the playbook stays under rha's 1 MiB input limit.
+      const big = 'x'.repeat(512 * 1024);
       const pb = playbook('full.yaml', `- hosts: node1\n  gather_facts: false\n  tasks:\n    - copy: { dest: /srv/full/app.conf, content: "${big}" }\n`);
       const files = [...common, '/srv/full/app.conf'];
       const before = await snapshot('node1', files, ['/srv/full']);
       const r = await rha(['run', pb, '-i', info.inventoryPath]);
       expect(r.code, r.all).toBe(2);
       expect(r.all).toContain(
-        'failed: copy — cannot write the new content of /srv/full/app.conf (1048576 bytes) to a temp file beside it; /srv/full/app.conf was not changed:\n    cat: write error: No space left on device\n',
+        'failed: copy — cannot write the new content of /srv/full/app.conf (524288 bytes) to a temp file beside it; /srv/full/app.conf was not changed:\n    cat: write error: No space left on device\n',
       );
       expect(recapOf(r.stdout).node1).toMatchObject({ failed: 1, changed: 0 });
       expect(await must('node1', 'cat /srv/full/app.conf; ls -A /srv/full')).toBe('old\napp.conf\n');
