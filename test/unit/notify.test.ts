@@ -514,6 +514,29 @@ describe('backup event: this node does not hold the VIP', () => {
     expect(dbsize(LOCAL)).toBe(4);
   });
 
+  test('B7 after a reboot: a master fenced by its stop hook restarts with a new replication ID; judged by where the fence stopped it, it replicates from the promoted peer, nothing lost', async () => {
+    await start(LOCAL, ['--appendonly', 'yes']);
+    await start(PEER);
+    write(LOCAL, 'l', 4);
+    await replicate(PEER, LOCAL);
+    expect(rules(await hook('stop'))).toEqual(['F1']); // the reboot stops keepalived first: fenced
+    expect(readFileSync(roleFile, 'utf8')).toMatch(/^# rha-fenced-at: [0-9a-f]{40} \d+$/m);
+    const before = info(LOCAL, 'master_replid');
+    // The peer takes over (its hook promotes it) and takes writes; this node reboots from its AOF,
+    // with the fence replication.conf gives it at start-up.
+    expect(cli(PEER, ['REPLICAOF', 'NO', 'ONE'])).toBe('OK');
+    write(PEER, 'later', 2);
+    cli(LOCAL, ['SHUTDOWN']);
+    await new Promise((r) => (servers.get(LOCAL)!.exitCode !== null ? r(undefined) : servers.get(LOCAL)!.once('exit', r)));
+    await start(LOCAL, ['--appendonly', 'yes', '--min-replicas-to-write', FENCE], PASSWORD, true);
+    expect(dbsize(LOCAL)).toBe(4);
+    expect(info(LOCAL, 'master_replid')).not.toBe(before); // what the rule is for
+    const log = await hook('backup');
+    expect(log).toMatch(/fenced since offset \d+ of [0-9a-f]{40}, before a restart/);
+    expect(rules(log)).toEqual(['B7']);
+    expect(await waitUntil(() => role(LOCAL) === 'slave' && dbsize(LOCAL) === 6)).toBe(true);
+  });
+
   test('B8: diverged masters (each with keys of its own): fenced, both key sets kept, never REPLICAOF', async () => {
     await start(LOCAL);
     await start(PEER);
