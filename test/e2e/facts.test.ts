@@ -57,6 +57,9 @@ test('facts of a lab host, in one round-trip', async () => {
   expect(execs).toHaveLength(1);
   const uname = await labExec(LAB, 'node1', ['uname', '-m', '-r']);
   const [kernel, arch] = uname.stdout.trim().split(' ');
+  // The lab's root filesystem has sudo (for its sudo logins); the fact must say what the host has.
+  const sudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
+  expect(sudo).toBe(true);
   expect(facts).toMatchObject({
     hostname: 'node1',
     osId: 'debian',
@@ -67,7 +70,7 @@ test('facts of a lab host, in one round-trip', async () => {
     packageManager: 'apt',
     serviceManager: 'plain', // sshd is PID 1 of the host's PID namespace
     isRoot: true,
-    hasSudo: false,
+    hasSudo: sudo,
   });
   expect(facts.interfaces.eth0).toEqual([`${hostAddress(lab(), 'node1')}/24`]);
   expect(facts.interfaces.lo).toEqual(['127.0.0.1/8']);
