@@ -75,9 +75,6 @@ export async function findHostInit(lab: string, host: string): Promise<number | 
 export async function startHost(p: HostParams): Promise<number> {
   if (await findHostInit(p.lab, p.host)) throw new LabError(`${p.host} is already running`);
   const dir = labDir(p.lab);
-  const logFile = path.join(dir, 'logs', `${p.host}.log`);
-  await fs.mkdir(path.dirname(logFile), { recursive: true });
-  const fd = openSync(logFile, 'a');
   const argv = [
     'netns', 'exec', hostNetns(p.lab, p.host),
     'unshare', '--mount', '--pid', '--uts', '--ipc', '--fork', '--propagation', 'private',
@@ -85,15 +82,10 @@ export async function startHost(p: HostParams): Promise<number> {
     p.rootfs, p.repo, hostDiskDir(p.lab, p.host), p.host, p.address,
     path.join(dir, 'id_ed25519.pub'), path.join(dir, 'hosts'),
   ];
-  // detached = setsid: the host does not die with this process or its terminal.
-  const child = spawn('ip', argv, { detached: true, stdio: ['ignore', fd, fd], env: HOST_ENV });
-  closeSync(fd);
-  let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
-  child.unref();
+  const { logFile, exitCode } = await spawnHost(p, 'ip', argv);
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (exited !== undefined) break;
+    if (exitCode() !== undefined) break;
     if (await sshBanner(p.address)) {
       const init = await findHostInit(p.lab, p.host);
       if (init) return init;
@@ -101,10 +93,27 @@ export async function startHost(p: HostParams): Promise<number> {
     await new Promise((r) => setTimeout(r, 150));
   }
   const tail = (await fs.readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-10).join('\n');
+  const exited = exitCode();
   if (exited === undefined) await stopHost(p.lab, p.host);
   throw new LabError(
     `${p.host} did not start (${exited !== undefined ? `exit ${exited}` : 'sshd not answering after 60 s'}); ${logFile}:\n${tail}`,
   );
+}
+
+/**
+ * Spawns a host's first process detached (setsid: the host does not die with this process or its
+ * terminal), its output appended to the lab's log for the host; `exitCode()` is undefined while it runs.
+ */
+export async function spawnHost(p: HostParams, command: string, argv: string[]): Promise<{ logFile: string; exitCode: () => number | null | undefined }> {
+  const logFile = path.join(labDir(p.lab), 'logs', `${p.host}.log`);
+  await fs.mkdir(path.dirname(logFile), { recursive: true });
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, argv, { detached: true, stdio: ['ignore', fd, fd], env: HOST_ENV });
+  closeSync(fd);
+  let code: number | null | undefined;
+  child.on('exit', (c) => (code = c));
+  child.unref();
+  return { logFile, exitCode: () => code };
 }
 
 /** Whether an SSH server answers at address:22 (reads its banner). */

@@ -10,14 +10,12 @@
  * nspawn reports `systemctl reboot` inside, so the loop boots the host again from the same disk,
  * after resetting its NIC to its own address only (a rebooted machine does not keep the VIP).
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { HOST_REPO_DIR } from './cache.js';
-import { execInHost, findHostInit, hostDiskDir, sshBanner, stopHost, type HostParams } from './host.js';
+import { execInHost, findHostInit, hostDiskDir, spawnHost, sshBanner, stopHost, type HostParams } from './host.js';
 import { hostNetns, labDir } from './names.js';
-import { HOST_ENV, LabError, have } from './sh.js';
+import { LabError, have } from './sh.js';
 
 /** How long a systemd host may take from start (or reboot) to sshd answering. */
 export const SYSTEMD_BOOT_TIMEOUT_MS = 120_000;
@@ -71,9 +69,6 @@ export async function checkSystemdMachine(): Promise<void> {
 export async function startSystemdHost(p: HostParams): Promise<number> {
   if (await findHostInit(p.lab, p.host)) throw new LabError(`${p.host} is already running`);
   const dir = labDir(p.lab);
-  const logFile = path.join(dir, 'logs', `${p.host}.log`);
-  await fs.mkdir(path.dirname(logFile), { recursive: true });
-  const fd = openSync(logFile, 'a');
   // nsenter, not `ip netns exec`: that remounts /sys for the namespace, which hides
   // /sys/fs/cgroup from nspawn ("Failed to determine whether the unified cgroups hierarchy is used").
   const argv = [
@@ -83,14 +78,11 @@ export async function startSystemdHost(p: HostParams): Promise<number> {
     p.rootfs, p.repo, hostDiskDir(p.lab, p.host), p.host, p.address,
     path.join(dir, 'id_ed25519.pub'), path.join(dir, 'hosts'), hostNetns(p.lab, p.host),
   ];
-  const child = spawn('nsenter', argv, { detached: true, stdio: ['ignore', fd, fd], env: HOST_ENV });
-  closeSync(fd);
-  let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
-  child.unref();
-  const init = await waitBooted(p, undefined, () => exited !== undefined);
+  const { logFile, exitCode } = await spawnHost(p, 'nsenter', argv);
+  const init = await waitBooted(p, undefined, () => exitCode() !== undefined);
   if (init) return init;
   const tail = await logTail(logFile);
+  const exited = exitCode();
   if (exited === undefined) await stopHost(p.lab, p.host);
   throw new LabError(
     `${p.host} did not boot (${exited !== undefined ? `exit ${exited}` : `sshd not answering after ${SYSTEMD_BOOT_TIMEOUT_MS / 1000} s`}); ${logFile}:\n${tail}`,
