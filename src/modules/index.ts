@@ -16,6 +16,7 @@ import { haService } from './ha/ha-service.js';
 import { haSwitchover } from './ha/ha-switchover.js';
 import { redisInstall } from './ha/redis-install.js';
 import { redisReplication } from './ha/redis-replication.js';
+import { redisUnfence } from './ha/redis-unfence.js';
 import { redisAuth } from './ha/redis-auth.js';
 import { keepalivedReload } from './ha/keepalived-reload.js';
 
@@ -36,6 +37,7 @@ const all: Module<any, any>[] = [
   redisInstall,
   haTopology,
   redisReplication,
+  redisUnfence,
   haService,
   haSwitchover,
   redisAuth,

@@ -2,15 +2,12 @@
  * `rha status`: the live state of every cluster, read over SSH in one round-trip per node, and a
  * verdict a person or a CI job can act on.
  */
-import { quote, shellCommand } from '../core/command.js';
+import { shellCommand } from '../core/command.js';
 import type { ClusterSpec, Connection, HostSpec, Inventory } from '../core/types.js';
 import { readNodeState, type NodeState } from '../modules/ha/redis-state.js';
 import { vrrpStateScript } from '../modules/ha/vrrp-state.js';
 import { HOST_KEY_REFUSED } from '../modules/ha/topology.js';
-import { cliOnNode } from './client.js';
 
-/** min-replicas-to-write at or above this is a notify hook's fence (templates/keepalived/notify.sh.hbs). */
-export const FENCE = 1000000;
 
 export interface NodeStatus extends NodeState {
   host: string;
@@ -58,6 +55,7 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
         password: redis.password,
         vip: c.vip,
         become: host.connection.become,
+        configDir: String((c.redis as { config_dir?: string }).config_dir ?? '/etc/redis'),
       });
       // Running is not ready: a node in FAULT (its health check failing) cannot take the VIP.
       let vrrpState: string | undefined;
@@ -68,17 +66,11 @@ async function clusterStatus(inv: Inventory, c: ClusterSpec, connect: Connect): 
       }
       // A changed host key is a refusal, not an outage: say so (the fix is different).
       if (refusedKey) state.error = HOST_KEY_REFUSED;
-      // A notify hook's fence: min-replicas-to-write raised past any replica count; its reason in replication.conf.
-      let fenced: string | undefined;
-      if (conn && state.redisUp && state.role === 'master') {
-        const v = await cliOnNode(conn, c, ['CONFIG', 'GET', 'min-replicas-to-write'], host.connection.become).catch(() => '');
-        if (Number(v.split('\n')[1]) >= FENCE) {
-          const configDir = String((c.redis as { config_dir?: string }).config_dir ?? '/etc/redis');
-          const r = await conn.exec(shellCommand(`sed -n 's/^# rha-fenced: //p' ${quote(`${configDir}/replication.conf`)} 2>/dev/null | tail -n 1`, { become: host.connection.become, timeoutMs: 15_000 })).catch(() => undefined);
-          fenced = r?.ok ? r.stdout.trim() : '';
-        }
-      }
-      return { ...state, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}), ...(fenced !== undefined ? { fenced } : {}) };
+      // A notify hook's fence (min-replicas-to-write raised past any replica count), read with the
+      // state; its reason from replication.conf.
+      const fenced = state.redisUp && state.role === 'master' && state.isFenced ? (state.fencedBy ?? '') : undefined;
+      const { isFenced: _f, fencedBy: _b, roleFile: _r, ...shown } = state;
+      return { ...shown, host: name, address: host.connection.address, ...(vrrpState ? { vrrpState } : {}), ...(fenced !== undefined ? { fenced } : {}) };
     }),
   );
   return judge(c, nodes, { minReplicasMaxLag: Number((c.redis as { min_replicas_max_lag?: number }).min_replicas_max_lag ?? 0) });

@@ -173,3 +173,43 @@ describe('a partition with writes on both sides, healed', () => {
     }
   });
 });
+
+describe('the VIP holder fenced by its hook (M3: the peer answered with another password)', () => {
+  test('once the peer is fixed, rha provision makes it the replica and lifts the fence: writes are taken again, and only then', async () => {
+    await healthyOnNode1();
+    const redis = c.redis as { prefix: string; port: number; password: string; config_dir: string };
+    const cli = `${redis.prefix.replace(/\/$/, '')}/bin/redis-cli`;
+    // The password as an argument of a test-only shell, exported to redis-cli alone.
+    const asOther = (h: string, pass: string, args: string[]) =>
+      labExec(info.name, h, ['sh', '-c', `REDISCLI_AUTH="$1" ${cli} -p ${redis.port} ${args.map((a) => `'${a}'`).join(' ')}`, 'sh', pass]);
+    // node2 leaves replication and answers with another password (a botched manual change).
+    expect(await cliOn('node2', ['REPLICAOF', 'NO', 'ONE'])).toBe('OK');
+    expect(await cliOn('node2', ['CONFIG', 'SET', 'requirepass', 'not-the-pair-password'])).toBe('OK');
+    for (const h of ['node1', 'node2']) await labExec(info.name, h, ['sh', '-c', ': > /var/log/rha-keepalived.log']);
+    // keepalived restarts on node1 with nobody watching: its hooks cannot read the peer.
+    expect(await labKill(info.name, 'node1', 'keepalived', 'TERM')).toBeGreaterThan(0);
+    expect(await waitFor(async () => (await labExec(info.name, 'node1', ['pgrep', '-x', 'keepalived'])).code !== 0, 20_000)).toBe(true);
+    await labExec(info.name, 'node1', ['sh', '-c', KEEPALIVED_START]);
+    expect(await waitFor(async () => /rule M3: /.test(await hookLog('node1')) && (await holders()).join() === 'node1', 30_000), await hookLog('node1')).toBe(true);
+    expect(await cliOn('node1', ['SET', 'm3:probe', 'x'])).toMatch(/^NOREPLICAS/);
+    // The operator puts the password back on node2. Its own hooks may rejoin node1 (B7) or not:
+    // either way node1 stays fenced until someone acts.
+    expect((await asOther('node2', 'not-the-pair-password', ['CONFIG', 'SET', 'requirepass', redis.password])).stdout.trim()).toBe('OK');
+    const st = await rha(['status', inv]);
+    expect(st.code, st.all).toBe(2);
+    expect(st.stdout).toContain('node1 holds the VIP but is fenced (rule M3:');
+    // rha provision: node2 follows node1 in sync, then node1's fence is lifted.
+    const p = await rha(['provision', inv]);
+    expect(p.code, p.all).toBe(0);
+    expect(p.stdout).toMatch(/\[node1\] changed: 3\. the master takes writes again .*fence lifted/);
+    expect(await role('node2')).toBe('slave');
+    expect(await cliOn('node1', ['SET', 'm3:after', 'y'])).toBe('OK');
+    expect(await cliOn('node1', ['CONFIG', 'GET', 'min-replicas-to-write'])).toBe('min-replicas-to-write\n1');
+    expect((await labExec(info.name, 'node1', ['cat', `${redis.config_dir}/replication.conf`])).stdout).not.toContain('rha-fenced');
+    const ok = await rha(['status', inv]);
+    expect(ok.code, ok.all).toBe(0);
+    const again = await rha(['provision', inv]);
+    expect(again.code, again.all).toBe(0);
+    expect(again.stdout).not.toMatch(/\[node\d\] changed:/);
+  });
+});

@@ -80,6 +80,16 @@ describe('reading a node', () => {
     const s = parseNodeState(`@@rha:redis\n${info}\r\n\n@@rha:vip\nno\n@@rha:keepalived\nyes\n`);
     expect(s).toMatchObject({ redisUp: true, role: 'slave', masterHost: '10.213.0.11', linkUp: true, syncInProgress: false, replid: 'abc', offset: 1234, keys: 7, holdsVip: false, keepalivedRunning: true, version: '7.0.15' });
   });
+  test("a notify hook's fence: min-replicas-to-write at the fence value, and its reason from replication.conf", () => {
+    const base = `@@rha:redis\n${info}\r\n\n@@rha:vip\nyes\n@@rha:keepalived\nyes\n`;
+    const fenced = parseNodeState(`${base}@@rha:minreplicas\n1000000\n@@rha:rolefile\n\n@@rha:fencedby\nrule M3: check the peer\n`);
+    expect(fenced).toMatchObject({ isFenced: true, fencedBy: 'rule M3: check the peer', roleFile: '' });
+    const bound = parseNodeState(`${base}@@rha:minreplicas\n1\n@@rha:rolefile\n\n@@rha:fencedby\n\n`);
+    expect(bound.isFenced).toBe(false);
+    expect(bound.fencedBy).toBeUndefined();
+    // Redis down: nothing is known about a fence.
+    expect(parseNodeState('@@rha:redis\nConnection refused\n@@rha:minreplicas\n\n').isFenced).toBeUndefined();
+  });
   test('a Redis that does not answer is down, with the reason', () => {
     const s = parseNodeState('@@rha:redis\nCould not connect to Redis at 127.0.0.1:6379: Connection refused\n\n@@rha:vip\nyes\n@@rha:keepalived\nno\n');
     expect(s.redisUp).toBe(false);

@@ -31,7 +31,7 @@ describe('registry', () => {
   it('has every core module and the pair modules under their task keys', () => {
     expect([...modules.keys()].sort()).toEqual(
       ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for',
-        'redis_install', 'ha_topology', 'redis_replication', 'ha_service', 'ha_switchover', 'redis_auth', 'keepalived_reload'].sort(),
+        'redis_install', 'ha_topology', 'redis_replication', 'redis_unfence', 'ha_service', 'ha_switchover', 'redis_auth', 'keepalived_reload'].sort(),
     );
   });
   it.each([...modules.keys()])('%s rejects unknown keys', (name) => {
@@ -51,6 +51,7 @@ describe('registry', () => {
       redis_install: { version: '7.0.15', source: { path: '/x.tar.gz', sha256: 'a'.repeat(64) } },
       ha_topology: {},
       redis_replication: { master: 'node1' },
+      redis_unfence: {},
       ha_service: { name: 'redis', role: 'master', service: { name: 'redis-server' } },
       ha_switchover: {},
       redis_auth: { phase: 'add' },

@@ -23,6 +23,8 @@ interface Data extends Record<string, unknown> {
   replica_address: string;
   fresh: boolean;
   vip_holder: string | null;
+  /** A notify hook fenced the live master (it refuses writes): `redis_unfence` lifts that once its replica is in sync. */
+  master_fenced: boolean;
   reason: string;
   nodes: Record<string, NodeState>;
 }
@@ -75,6 +77,7 @@ export const haTopology: Module<Args, Data> = {
       replica_address: pair.addressOf(d.replica),
       fresh: d.fresh,
       vip_holder: d.vipHolder ?? null,
+      master_fenced: !!(states[d.master].isFenced || states[d.master].fencedBy),
       reason: d.reason,
       nodes: states,
     };

@@ -29,6 +29,10 @@ export interface NodeState {
   keepalivedRunning: boolean;
   /** `HOST PORT` of the `replicaof` line in replication.conf (what a restart comes back as); '' = master. */
   roleFile?: string;
+  /** Fenced by a notify hook: min-replicas-to-write at or above FENCE, so Redis answers writes with NOREPLICAS. */
+  isFenced?: boolean;
+  /** The fence's `# rha-fenced:` line in replication.conf (rule and why), when configDir was given and it has one. */
+  fencedBy?: string;
   /** What went wrong reading Redis, when it did not answer. */
   error?: string;
 }
@@ -45,6 +49,9 @@ export interface StateQuery {
 }
 
 const MARK = '@@rha:';
+
+/** min-replicas-to-write at or above this is a notify hook's fence (templates/keepalived/notify.sh.hbs). */
+export const FENCE = 1000000;
 
 /** Where and how to reach the local Redis with redis-cli on a host. */
 export interface RedisCliTarget {
@@ -89,7 +96,17 @@ export function nodeStateCommand(q: StateQuery): Command {
     `echo ${MARK}keepalived`,
     // keepalived writes its main pid file under /run; a live pid with the right name counts.
     `p=$(cat /run/keepalived.pid 2>/dev/null); [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null && echo yes || echo no`,
-    ...(q.configDir ? [`echo ${MARK}rolefile`, `sed -n 's/^replicaof[[:space:]]*//p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`] : []),
+    // A notify hook's fence (min-replicas-to-write raised past any replica count), in the same round trip.
+    `echo ${MARK}minreplicas`,
+    `rcli CONFIG GET min-replicas-to-write 2>/dev/null | sed -n 2p`,
+    ...(q.configDir
+      ? [
+          `echo ${MARK}rolefile`,
+          `sed -n 's/^replicaof[[:space:]]*//p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`,
+          `echo ${MARK}fencedby`,
+          `sed -n 's/^# rha-fenced: //p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`,
+        ]
+      : []),
   ].join('\n');
   return redisCliCommand(script, q, { timeoutMs: 15_000, cliTimeoutS: 3 });
 }
@@ -145,6 +162,8 @@ export function parseNodeState(output: string): NodeState {
     holdsVip: (sections.get('vip') ?? '').trim() === 'yes',
     keepalivedRunning: (sections.get('keepalived') ?? '').trim() === 'yes',
     roleFile: sections.has('rolefile') ? (sections.get('rolefile') ?? '').trim().replace(/\s+/g, ' ') : undefined,
+    ...(redisUp && sections.has('minreplicas') ? { isFenced: Number((sections.get('minreplicas') ?? '').trim()) >= FENCE } : {}),
+    ...(sections.get('fencedby')?.trim() ? { fencedBy: sections.get('fencedby')!.trim() } : {}),
     error: redisUp ? undefined : redisText.trim().split('\n').slice(-3).join(' ') || 'no answer',
   };
 }
