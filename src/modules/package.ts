@@ -3,9 +3,9 @@
  * Debian family, dnf/yum on the RHEL family). The plan reads every package's state in one query.
  */
 import { z } from 'zod';
-import { describeFailure, quote, quoteArgv } from '../core/command.js';
+import { describeFailure, quote, quoteArgv, shellCommand } from '../core/command.js';
 import type { CommandResult } from '../core/command.js';
-import type { HostFacts, Module, ModuleOutcome, PlannedChange, TaskContext } from '../core/types.js';
+import type { Connection, HostFacts, Module, ModuleOutcome, PlannedChange, TaskContext } from '../core/types.js';
 import { ModuleFailure } from './lib/failure.js';
 import { runScript } from './lib/run.js';
 
@@ -307,10 +307,19 @@ export type ScriptRunner = (script: string, opts?: { timeoutMs?: number; label?:
 /** What the package layer is asked for: the module's arguments, or another module's toolchain. */
 export type PackageRequest = Pick<PackageArgs, 'name' | 'state' | 'update_cache' | 'cache_valid_time' | 'lock_timeout' | 'policy_rc_d'>;
 
+/** The package managers rha knows, as a failure message names them. */
+export const LOOKED_FOR = 'looked for apt-get, dnf, yum';
+
+/** Returns the host's package manager, or undefined when its facts found none. */
+export function findPackageManager(facts: Pick<HostFacts, 'packageManager'>): PackageManager | undefined {
+  const pm = facts.packageManager;
+  return pm === 'none' ? undefined : pm;
+}
+
 /** Returns the host's package manager, or throws the "no package manager" failure naming the host. */
 export function packageManagerOf(host: string, facts: Pick<HostFacts, 'packageManager'>): PackageManager {
-  const pm = facts.packageManager;
-  if (pm === 'none') throw new ModuleFailure(`no package manager found on ${host} (looked for apt-get, dnf, yum)`);
+  const pm = findPackageManager(facts);
+  if (!pm) throw new ModuleFailure(`no package manager found on ${host} (${LOOKED_FOR})`);
   return pm;
 }
 
@@ -371,6 +380,14 @@ export function packageFailureMessage(host: string, r: CommandResult, lockTimeou
 /** Returns a runner that runs scripts on the task's host through runScript (read-ahead aware). */
 function taskRunner(ctx: TaskContext): ScriptRunner {
   return (script, opts) => runScript(ctx, script, [], opts ?? {});
+}
+
+/** Returns a runner that runs scripts on any connection with the given become setting (another module's host, a build_host). */
+export function connectionRunner(conn: Connection, become: boolean): ScriptRunner {
+  return async (script, opts) => {
+    const r = await conn.exec(shellCommand(script, { become, timeoutMs: opts?.timeoutMs }));
+    return opts?.label ? { ...r, display: opts.label } : r;
+  };
 }
 
 export const packageModule: Module<PackageArgs, PackagePlanState> = {

@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { decideTopology, HOST_KEY_REFUSED } from '../../src/modules/ha/topology.js';
 import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
-import { isJemallocHeaderError, parseProbe, parseRedisVersion, satisfies } from '../../src/modules/ha/redis-install.js';
+import { isJemallocHeaderError } from '../../src/modules/ha/redis-build.js';
+import { parseProbe, parseRedisVersion } from '../../src/modules/ha/redis-host.js';
+import { satisfies } from '../../src/modules/ha/redis-install.js';
 import { stepBlocked } from '../../src/modules/ha/ha-service.js';
 import { refuse } from '../../src/modules/ha/switchover.js';
 
