@@ -602,11 +602,20 @@ describe('fault and stop events', () => {
     }
   });
 
+  test("F1 from the Redis unit's ExecStop (redis-stop): a master stopping for a reboot is fenced by itself, whatever keepalived's hook managed", async () => {
+    await start(LOCAL);
+    write(LOCAL, 'l', 2);
+    expect(rules(await hook('redis-stop'))).toEqual(['F1']);
+    expect(fenced(LOCAL)).toBe(true);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(/# rha-fenced: rule F1: Redis is being stopped\n# rha-fenced-at: [0-9a-f]{40} \d+\nmin-replicas-to-write 1000000\n/);
+  });
+
   test('F2: a replica: nothing to do', async () => {
     await start(LOCAL);
     await start(PEER);
     await replicate(LOCAL, PEER);
     expect(rules(await hook('fault'))).toEqual(['F2']);
+    expect(rules(await hook('redis-stop'))).toEqual(['F2']);
     expect(role(LOCAL)).toBe('slave');
   });
 });
