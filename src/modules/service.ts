@@ -309,6 +309,8 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
     const { backend, steps } = plan.state!;
     const notes: string[] = [];
     let pid = backend.kind === 'plain' ? backend.pid : undefined;
+    // The old process would not stop: a config rollback and a second start cannot help.
+    let stopFailed = false;
     // One step; a failed one comes back as its message (with the unit's status and journal on systemd).
     const runStep = async (step: ServiceStep): Promise<string | undefined> => {
       let r;
@@ -339,6 +341,7 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
         else if (step === 'restart') {
           r = await stop();
           if (r.ok) r = await start();
+          else stopFailed = true;
         } else if (step === 'reload') {
           const sig = args.reload_signal.replace(/^SIG/, '');
           r = await runScript(ctx, 'kill -s "$2" "$1"', [String(pid), sig], { label: `kill -s ${sig} ${pid}` });
@@ -360,7 +363,7 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
     for (const step of steps) {
       const why = await runStep(step);
       if (why === undefined) continue;
-      if (!STARTS.includes(step) || args.rollback.length === 0) return failed(why);
+      if (!STARTS.includes(step) || args.rollback.length === 0 || stopFailed) return failed(why);
       return failed(await rollBack(ctx, args, step, why, runStep));
     }
     // Running with the installed files: their previous copies are no longer a way back.
