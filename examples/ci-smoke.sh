@@ -7,6 +7,8 @@
 #   RHA           the rha command (default: rha; from a checkout: "node dist/cli/main.js")
 #   SMOKE_LAB     the lab's name (default: smoke)
 #   SMOKE_HOSTS   systemd (default: hosts boot systemd, log in as a sudo user) or namespace
+#   SMOKE_EMPTY_APT_LISTS=1  empty the hosts' apt lists first, as on container-built and many
+#                 freshly imaged machines (npm test sets it: the first provision must refresh them)
 set -euo pipefail
 RHA=${RHA:-rha}
 LAB=${SMOKE_LAB:-smoke}
@@ -25,6 +27,15 @@ trap 'step "tearing down lab $LAB"; rha lab down --name "$LAB" || true' EXIT
 step "throwaway hosts ($KIND)"
 rha lab up --name "$LAB" --recreate "${up_args[@]}"
 inv=/run/rha/lab/$LAB/inventory.yaml
+
+if [ "${SMOKE_EMPTY_APT_LISTS:-0}" = 1 ]; then
+  step "empty apt lists on the hosts (a freshly imaged machine)"
+  for h in node1 node2; do
+    left=$(rha lab exec --name "$LAB" "$h" sh -c 'rm -rf /var/lib/apt/lists/* && ls -A /var/lib/apt/lists | wc -l')
+    [ "$left" = 0 ] || { echo "smoke: $h still has $left entries in /var/lib/apt/lists" >&2; exit 1; }
+    echo "$h: /var/lib/apt/lists is empty"
+  done
+fi
 
 step "rha provision"
 rha provision "$inv" --output plain

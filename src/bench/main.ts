@@ -22,6 +22,7 @@ import { writeJobJinja } from './jinja.js';
 import { mustSucceed, running, timed, type Timed } from './proc.js';
 import { judgeTargets, renderResult, samples, type BenchResult, type BuildResult, type ScaleResult, type ToolRuns } from './result.js';
 import { median, parseRecap, recapTotals } from './stats.js';
+import { systemdPairLab, systemdPairRun } from './systemd.js';
 
 const ROOT = packageRoot();
 const BENCH = path.join(ROOT, 'bench');
@@ -468,7 +469,7 @@ async function pairRuns(o: BenchOptions, result: BenchResult): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-const SYSTEMD_LAB = 'bench-systemd';
+const SYSTEMD_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}bench-systemd`;
 
 /** Boot and reboot times of a systemd lab host, and its memory (PSS summed over its processes). */
 async function systemdHostRun(o: BenchOptions): Promise<NonNullable<BenchResult['systemdHost']>> {
@@ -556,10 +557,11 @@ async function main(): Promise<number> {
     }
     if (o.build || o.failover) await pairRuns(o, result);
     if (o.systemd) result.systemdHost = await systemdHostRun(o);
+    if (o.systemd) result.systemdPair = await systemdPairRun({ rhaPath: RHA, log, signal: controller.signal });
   } catch (e) {
     // Clean-up happened in the finally blocks; what was measured so far is still printed.
     log(controller.signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
-    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB), labDown(SYSTEMD_LAB)]).catch(() => undefined);
+    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB), labDown(SYSTEMD_LAB), labDown(systemdPairLab())]).catch(() => undefined);
     result.durationMs = Date.now() - started;
     result.targets = judgeTargets(result);
     result.error = controller.signal.aborted ? 'interrupted' : (e as Error).message;

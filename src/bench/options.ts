@@ -7,7 +7,7 @@ export interface BenchOptions {
   ansible: boolean;
   build: boolean;
   failover: boolean;
-  /** systemd host boot and reboot times (rha lab up --systemd). */
+  /** systemd host boot and reboot times, and a pair from scratch on systemd hosts (rha lab up --systemd). */
   systemd: boolean;
   repeat: number;
   forks: number;
@@ -37,7 +37,7 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-ansible', 'rha only (no Ansible runs)')
     .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
     .option('--skip-failover', 'no failover or switchover measurements')
-    .option('--skip-systemd', 'no systemd host boot times')
+    .option('--skip-systemd', 'no systemd-host figures (boot and reboot times, a pair from scratch on systemd hosts)')
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
     .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
     .option('--json <file>', 'where to write the results', defaultJson)

@@ -2,6 +2,7 @@
  * The benchmark's result: one JSON document (bench/results/latest.json, for tracking over time),
  * the targets of issue 7 judged against it, and the table printed for a person.
  */
+import type { SystemdPairResult } from './systemd.js';
 import { maximum, median, speedup } from './stats.js';
 
 /** One tool's two runs of the bench job on N hosts. */
@@ -78,6 +79,8 @@ export interface BenchResult {
    * `systemctl reboot` inside to sshd answering again; `pssKb` the host's memory (PSS of all its processes).
    */
   systemdHost?: { boot: Samples; reboot: Samples; pssKb?: number };
+  /** A pair from scratch on systemd hosts (src/bench/systemd.ts), beside `build.pairMs` on namespace hosts. */
+  systemdPair?: SystemdPairResult;
   switchover: (Samples & { available: true; commandMedianMs?: number; pause?: Samples }) | { available: false; why: string };
   /**
    * Secret rotation on the running pair (`rha provision` after changing the secret), per
@@ -256,6 +259,17 @@ export function renderResult(r: BenchResult): string {
       ...formatTable([
         ['rha provision', 'bare make -j2', 'package installs', 'ratio'],
         [s(r.build.pairMs), s(r.build.bareBuildMs), s(r.build.packageInstallMs), x(r.build.pairMs / base)],
+      ]),
+      '',
+    );
+  }
+  if (r.systemdPair) {
+    const p = r.systemdPair;
+    lines.push(
+      'From scratch on systemd hosts (one pair, empty build cache; Redis and keepalived as systemd units)',
+      ...formatTable([
+        ['lab up (2 hosts)', 'rha provision', 'namespace hosts', 'no-op re-run'],
+        [s(p.labUpMs), s(p.pairMs), r.build ? s(r.build.pairMs) : dash, s(p.noopMs)],
       ]),
       '',
     );

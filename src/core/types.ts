@@ -279,6 +279,8 @@ export interface TaskContext {
   inventory?: Inventory;
   /** A connection to another inventory host from the run's pool, for modules that read a peer's live state. */
   connectTo?(hostName: string): Promise<Connection>;
+  /** Whether another host failed earlier in this run (set by the runner), for modules that must not lean on it. */
+  hostFailed?(hostName: string): boolean;
   /** Reads the runner already made for this task (see Module.reads); runScript consults it first. */
   readAhead?: ReadAhead;
 }

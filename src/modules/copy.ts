@@ -13,6 +13,11 @@ export const fileTargetArgs = {
   owner: principalArg.optional(),
   group: principalArg.optional(),
   backup: z.boolean().default(false),
+  /**
+   * Keep the file being replaced as DEST.rha-prev (same bytes, owner and mode), so that a service
+   * whose start fails with the new file can put it back (the service module's `rollback`).
+   */
+  keep_previous: z.boolean().default(false),
   /** Validator run on the temp file before it replaces dest: `%s` is its path. */
   validate: argvArg.optional(),
   /**
@@ -40,7 +45,7 @@ export interface WriteState {
 /** Returns the plan for writing a file whose content is known (shared by copy and template). */
 export async function planWrite(
   ctx: TaskContext,
-  args: { dest: string; mode?: string; owner?: string; group?: string; backup: boolean; validate?: string[]; secret?: boolean | string[] },
+  args: { dest: string; mode?: string; owner?: string; group?: string; backup: boolean; keep_previous?: boolean; validate?: string[]; secret?: boolean | string[] },
   content: Buffer | string,
 ): Promise<Plan<WriteState>> {
   const spec: FileSpec & WriteOptions = {
@@ -50,6 +55,7 @@ export async function planWrite(
     owner: args.owner,
     group: args.group,
     backup: args.backup,
+    keepPrevious: args.keep_previous,
     validate: args.validate,
     secret: args.secret,
   };

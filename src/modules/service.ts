@@ -9,6 +9,7 @@ import { describeFailure } from '../core/command.js';
 import type { Module, PlannedChange, TaskContext } from '../core/types.js';
 import { absPathArg, argvArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
+import { forgetPrevious, REJECTED_SUFFIX, restorePrevious } from './lib/files.js';
 import { changed, failed, runScript } from './lib/run.js';
 
 const serviceArgs = z
@@ -33,6 +34,13 @@ const serviceArgs = z
     stop_timeout: z.number().positive().default(10),
     /** Seconds to wait for the pidfile to name a live process after starting. */
     start_timeout: z.number().positive().default(30),
+    /**
+     * Config files to put back when a start, restart or reload fails: each FILE that a template or
+     * copy with keep_previous replaced (FILE.rha-prev exists) gets its previous content back, and
+     * the service is started once more with it; the task still fails, saying so. Once the service
+     * runs, the previous copies are removed.
+     */
+    rollback: z.array(absPathArg).default([]),
   })
   .refine((a) => a.state !== undefined || a.enabled !== undefined, { message: 'give state, enabled, or both' })
   .refine((a) => (a.exec === undefined) === (a.pidfile === undefined), { message: 'exec and pidfile go together' });
@@ -217,6 +225,35 @@ async function unitDiagnosis(ctx: TaskContext, name: string): Promise<string> {
   return (r.stdout + r.stderr).trimEnd();
 }
 
+/** The steps after which the service must run with its installed config files. */
+const STARTS: readonly ServiceStep[] = ['start', 'restart', 'reload'];
+
+/**
+ * After `step` failed (`why`): puts back the previous copies of the rollback files that a
+ * template/copy with keep_previous left, and starts (or reloads) the service once more with them.
+ * Returns the failure message, saying what was restored and whether the service runs again.
+ */
+async function rollBack(
+  ctx: TaskContext,
+  args: ServiceArgs,
+  step: ServiceStep,
+  why: string,
+  runStep: (s: ServiceStep) => Promise<string | undefined>,
+): Promise<string> {
+  const restore = await restorePrevious(ctx, args.rollback);
+  if (!restore.ok) return `${why}\nrestoring the previous ${args.rollback.join(', ')} failed: ${restore.msg}`;
+  if (restore.restored.length === 0) return why;
+  const names = restore.restored.map((f) => basename(f)).join(' and ');
+  const kept = restore.restored.map((f) => `${f}${REJECTED_SUFFIX}`).join(', ');
+  const head = `${step} ${args.name} failed on ${ctx.host.name} with the new ${names}`;
+  if (ctx.facts.serviceManager === 'systemd') await runScript(ctx, 'systemctl reset-failed -- "$1"', [args.name], { label: `systemctl reset-failed ${args.name}` });
+  const again = await runStep(step === 'reload' ? 'reload' : 'start');
+  if (again === undefined) {
+    return `${head}; restored the previous one${restore.restored.length > 1 ? 's' : ''}, ${args.name} running again (the rejected file is kept as ${kept}):\n${why}`;
+  }
+  return `${head}; restored the previous one${restore.restored.length > 1 ? 's' : ''}, but ${args.name} does not start with it either (the rejected file is kept as ${kept}):\n${why}\nwith the previous ${names}: ${again}`;
+}
+
 function describe(step: ServiceStep, name: string, backend: Backend): string {
   const how = backend.kind === 'systemd' ? '' : backend.kind === 'initd' ? ' (init.d)' : '';
   return `${step} ${name}${how}`;
@@ -272,15 +309,18 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
     const { backend, steps } = plan.state!;
     const notes: string[] = [];
     let pid = backend.kind === 'plain' ? backend.pid : undefined;
-    for (const step of steps) {
+    // The old process would not stop: a config rollback and a second start cannot help.
+    let stopFailed = false;
+    // One step; a failed one comes back as its message (with the unit's status and journal on systemd).
+    const runStep = async (step: ServiceStep): Promise<string | undefined> => {
       let r;
       if (backend.kind === 'systemd') {
         r =
           step === 'daemon-reload'
             ? await runScript(ctx, 'systemctl daemon-reload', [], { label: 'systemctl daemon-reload' })
             : await runScript(ctx, `systemctl ${step} -- "$1"`, [args.name], { label: `systemctl ${step} ${args.name}` });
-        if (!r.ok && ['start', 'restart', 'reload'].includes(step)) {
-          return failed(`${step} ${args.name} failed on ${ctx.host.name}: ${describeFailure(r)}\n${await unitDiagnosis(ctx, args.name)}`);
+        if (!r.ok && STARTS.includes(step)) {
+          return `${step} ${args.name} failed on ${ctx.host.name}: ${describeFailure(r)}\n${await unitDiagnosis(ctx, args.name)}`;
         }
       } else if (backend.kind === 'initd') {
         r = await runScript(ctx, '"/etc/init.d/$1" "$2" </dev/null', [args.name, step], { label: `/etc/init.d/${args.name} ${step}`, timeoutMs: (args.start_timeout + args.stop_timeout) * 1000 + 30_000 });
@@ -288,7 +328,7 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
           // Init scripts exit 0 without starting anything (Debian's keepalived without a config):
           // believe the status, not the exit code.
           const after = parseInitdStatus((await runScript(ctx, INITD_STATUS, [args.name, '1'])).stdout, args.name);
-          if (!after?.running) return failed(`${step} ${args.name} failed: /etc/init.d/${args.name} ${step} exited 0 but ${args.name} is ${after?.status ?? 'not running'}`);
+          if (!after?.running) return `${step} ${args.name} failed: /etc/init.d/${args.name} ${step} exited 0 but ${args.name} is ${after?.status ?? 'not running'}`;
         }
       } else {
         const stop = () => runScript(ctx, plainStopScript(), [String(pid), String(args.stop_timeout), args.pidfile!], { timeoutMs: args.stop_timeout * 1000 + 30_000 });
@@ -301,11 +341,12 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
         else if (step === 'restart') {
           r = await stop();
           if (r.ok) r = await start();
+          else stopFailed = true;
         } else if (step === 'reload') {
           const sig = args.reload_signal.replace(/^SIG/, '');
           r = await runScript(ctx, 'kill -s "$2" "$1"', [String(pid), sig], { label: `kill -s ${sig} ${pid}` });
         } else {
-          continue; // enable/disable are not planned without systemd
+          return undefined; // enable/disable are not planned without systemd
         }
         const started = /^started (\d+)/m.exec(r.stdout);
         if (started) pid = Number(started[1]);
@@ -315,8 +356,20 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
       if (!r.ok) {
         // The start/stop scripts explain themselves on stderr (exit status, log tail).
         const own = backend.kind === 'plain' && r.code !== null && r.code >= 1 && r.code <= 4 && r.stderr.trim();
-        return failed(`${step} ${args.name} failed: ${own ? r.stderr.trim() : describeFailure(r)}`);
+        return `${step} ${args.name} failed: ${own ? r.stderr.trim() : describeFailure(r)}`;
       }
+      return undefined;
+    };
+    for (const step of steps) {
+      const why = await runStep(step);
+      if (why === undefined) continue;
+      if (!STARTS.includes(step) || args.rollback.length === 0 || stopFailed) return failed(why);
+      return failed(await rollBack(ctx, args, step, why, runStep));
+    }
+    // Running with the installed files: their previous copies are no longer a way back.
+    if (args.rollback.length && steps.some((s) => STARTS.includes(s))) {
+      const r = await forgetPrevious(ctx, args.rollback);
+      if (!r.ok) notes.push(`could not remove the previous copies of ${args.rollback.join(', ')}: ${describeFailure(r)}`);
     }
     const msg = plan.changes.map((c) => c.description).join('; ') + (notes.length ? ` (${notes.join('; ')})` : '');
     return changed(msg, { data: { ...(pid ? { pid } : {}) } });

@@ -71,6 +71,8 @@ export interface RunContext {
   evalCondition(expr: string, vars: Record<string, unknown>, where?: Where): boolean;
   sleep(ms: number, signal: AbortSignal): Promise<void>;
   now(): number;
+  /** Whether a host failed (not: was unreachable) earlier in this run. */
+  hostFailed(name: string): boolean;
 }
 
 /** Whether an error means the host cannot be reached (UnreachableError or its HostKeyChangedError, by name so fakes work too). */

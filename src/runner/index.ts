@@ -88,6 +88,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     evalCondition: deps.evalCondition ?? (defaultEvalCondition as RunContext['evalCondition']),
     sleep: deps.sleep ?? abortableSleep,
     now,
+    hostFailed: (name) => hosts.get(name)?.out === 'failed',
   };
   const started = now();
   const hosts = new Map<string, HostState>();

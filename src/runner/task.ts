@@ -107,6 +107,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
         if (!peer) throw new Error(`host ${name} is not in the inventory`);
         return rc.connect(peer);
       },
+      hostFailed: (name) => rc.hostFailed(name),
       ...(hs.readAhead && !handler ? { readAhead: hs.readAhead } : {}),
     };
 

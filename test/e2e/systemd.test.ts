@@ -2,13 +2,15 @@
  * The whole job on systemd-booted hosts (`rha lab up --systemd`, systemd as PID 1): Redis and
  * keepalived run as systemd units, enabled for boot in the right order, restarted through systemd
  * on a config change; whole-host reboots (`systemctl reboot`) of both nodes in each order keep the
- * data and the roles; a unit that fails to start is reported with its status and journal.
+ * data and the roles; a unit that fails to start is reported with its status and journal, and a
+ * redis.conf it refuses is replaced by the previous one on both nodes.
  * One lab, one story: each test starts from where the last one left off.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import YAML from 'yaml';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labReboot, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
@@ -131,6 +133,43 @@ describe('a pair on systemd hosts', () => {
     expect(fixed.code, fixed.all).toBe(0);
     expect(fixed.stdout).toMatch(/\[node2\] changed: 2\. start Redis on the replica .* start redis-server/);
     await expectHealthyPair(50);
+  });
+
+  test('a redis.conf change Redis refuses to start with: the previous one restored byte for byte on both nodes, Redis running, data and VIP untouched; the fixed inventory then goes through', async () => {
+    const confSum = (h: string) => sh(h, 'sha256sum /etc/redis/redis.conf; stat -c "%a %U:%G" /etc/redis/redis.conf');
+    const before = { node1: await confSum('node1'), node2: await confSum('node2') };
+    const masterPid = await mainPid('node1', 'redis-server');
+    // A bad path in redis.conf, on both nodes (a cluster-wide directive): Redis exits at start-up.
+    const doc = YAML.parseDocument(readFileSync(inv, 'utf8'));
+    doc.setIn(['clusters', c.name, 'redis', 'config'], { unixsocket: '/nonexistent/redis.sock' });
+    const bad = path.join(info.dir, 'inventory-bad-path.yaml');
+    writeFileSync(bad, doc.toString(), { mode: 0o600 });
+    const r = await rha(['provision', bad], { env });
+    expect(r.code, r.all).not.toBe(0);
+    // The replica tried it: the host named, what was restored, its unit's status and journal.
+    expect(r.stdout).toMatch(/\[node2\] failed: 2\. restart Redis on the replica .* restart redis-server failed on node2 with the new redis\.conf; restored the previous one, redis-server running again \(the rejected file is kept as \/etc\/redis\/redis\.conf\.rha-rejected\)/);
+    expect(r.stdout).toContain('systemctl status redis-server:');
+    expect(r.stdout).toContain('journalctl -u redis-server (last 20 lines):');
+    // The master never ran it: no switchover, no restart, its previous redis.conf back too.
+    expect(r.stdout).toMatch(/\[node1\] failed: 3\. rolling restart of the master .* not switched over: node2 failed earlier in this run, so node1 stays master with the VIP, its Redis not restarted; restored the previous redis\.conf/);
+    expect(r.stdout).not.toMatch(/\[node1\] changed: 3\. restart Redis/);
+    expect(await sh('node2', 'cat /etc/redis/redis.conf.rha-rejected')).toContain('unixsocket /nonexistent/redis.sock');
+    // Redis's own reason, in its log (the journal has systemd's side of it).
+    expect(Number(await sh('node2', 'grep -c "Failed opening Unix socket" /var/log/redis/redis-server.log'))).toBeGreaterThan(0);
+    for (const h of ['node1', 'node2'] as const) {
+      expect(await confSum(h), h).toBe(before[h]);
+      expect(await sh(h, 'systemctl is-active redis-server'), h).toBe('active');
+      expect(await sh(h, 'ls /etc/redis/redis.conf.rha-prev 2>&1 || true'), h).toMatch(/No such file/);
+    }
+    expect(await mainPid('node1', 'redis-server')).toBe(masterPid);
+    expect(await vipHolders(info, c)).toEqual(['node1']);
+    await expectHealthyPair(50);
+
+    // The operator drops the bad directive: the inventory as before goes through, changing nothing.
+    const fixed = await rha(['provision', inv], { env });
+    expect(fixed.code, fixed.all).toBe(0);
+    expect(recapOf(fixed.stdout).node1.changed, fixed.stdout).toBe(0);
+    expect(recapOf(fixed.stdout).node2.changed, fixed.stdout).toBe(0);
   });
 
   test('reboot the master, then the replica: data from disk, one master with the VIP, then a re-run changes nothing', async () => {

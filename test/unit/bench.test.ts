@@ -139,6 +139,14 @@ describe('table and JSON', () => {
     expect(text).toMatch(/^no-op re-run, N=100 .* not run$/m);
   });
 
+  it('the pair on systemd hosts sits beside the namespace figure', () => {
+    const text = renderResult({ ...result, systemdPair: { labUpMs: 9_000, pairMs: 95_000, noopMs: 1_500 } });
+    expect(text).toContain('From scratch on systemd hosts (one pair, empty build cache; Redis and keepalived as systemd units)');
+    expect(text).toMatch(/^lab up \(2 hosts\) +rha provision +namespace hosts +no-op re-run$/m);
+    expect(text).toMatch(/^9\.00 s +95\.00 s +70\.00 s +1\.50 s$/m);
+    expect(renderResult(result)).not.toContain('systemd hosts');
+  });
+
   it('the JSON document round-trips with the fields tracking tools read', () => {
     const back = JSON.parse(JSON.stringify(result)) as BenchResult;
     expect(back).toEqual(result);

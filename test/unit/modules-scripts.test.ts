@@ -107,6 +107,57 @@ describe('copy (lib/files) on real files', () => {
   });
 });
 
+describe('keep_previous + service rollback: a restart that fails with a new config puts the old one back', () => {
+  it('the replaced file is kept as .rha-prev (same bytes and mode); a failed restart restores it and starts again; a good one forgets it', async () => {
+    const conf = join(dir, 'svc.conf');
+    const pidfile = join(dir, 'svc.pid');
+    // A daemon that refuses a config holding "bad", as Redis refuses a bad path.
+    const svc = {
+      name: 'svc',
+      exec: ['sh', '-c', 'grep -q bad "$1" && { echo "bad directive in $1" >&2; exit 3; }; echo $$ > "$2"; exec sleep 300', 'sh', conf, pidfile],
+      pidfile,
+      match: 'sleep',
+      log_file: join(dir, 'svc.log'),
+      start_timeout: 5,
+      rollback: [conf],
+    };
+    const write = (content: string) => runModule(mod('copy'), ctx(), { dest: conf, content, mode: '0640', keep_previous: true });
+    const first = await write('requirepass s3cret-pw\ngood\n');
+    expect(first.outcome.data?.previous_file).toBeUndefined();
+    expect((await runModule(mod('service'), ctx(), { ...svc, state: 'started' })).outcome).toMatchObject({ changed: true, failed: false });
+
+    const second = await write('requirepass s3cret-pw\nbad\n');
+    expect(second.outcome.data?.previous_file).toBe(`${conf}.rha-prev`);
+    expect(await readFile(`${conf}.rha-prev`, 'utf8')).toBe('requirepass s3cret-pw\ngood\n');
+    expect(await exists(`${conf}.rha-prev`)).toEqual({ mode: '640', kind: 'file' });
+
+    const failedRestart = await runModule(mod('service'), ctx(), { ...svc, state: 'restarted' });
+    expect(failedRestart.outcome.failed).toBe(true);
+    expect(failedRestart.outcome.msg).toMatch(
+      new RegExp(`^restart svc failed on local with the new svc\\.conf; restored the previous one, svc running again \\(the rejected file is kept as ${conf}\\.rha-rejected\\):\\nrestart svc failed: .*exited with status 3[^]*bad directive in ${conf}`),
+    );
+    expect(await readFile(conf, 'utf8')).toBe('requirepass s3cret-pw\ngood\n');
+    expect(await exists(conf)).toEqual({ mode: '640', kind: 'file' });
+    expect(await readFile(`${conf}.rha-rejected`, 'utf8')).toBe('requirepass s3cret-pw\nbad\n');
+    expect(await exists(`${conf}.rha-prev`)).toBe('absent');
+    const status = await runModule(mod('service'), ctx(), { ...svc, state: 'started' });
+    expect(status.outcome.msg).toMatch(/^svc is running \(pid \d+\)$/);
+
+    // Without a previous copy (nothing was written since), a failure is only reported.
+    await writeFile(conf, 'bad\n');
+    const bare = await runModule(mod('service'), ctx(), { ...svc, state: 'restarted' });
+    expect(bare.outcome.msg).toMatch(/^restart svc failed: /);
+    expect(await readFile(conf, 'utf8')).toBe('bad\n');
+
+    // A config that works: the service runs with it, and the way back is forgotten.
+    await write('good again\n');
+    expect((await runModule(mod('service'), ctx(), { ...svc, state: 'restarted' })).outcome).toMatchObject({ changed: true, failed: false });
+    expect(await exists(`${conf}.rha-prev`)).toBe('absent');
+    expect(await exists(`${conf}.rha-rejected`)).toBe('absent');
+    expect((await runModule(mod('service'), ctx(), { ...svc, state: 'stopped' })).outcome).toMatchObject({ changed: true, failed: false });
+  });
+});
+
 describe('file', () => {
   it('directory, then file inside, link, absent: each idempotent', async () => {
     const d = join(dir, 'd');

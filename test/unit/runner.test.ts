@@ -369,6 +369,26 @@ describe('stopping', () => {
     if (stops) expect(h.reporter.of('warning')[0].msg).toBe('max_fail_percentage 20% exceeded in play "p" (1 of 4 hosts failed), stopping');
   });
 
+  test("modules see which hosts failed earlier in the run (hostFailed): not the unreachable ones, nor those that did fine", async () => {
+    const h = harness({}, ['c']);
+    const seen: string[] = [];
+    const peek: Module<Record<string, never>> = {
+      name: 'peek',
+      args: z.strictObject({}),
+      async plan(ctx) {
+        seen.push(`${ctx.host.name}: ${['a', 'b', 'c'].map((n) => `${n}=${ctx.hostFailed?.(n)}`).join(' ')}`);
+        return { changes: [], reason: 'looked' };
+      },
+      async apply() {
+        throw new Error('not reached');
+      },
+    };
+    const modules = new Map(h.deps.modules).set('peek', peek as Module);
+    const pb = playbook(play('p', [task('t1', { change: true, fail: ['a'] }), task('t2', {}, { module: 'peek' })]));
+    await runPlaybook(pb, inventory(['a', 'b', 'c']), h.opts, { ...h.deps, modules });
+    expect(seen).toEqual(['b: a=true b=false c=false']);
+  });
+
   test('a whole failed batch stops a rolling play', async () => {
     const h = harness();
     const pb = playbook(play('p', [task('t1', { change: true, fail: ['a'] })], { serial: [1] }));

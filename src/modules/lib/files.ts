@@ -33,7 +33,16 @@ export interface WriteOptions {
   backup?: boolean;
   /** Validator argv; each `%s` (also inside a word) is replaced by the temp file's path. */
   validate?: string[];
+  /**
+   * Keep the replaced file as `dest.rha-prev` (a hard link: the same bytes, owner and mode), for
+   * a service that fails to start with the new one to put back (see restorePrevious).
+   */
+  keepPrevious?: boolean;
 }
+
+/** Where the file a write replaced is kept (keepPrevious), and where a rejected new one is kept after a restore. */
+export const PREVIOUS_SUFFIX = '.rha-prev';
+export const REJECTED_SUFFIX = '.rha-rejected';
 
 /** What is at a path on the host (following symlinks). */
 export type RemoteFile =
@@ -265,14 +274,15 @@ const EXIT_RENAME = 75;
 
 /**
  * Returns the remote script that writes stdin to $1 atomically (exported for tests).
- * $1 dest, $2 mode ('' = keep the old file's, else 0644), $3 owner, $4 group, $5 backup (1/0).
+ * $1 dest, $2 mode ('' = keep the old file's, else 0644), $3 owner, $4 group, $5 backup (1/0),
+ * $6 keep the replaced file as dest.rha-prev (1/0).
  * umask 077 so the temp file is never readable by others, even before its final mode is set.
  */
 export function writeScript(validate?: readonly string[]): string {
   const validateText = validate?.length
     ? `out=$(${validateShell(validate)} 2>&1) || { rc=$?; printf '%s\\n' "$out" >&2; exit ${EXIT_VALIDATE}; }`
     : ':';
-  return `dest=$1; mode=$2; owner=$3; group=$4; backup=$5
+  return `dest=$1; mode=$2; owner=$3; group=$4; backup=$5; keep=$6
 umask 077
 tmp=$(mktemp -- "$dest.rha-XXXXXX") || exit ${EXIT_TEMP}
 trap 'rm -f -- "$tmp"' EXIT
@@ -291,10 +301,16 @@ if [ "$backup" = 1 ] && [ -f "$dest" ]; then
   cp -p -- "$dest" "$b" || exit ${EXIT_BACKUP}
   echo "backup=$b"
 fi
+if [ "$keep" = 1 ] && [ -f "$dest" ]; then
+  # A hard link: the old bytes, owner and mode as they were (redis.conf holds the password), and
+  # the rename below leaves it as the only name of the old file.
+  ln -f -- "$dest" "$dest${PREVIOUS_SUFFIX}" || exit ${EXIT_BACKUP}
+  echo "previous=$dest${PREVIOUS_SUFFIX}"
+fi
 mv -f -- "$tmp" "$dest" || exit ${EXIT_RENAME}`;
 }
 
-export type WriteResult = { ok: true; backupFile?: string } | { ok: false; msg: string };
+export type WriteResult = { ok: true; backupFile?: string; previousFile?: string } | { ok: false; msg: string };
 
 /** Writes the content atomically in one command (content over stdin); returns ok with the backup path, or why it failed. */
 export async function writeFileAtomic(ctx: TaskContext, spec: FileSpec & WriteOptions): Promise<WriteResult> {
@@ -302,12 +318,13 @@ export async function writeFileAtomic(ctx: TaskContext, spec: FileSpec & WriteOp
   const r = await runScript(
     ctx,
     writeScript(spec.validate),
-    [spec.dest, spec.mode ?? '', spec.owner ?? '', spec.group ?? '', spec.backup ? '1' : '0'],
+    [spec.dest, spec.mode ?? '', spec.owner ?? '', spec.group ?? '', spec.backup ? '1' : '0', spec.keepPrevious ? '1' : '0'],
     { stdin: content },
   );
   if (r.ok) {
     const backup = /^backup=(.*)$/m.exec(r.stdout)?.[1];
-    return { ok: true, ...(backup ? { backupFile: backup } : {}) };
+    const previous = /^previous=(.*)$/m.exec(r.stdout)?.[1];
+    return { ok: true, ...(backup ? { backupFile: backup } : {}), ...(previous ? { previousFile: previous } : {}) };
   }
   const out = maskSecrets((r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n'), ctx.secrets);
   const why: Record<number, string> = {
@@ -350,9 +367,39 @@ export async function applyFilePlan(
     const w = await writeFileAtomic(ctx, spec);
     if (!w.ok) return failed(w.msg, { data });
     if (w.backupFile) data.backup_file = w.backupFile;
+    if (w.previousFile) data.previous_file = w.previousFile;
     return changed(plan.changes.map((c) => c.description).join('; '), { data, ...(diffs ? { diffs } : {}) });
   }
   const r = await setAttributes(ctx, spec.dest, plan.attrs);
   if (!r.ok) return failed(maskSecrets(describeFailure(r), ctx.secrets), { data });
   return changed(plan.changes.map((c) => c.description).join('; '), { data });
+}
+
+// $@ = files: each FILE with a FILE.rha-prev gets it back by one rename (atomic: FILE is never
+// missing), the rejected FILE kept beside it as FILE.rha-rejected; prints each restored FILE.
+const RESTORE_SCRIPT = `for f; do
+  [ -f "$f${PREVIOUS_SUFFIX}" ] || continue
+  if [ -f "$f" ]; then ln -f -- "$f" "$f${REJECTED_SUFFIX}" || exit 1; fi
+  mv -f -- "$f${PREVIOUS_SUFFIX}" "$f" || exit 1
+  echo "$f"
+done`;
+
+/**
+ * Puts back the files a write replaced (keepPrevious), for a service that failed to start with the
+ * new ones; returns the files restored (none when there was no previous copy), or why it failed.
+ */
+export async function restorePrevious(ctx: TaskContext, files: readonly string[]): Promise<{ ok: true; restored: string[] } | { ok: false; msg: string }> {
+  if (files.length === 0) return { ok: true, restored: [] };
+  const r = await runScript(ctx, RESTORE_SCRIPT, files, { label: `restore ${files.map((f) => `${f}${PREVIOUS_SUFFIX}`).join(' ')}` });
+  if (!r.ok) return { ok: false, msg: maskSecrets(describeFailure(r), ctx.secrets) };
+  return { ok: true, restored: r.stdout.split('\n').filter((l) => l !== '') };
+}
+
+/**
+ * Forgets the previous copies once the service runs with the installed files (a later failure, of
+ * a binary change say, must not bring back a config older than the one that ran); returns the result.
+ */
+export function forgetPrevious(ctx: TaskContext, files: readonly string[]) {
+  const rm = files.flatMap((f) => [`${f}${PREVIOUS_SUFFIX}`, `${f}${REJECTED_SUFFIX}`]);
+  return runScript(ctx, 'rm -f -- "$@"', rm, { label: `rm -f ${rm.map(quote).join(' ')}` });
 }
