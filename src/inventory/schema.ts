@@ -103,8 +103,12 @@ export const keepalivedSchema = z.strictObject({
   preempt: z.boolean().default(false),
   check: z
     .strictObject({
+      // Chosen by measurement (npm run bench, health section; README "The health check's defaults"):
+      // a crashed Redis fails every check at once, so failover takes (fall - 1) x interval plus up
+      // to one interval whatever the timeout; a stall of up to timeout + (fall - 1) x interval
+      // (5 s here) never moves the VIP.
       interval: checkSeconds.default(1),
-      timeout: checkSeconds.default(1),
+      timeout: checkSeconds.default(4),
       fall: z.number().int().min(1).max(2147483647).default(2),
       rise: z.number().int().min(1).max(2147483647).default(2),
       weight: z.number().int().min(-253).max(253).default(-20),

@@ -57,7 +57,7 @@ describe('loadInventory: the shipped example', () => {
       virtual_router_id: 51,
       auth_pass: 'vrrp1234',
       priority: { master: 150, replica: 140 },
-      check: { interval: 1, timeout: 1, fall: 2, rise: 2, weight: -20 },
+      check: { interval: 1, timeout: 4, fall: 2, rise: 2, weight: -20 },
       advert_int: 1,
       preempt: false,
       unicast: false,
