@@ -34,6 +34,8 @@ export const HEALTH_CANDIDATES: HealthCheck[] = [
 
 /** Stall lengths (s) given to DEBUG SLEEP on the master. */
 export const STALL_SECONDS = [1, 2, 3, 4, 5, 6];
+/** A hang: longer than any candidate tolerates (timeout + fall x interval). */
+const HANG_SECONDS = 15;
 
 export interface HealthDeps {
   labName: string;
@@ -179,6 +181,27 @@ async function failoverOnce(p: Pair, d: HealthDeps): Promise<number> {
   return t1 - t0;
 }
 
+/**
+ * A Redis that hangs (alive, answering nothing): DEBUG SLEEP longer than any candidate waits;
+ * the time from its start to the first write through the VIP (on the promoted peer).
+ */
+async function hangOnce(p: Pair, d: HealthDeps): Promise<number> {
+  const { master } = await settled(p, d.signal);
+  const t0 = performance.now();
+  const sleeping = call(p.target(master), ['DEBUG', 'SLEEP', String(HANG_SECONDS)], HANG_SECONDS * 1000 + 10_000).catch(() => undefined);
+  // Writes start once the master has stopped answering: a write that landed before the sleep
+  // did would count as a failover in no time.
+  for (;;) {
+    if (performance.now() - t0 > 10_000) throw new Error(`DEBUG SLEEP on ${master} never took effect`);
+    if (await call(p.target(master), ['PING'], 250).then(() => false, () => true)) break;
+  }
+  const t1 = await firstWrite(p.c, 'rha:bench:health:hang', t0, HANG_SECONDS * 1000, d.signal);
+  await sleeping;
+  if (t1 === undefined) throw new Error(`no write through the VIP succeeded during a ${HANG_SECONDS} s hang of Redis on ${master}`);
+  await recover(p, d);
+  return t1 - t0;
+}
+
 async function stallOnce(p: Pair, d: HealthDeps, seconds: number): Promise<StallTrial> {
   const { master, peer } = await settled(p, d.signal);
   const w = gapWriter(p.c, 'rha:bench:health:stall');
@@ -249,13 +272,15 @@ export async function healthRuns(d: HealthDeps, candidates = HEALTH_CANDIDATES):
         failover.push(await failoverOnce(p, d));
         d.log(`health [${label(check)}]: failover ${i}/${d.repeat}: writes resumed ${secs(failover.at(-1)!)} after kill -9`);
       }
+      const hang = await hangOnce(p, d);
+      d.log(`health [${label(check)}]: DEBUG SLEEP ${HANG_SECONDS} (a hang): writes resumed on the peer ${secs(hang)} after it began`);
       const stalls: StallTrial[] = [];
       for (const s of STALL_SECONDS) {
         const t = await stallOnce(p, d, s);
         stalls.push(t);
         d.log(`health [${label(check)}]: DEBUG SLEEP ${s}: ${t.moved ? 'FAILED OVER' : 'stayed'} (longest write gap ${secs(t.longestGapMs)})`);
       }
-      result.candidates.push({ check, failover: samples(failover), stalls });
+      result.candidates.push({ check, failover: samples(failover), hangFailoverMs: hang, stalls });
     }
     // Fork trials: one dataset, every candidate in turn (a keepalived reload keeps Redis' data).
     for (const entry of result.candidates) {
