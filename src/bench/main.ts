@@ -560,7 +560,8 @@ async function main(): Promise<number> {
     if (o.systemd) result.systemdHost = await systemdHostRun(o);
     if (o.health) {
       const d = { labName: HEALTH_LAB, repeat: Math.min(o.repeat, 3), datasetMb: o.healthDatasetMb, signal: controller.signal, log, provision: (lab: LabInfo) => provision(lab) };
-      result.health = await healthRuns(d);
+      result.health = { candidates: [], datasetMb: o.healthDatasetMb };
+      await healthRuns(d, result.health);
     }
   } catch (e) {
     // Clean-up happened in the finally blocks; what was measured so far is still printed.
