@@ -86,7 +86,10 @@ export interface ForkTrial {
 
 export interface HealthCandidateResult {
   check: HealthCheck;
+  /** kill -9 of the master's Redis → first write through the VIP. */
   failover: Samples;
+  /** A hang (DEBUG SLEEP longer than the check tolerates) → first write through the VIP, ms. */
+  hangFailoverMs?: number;
   stalls: StallTrial[];
   fork?: ForkTrial;
 }
@@ -336,6 +339,7 @@ export function renderHealth(h: HealthResult): string[] {
   const rows = h.candidates.map((e) => [
     `${e.check.interval}/${e.check.timeout}/${e.check.fall}/${e.check.rise}`,
     e.failover.medianMs === undefined ? '—' : `${s(e.failover.medianMs)} (max ${s(e.failover.maxMs!)})`,
+    e.hangFailoverMs === undefined ? '—' : s(e.hangFailoverMs),
     ...stalls.map((sec) => {
       const t = e.stalls.find((x) => x.seconds === sec);
       return t === undefined ? '—' : t.moved ? 'MOVED' : 'stayed';
@@ -344,7 +348,7 @@ export function renderHealth(h: HealthResult): string[] {
   ]);
   const mb = h.candidates.find((e) => e.fork)?.fork?.datasetMb ?? h.datasetMb;
   return [
-    `Health check candidates (kill -9 → writes resume; did the VIP move on a DEBUG SLEEP stall, on a BGSAVE fork of ${mb.toFixed(0)} MB?)`,
-    ...formatTable([['interval/timeout/fall/rise', 'failover', ...stalls.map((x) => `stall ${x} s`), 'BGSAVE fork'], ...rows]),
+    `Health check candidates (kill -9, or a hang, → writes resume; did the VIP move on a DEBUG SLEEP stall, on a BGSAVE fork of ${mb.toFixed(0)} MB?)`,
+    ...formatTable([['interval/timeout/fall/rise', 'failover (kill -9)', 'hang', ...stalls.map((x) => `stall ${x} s`), 'BGSAVE fork'], ...rows]),
   ];
 }

@@ -148,6 +148,7 @@ describe('table and JSON', () => {
         {
           check: { interval: 1, timeout: 1, fall: 2, rise: 2 },
           failover: samples([2000, 2200]),
+          hangFailoverMs: 2950,
           stalls: [
             { seconds: 2, moved: false, longestGapMs: 2030 },
             { seconds: 3, moved: true, longestGapMs: 3500 },
@@ -158,9 +159,9 @@ describe('table and JSON', () => {
       ],
     });
     expect(lines[0]).toContain('BGSAVE fork of 2100 MB');
-    expect(lines[1]).toMatch(/^interval\/timeout\/fall\/rise +failover +stall 2 s +stall 3 s +BGSAVE fork$/);
-    expect(lines[2]).toMatch(/^1\/1\/2\/2 +2\.10 s \(max 2\.20 s\) +stayed +MOVED +95 ms: stayed$/);
-    expect(lines[3]).toMatch(/^1\/3\/2\/2 +— +— +stayed +—$/);
+    expect(lines[1]).toMatch(/^interval\/timeout\/fall\/rise +failover \(kill -9\) +hang +stall 2 s +stall 3 s +BGSAVE fork$/);
+    expect(lines[2]).toMatch(/^1\/1\/2\/2 +2\.10 s \(max 2\.20 s\) +2\.95 s +stayed +MOVED +95 ms: stayed$/);
+    expect(lines[3]).toMatch(/^1\/3\/2\/2 +— +— +— +stayed +—$/);
   });
 
   it('the JSON document round-trips with the fields tracking tools read', () => {
