@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { ClusterSpec } from '../core/types.js';
 import { loadInventory } from '../inventory/index.js';
 import { availabilityFirst } from './availability.js';
+import { healthRuns } from './health.js';
 import { labDown, labExec, labKill, labReboot, labStartHost, labStopHost, labUp, type LabInfo } from '../lab/index.js';
 import { netnsPids } from '../lab/net.js';
 import { call, fastClient, vipTarget } from '../pair/client.js';
@@ -30,6 +31,7 @@ const RHA = path.join(ROOT, 'dist', 'cli', 'main.js');
 // RHA_BENCH_LAB_PREFIX: other lab names, so that two bench runs on one machine do not share labs.
 const SCALE_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}bench`;
 const PAIR_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}benchpair`;
+const HEALTH_LAB = `${process.env.RHA_BENCH_LAB_PREFIX ?? ''}benchhealth`;
 
 const log = (line: string): void => {
   process.stderr.write(`[bench] ${line}\n`);
@@ -539,7 +541,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release(), commit: await commit() },
-    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover, systemd: o.systemd },
+    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover, systemd: o.systemd, health: o.health },
     scale: [],
     switchover: { available: false, why: o.failover ? 'not run' : 'not run (--skip-failover)' },
     targets: [],
@@ -558,6 +560,11 @@ async function main(): Promise<number> {
     if (o.build || o.failover) await pairRuns(o, result);
     if (o.systemd) result.systemdHost = await systemdHostRun(o);
     if (o.systemd) result.systemdPair = await systemdPairRun({ rhaPath: RHA, log, signal: controller.signal });
+    if (o.health) {
+      const d = { labName: HEALTH_LAB, repeat: Math.min(o.repeat, 3), datasetMb: o.healthDatasetMb, signal: controller.signal, log, provision: (lab: LabInfo) => provision(lab) };
+      result.health = { candidates: [], datasetMb: o.healthDatasetMb };
+      await healthRuns(d, result.health);
+    }
   } catch (e) {
     // Clean-up happened in the finally blocks; what was measured so far is still printed.
     log(controller.signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);

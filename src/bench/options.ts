@@ -9,6 +9,10 @@ export interface BenchOptions {
   failover: boolean;
   /** systemd host boot and reboot times, and a pair from scratch on systemd hosts (rha lab up --systemd). */
   systemd: boolean;
+  /** Health check candidates: failover time against false failovers (src/bench/health.ts). */
+  health: boolean;
+  /** The dataset for the health section's BGSAVE fork trials, MB. */
+  healthDatasetMb: number;
   repeat: number;
   forks: number;
   json: string;
@@ -38,18 +42,22 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
     .option('--skip-failover', 'no failover or switchover measurements')
     .option('--skip-systemd', 'no systemd-host figures (boot and reboot times, a pair from scratch on systemd hosts)')
+    .option('--skip-health', 'no health check candidates (failover time against stalls and forks)')
+    .option('--health-dataset-mb <n>', 'dataset for the health section\'s BGSAVE fork trials, MB', positive, 2048)
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
     .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
     .option('--json <file>', 'where to write the results', defaultJson)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; repeat: number; forks: number; json: string }>();
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipHealth?: boolean; healthDatasetMb: number; repeat: number; forks: number; json: string }>();
   return {
     sizes: o.sizes,
     ansible: !o.skipAnsible,
     build: !o.skipBuild,
     failover: !o.skipFailover,
     systemd: !o.skipSystemd,
+    health: !o.skipHealth,
+    healthDatasetMb: o.healthDatasetMb,
     repeat: o.repeat,
     forks: o.forks,
     json: path.resolve(o.json),

@@ -60,12 +60,53 @@ export interface Target {
   margin: string;
 }
 
+/** One health check setting (keepalived vrrp_script), as tried by the bench's health section. */
+export interface HealthCheck {
+  interval: number;
+  timeout: number;
+  fall: number;
+  rise: number;
+}
+
+export interface StallTrial {
+  seconds: number;
+  /** The VIP left the stalled master (or its peer was promoted): a false failover. */
+  moved: boolean;
+  /** Longest interval between two acknowledged writes through the VIP during the trial, ms. */
+  longestGapMs: number;
+}
+
+export interface ForkTrial {
+  /** The master's used_memory when BGSAVE started, MB. */
+  datasetMb: number;
+  /** INFO stats latest_fork_usec, ms. */
+  forkMs: number;
+  moved: boolean;
+  longestGapMs: number;
+}
+
+export interface HealthCandidateResult {
+  check: HealthCheck;
+  /** kill -9 of the master's Redis → first write through the VIP. */
+  failover: Samples;
+  /** A hang (DEBUG SLEEP longer than the check tolerates) → first write through the VIP, ms. */
+  hangFailoverMs?: number;
+  stalls: StallTrial[];
+  fork?: ForkTrial;
+}
+
+export interface HealthResult {
+  candidates: HealthCandidateResult[];
+  /** The dataset asked for the fork trials, MB. */
+  datasetMb: number;
+}
+
 export interface BenchResult {
   version: 1;
   startedAt: string;
   durationMs: number;
   machine: { cpus: number; memoryMb: number; node: string; kernel: string; commit?: string };
-  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean; systemd?: boolean };
+  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean; systemd?: boolean; health?: boolean };
   scale: ScaleResult[];
   build?: BuildResult;
   failover?: Samples;
@@ -88,6 +129,8 @@ export interface BenchResult {
    * that re-authenticates with the new password once the old one is refused. A figure, no target.
    */
   rotation?: { redisPassword: Samples; authPass: Samples; refusedWrites: number; failedWrites: number };
+  /** Health check candidates: failover time against false failovers (src/bench/health.ts). */
+  health?: HealthResult;
   targets: Target[];
   /** Set when the run stopped early (failure or Ctrl-C): the numbers above are what was measured before. */
   error?: string;
@@ -293,6 +336,7 @@ export function renderResult(r: BenchResult): string {
       : []),
     '',
   );
+  if (r.health) lines.push(...renderHealth(r.health), '');
   lines.push(
     'Targets',
     ...formatTable([
@@ -301,4 +345,24 @@ export function renderResult(r: BenchResult): string {
     ]),
   );
   return lines.join('\n') + '\n';
+}
+
+/** The health check section: one row per candidate (interval/timeout/fall/rise). */
+export function renderHealth(h: HealthResult): string[] {
+  const stalls = [...new Set(h.candidates.flatMap((e) => e.stalls.map((t) => t.seconds)))].sort((a, b) => a - b);
+  const rows = h.candidates.map((e) => [
+    `${e.check.interval}/${e.check.timeout}/${e.check.fall}/${e.check.rise}`,
+    e.failover.medianMs === undefined ? '—' : `${s(e.failover.medianMs)} (max ${s(e.failover.maxMs!)})`,
+    e.hangFailoverMs === undefined ? '—' : s(e.hangFailoverMs),
+    ...stalls.map((sec) => {
+      const t = e.stalls.find((x) => x.seconds === sec);
+      return t === undefined ? '—' : t.moved ? 'MOVED' : 'stayed';
+    }),
+    e.fork ? `${e.fork.forkMs.toFixed(0)} ms: ${e.fork.moved ? 'MOVED' : 'stayed'}` : '—',
+  ]);
+  const mb = h.candidates.find((e) => e.fork)?.fork?.datasetMb ?? h.datasetMb;
+  return [
+    `Health check candidates (kill -9, or a hang, → writes resume; did the VIP move on a DEBUG SLEEP stall, on a BGSAVE fork of ${mb.toFixed(0)} MB?)`,
+    ...formatTable([['interval/timeout/fall/rise', 'failover (kill -9)', 'hang', ...stalls.map((x) => `stall ${x} s`), 'BGSAVE fork'], ...rows]),
+  ];
 }

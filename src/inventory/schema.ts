@@ -18,6 +18,11 @@ export type RawSecret = z.infer<typeof secretSchema>;
 
 const port = z.number().int().min(1).max(65535);
 const seconds = z.number().positive();
+/**
+ * vrrp_script interval and timeout: keepalived 2.2.7 takes whole seconds from 1 to 4294 and
+ * ignores anything else with a log line only (`keepalived -t` still exits 0), falling back to 1.
+ */
+const checkSeconds = z.number().int().min(1).max(4294);
 
 const connectionFields = {
   port: port.optional(),
@@ -98,10 +103,14 @@ export const keepalivedSchema = z.strictObject({
   preempt: z.boolean().default(false),
   check: z
     .strictObject({
-      interval: seconds.default(1),
-      timeout: seconds.default(1),
-      fall: z.number().int().min(1).default(2),
-      rise: z.number().int().min(1).default(2),
+      // Chosen by measurement (npm run bench, health section; README "The health check's defaults"):
+      // a crashed Redis fails every check at once, so failover takes (fall - 1) x interval plus up
+      // to one interval whatever the timeout; a stall of up to timeout + (fall - 1) x interval
+      // (5 s here) never moves the VIP.
+      interval: checkSeconds.default(1),
+      timeout: checkSeconds.default(4),
+      fall: z.number().int().min(1).max(2147483647).default(2),
+      rise: z.number().int().min(1).max(2147483647).default(2),
       weight: z.number().int().min(-253).max(253).default(-20),
     })
     .prefault({}),

@@ -1,7 +1,7 @@
 /** The benchmark's pure parts: statistics, recap parsing, options, targets, the table and the JSON shape. */
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../../src/bench/options.js';
-import { formatTable, judgeTargets, renderResult, samples, type BenchResult, type ScaleResult } from '../../src/bench/result.js';
+import { formatTable, judgeTargets, renderHealth, renderResult, samples, type BenchResult, type ScaleResult } from '../../src/bench/result.js';
 import { maximum, median, parseRecap, recapTotals, speedup } from '../../src/bench/stats.js';
 import { ansibleInventory } from '../../src/bench/ansible.js';
 import { parse } from 'yaml';
@@ -54,6 +54,8 @@ describe('options', () => {
       build: true,
       failover: true,
       systemd: true,
+      health: true,
+      healthDatasetMb: 2048,
       repeat: 5,
       forks: 10,
       json: '/x/latest.json',
@@ -61,8 +63,8 @@ describe('options', () => {
   });
 
   it('subset flags', () => {
-    const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
-    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, repeat: 3, forks: 20, json: '/tmp/b.json' });
+    const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--skip-health', '--health-dataset-mb', '512', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
+    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, health: false, healthDatasetMb: 512, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
   it('--sizes none skips the side-by-side job', () => {
@@ -145,6 +147,29 @@ describe('table and JSON', () => {
     expect(text).toMatch(/^lab up \(2 hosts\) +rha provision +namespace hosts +no-op re-run$/m);
     expect(text).toMatch(/^9\.00 s +95\.00 s +70\.00 s +1\.50 s$/m);
     expect(renderResult(result)).not.toContain('systemd hosts');
+  });
+
+  it('prints the health candidates: failover time, and which stall or fork moved the VIP', () => {
+    const lines = renderHealth({
+      datasetMb: 2048,
+      candidates: [
+        {
+          check: { interval: 1, timeout: 1, fall: 2, rise: 2 },
+          failover: samples([2000, 2200]),
+          hangFailoverMs: 2950,
+          stalls: [
+            { seconds: 2, moved: false, longestGapMs: 2030 },
+            { seconds: 3, moved: true, longestGapMs: 3500 },
+          ],
+          fork: { datasetMb: 2100, forkMs: 95.4, moved: false, longestGapMs: 120 },
+        },
+        { check: { interval: 1, timeout: 3, fall: 2, rise: 2 }, failover: samples([]), stalls: [{ seconds: 3, moved: false, longestGapMs: 3050 }] },
+      ],
+    });
+    expect(lines[0]).toContain('BGSAVE fork of 2100 MB');
+    expect(lines[1]).toMatch(/^interval\/timeout\/fall\/rise +failover \(kill -9\) +hang +stall 2 s +stall 3 s +BGSAVE fork$/);
+    expect(lines[2]).toMatch(/^1\/1\/2\/2 +2\.10 s \(max 2\.20 s\) +2\.95 s +stayed +MOVED +95 ms: stayed$/);
+    expect(lines[3]).toMatch(/^1\/3\/2\/2 +— +— +— +stayed +—$/);
   });
 
   it('the JSON document round-trips with the fields tracking tools read', () => {

@@ -57,7 +57,7 @@ describe('loadInventory: the shipped example', () => {
       virtual_router_id: 51,
       auth_pass: 'vrrp1234',
       priority: { master: 150, replica: 140 },
-      check: { interval: 1, timeout: 1, fall: 2, rise: 2, weight: -20 },
+      check: { interval: 1, timeout: 4, fall: 2, rise: 2, weight: -20 },
       advert_int: 1,
       preempt: false,
       unicast: false,
@@ -296,6 +296,12 @@ describe('inventory problems: one row per bad input, message pinned', () => {
       withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, check: { weight: 20 } }')),
       ['inventory.yaml:10 clusters.cache.keepalived.check.weight: weight 20 must be negative (e.g. -20): a failing check must lower the priority so the VIP moves'],
     ],
+    ['check interval in fractions of a second (keepalived ignores it)', withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, check: { interval: 0.5 } }')), [
+      'inventory.yaml:10 clusters.cache.keepalived.check.interval: expected an integer, got a number (0.5)',
+    ]],
+    ['check timeout 0', withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, check: { timeout: 0 } }')), ['inventory.yaml:10 clusters.cache.keepalived.check.timeout: 0 is too small (minimum 1)']],
+    ['check timeout beyond keepalived', withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, check: { timeout: 4295 } }')), ['inventory.yaml:10 clusters.cache.keepalived.check.timeout: 4295 is too big (maximum 4294)']],
+    ['check fall 0', withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, check: { fall: 0 } }')), ['inventory.yaml:10 clusters.cache.keepalived.check.fall: 0 is too small (minimum 1)']],
     ['misspelt keepalived key', withCluster(redisKa.replace('{ virtual_router_id: 51 }', '{ virtual_router_id: 51, advert_interval: 2 }')), [
       'inventory.yaml:10 clusters.cache.keepalived.advert_interval: unknown key "advert_interval" — did you mean "advert_int"?',
     ]],
