@@ -9,6 +9,11 @@ export interface BenchOptions {
   failover: boolean;
   /** systemd host boot and reboot times (rha lab up --systemd). */
   systemd: boolean;
+  /** The real job: no-op re-runs of `rha provision` of a pair against bench/ansible/provision.yml. */
+  provision: boolean;
+  /** The bench job's no-op on 1000 sshd-only hosts (rha only), with this many forks. */
+  n1000: boolean;
+  n1000Forks: number;
   repeat: number;
   forks: number;
   json: string;
@@ -38,18 +43,24 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-build', 'no from-scratch pair (Redis build) and no bare-build baseline')
     .option('--skip-failover', 'no failover or switchover measurements')
     .option('--skip-systemd', 'no systemd host boot times')
+    .option('--skip-provision', 'no real-job row (rha provision no-op of a pair against bench/ansible/provision.yml)')
+    .option('--skip-n1000', 'no N=1000 row (bench job no-op on 1000 sshd-only hosts)')
+    .option('--n1000-forks <n>', 'hosts worked on at once in the N=1000 row', positive, 50)
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
     .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
     .option('--json <file>', 'where to write the results', defaultJson)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; repeat: number; forks: number; json: string }>();
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipProvision?: boolean; skipN1000?: boolean; n1000Forks: number; repeat: number; forks: number; json: string }>();
   return {
     sizes: o.sizes,
     ansible: !o.skipAnsible,
     build: !o.skipBuild,
     failover: !o.skipFailover,
     systemd: !o.skipSystemd,
+    provision: !o.skipProvision,
+    n1000: !o.skipN1000,
+    n1000Forks: o.n1000Forks,
     repeat: o.repeat,
     forks: o.forks,
     json: path.resolve(o.json),

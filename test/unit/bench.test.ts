@@ -54,6 +54,9 @@ describe('options', () => {
       build: true,
       failover: true,
       systemd: true,
+      provision: true,
+      n1000: true,
+      n1000Forks: 50,
       repeat: 5,
       forks: 10,
       json: '/x/latest.json',
@@ -62,7 +65,7 @@ describe('options', () => {
 
   it('subset flags', () => {
     const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
-    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, repeat: 3, forks: 20, json: '/tmp/b.json' });
+    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, provision: true, n1000: true, n1000Forks: 50, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
   it('--sizes none skips the side-by-side job', () => {
