@@ -236,6 +236,11 @@ export async function labUp(
      * For benchmarks at scale only: a replaced host then keeps the shared key, not a new one.
      */
     sharedHostKeys?: boolean;
+    /**
+     * The controller keeps a permanent neighbour (ARP) entry per host (net.ts, createHostNetwork):
+     * for labs that together hold more hosts than the machine's neighbour table (1024 by default).
+     */
+    pinNeighbours?: boolean;
     /** Remove a lab of this name first instead of refusing. */
     recreate?: boolean;
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
@@ -306,7 +311,7 @@ export async function labUp(
     const hostKeys = opts.sharedHostKeys ? await makeSharedHostKeys(dir) : undefined;
     for (const h of state.hosts) {
       stopIfAborted();
-      await createHostNetwork(name, h.name, h.address);
+      await createHostNetwork(name, h.name, h.address, { pinNeighbour: opts.pinNeighbours });
       if (hostKeys) await seedHostKeys(hostKeys, hostDiskDir(name, h.name));
     }
     stopIfAborted();
