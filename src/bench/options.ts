@@ -1,6 +1,6 @@
 /** `npm run bench` options: by default everything runs; flags pick a quick subset. */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 export interface BenchOptions {
   sizes: number[];
@@ -11,6 +11,8 @@ export interface BenchOptions {
   systemd: boolean;
   /** The real job: no-op re-runs of `rha provision` of a pair against bench/ansible/provision.yml. */
   provision: boolean;
+  /** The real job's hosts: systemd (default; Ansible's side needs it) or namespace (sshd as PID 1; rha only). */
+  provisionHosts: 'systemd' | 'namespace';
   /** The bench job's no-op on 1000 sshd-only hosts (rha only), with this many forks. */
   n1000: boolean;
   n1000Forks: number;
@@ -44,6 +46,11 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-failover', 'no failover or switchover measurements')
     .option('--skip-systemd', 'no systemd host boot times')
     .option('--skip-provision', 'no real-job row (rha provision no-op of a pair against bench/ansible/provision.yml)')
+    .addOption(
+      new Option('--provision-hosts <kind>', "the real job's lab hosts: systemd (like servers) or namespace (sshd as PID 1; rha only, provision.yml needs systemd)")
+        .choices(['systemd', 'namespace'])
+        .default('systemd'),
+    )
     .option('--skip-n1000', 'no N=1000 row (bench job no-op on 1000 sshd-only hosts)')
     .option('--n1000-forks <n>', 'hosts worked on at once in the N=1000 row', positive, 50)
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
@@ -51,7 +58,7 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--json <file>', 'where to write the results', defaultJson)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipProvision?: boolean; skipN1000?: boolean; n1000Forks: number; repeat: number; forks: number; json: string }>();
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipProvision?: boolean; provisionHosts: 'systemd' | 'namespace'; skipN1000?: boolean; n1000Forks: number; repeat: number; forks: number; json: string }>();
   return {
     sizes: o.sizes,
     ansible: !o.skipAnsible,
@@ -59,6 +66,7 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     failover: !o.skipFailover,
     systemd: !o.skipSystemd,
     provision: !o.skipProvision,
+    provisionHosts: o.provisionHosts,
     n1000: !o.skipN1000,
     n1000Forks: o.n1000Forks,
     repeat: o.repeat,

@@ -83,10 +83,16 @@ export async function noopBothWays(
 }
 
 /** The real-job row: a fresh systemd pair (python3 for Ansible), provisioned, then the no-op re-runs of both tools. */
-export async function provisionRow(ctx: SectionContext, o: { forks: number }, ansibleVersion: string | undefined): Promise<ProvisionResult> {
+export async function provisionRow(
+  ctx: SectionContext,
+  o: { forks: number; provisionHosts: 'systemd' | 'namespace' },
+  ansibleVersion: string | undefined,
+): Promise<ProvisionResult> {
   const name = `${ctx.labPrefix}benchprov`;
-  ctx.log('real job: starting a 2-host systemd lab (python3 in their root, for Ansible)');
-  const lab = await labUp({ name, hosts: 2, python: true, systemd: true, recreate: true, signal: ctx.signal, log: ctx.log });
+  const loadStart = os.loadavg()[0];
+  const systemd = o.provisionHosts === 'systemd';
+  ctx.log(`real job: starting a 2-host ${o.provisionHosts} lab${systemd ? ' (python3 in their root, for Ansible)' : ''}`);
+  const lab = await labUp({ name, hosts: 2, python: systemd, systemd, recreate: true, signal: ctx.signal, log: ctx.log });
   const cache = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-cache-'));
   const env = { XDG_CACHE_HOME: cache };
   try {
@@ -100,7 +106,8 @@ export async function provisionRow(ctx: SectionContext, o: { forks: number }, an
     ctx.log(`real job: rha provision no-op ${secs(rha.ownProcessMs)} in its own process, ${secs(rha.keeperMs)} through the keeper (medians of ${RHA_REPS})`);
     const { keeperRuns: _runs, ...rhaFigures } = rha;
     const result: ProvisionResult = { hosts: 2, hostKind: lab.kind, firstMs: first.wallMs, rha: rhaFigures };
-    if (!ansibleVersion) return result;
+    // provision.yml manages the services through systemd: no Ansible side on namespace hosts.
+    if (!ansibleVersion || !systemd) return { ...result, loadAverage: { start: loadStart, end: os.loadavg()[0] } };
 
     const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rha-bench-ansible-'));
     try {
@@ -123,7 +130,7 @@ export async function provisionRow(ctx: SectionContext, o: { forks: number }, an
       }
       const noopMs = median(runs.map((r) => r.wallMs))!;
       ctx.log(`real job: ansible provision.yml no-op ${secs(noopMs)} (median of ${ANSIBLE_REPS}, after a warm-up run)`);
-      return { ...result, ansible: { noopMs, noopSamplesMs: runs.map((r) => r.wallMs), version: ansibleVersion } };
+      return { ...result, loadAverage: { start: loadStart, end: os.loadavg()[0] }, ansible: { noopMs, noopSamplesMs: runs.map((r) => r.wallMs), version: ansibleVersion } };
     } finally {
       await fs.rm(tmp, { recursive: true, force: true });
     }

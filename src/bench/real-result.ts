@@ -28,6 +28,8 @@ export interface ProvisionResult {
     ownProcessPeakRssMb?: number;
     keeperPeakRssMb?: number;
   };
+  /** The machine's 1-minute load average when the row started and ended (the lab shares its cores). */
+  loadAverage?: { start: number; end: number };
   /** ansible-playbook bench/ansible/provision.yml on the pair rha provisioned (every run must change nothing). */
   ansible?: { noopMs: number; noopSamplesMs: number[]; version: string; tasks?: number };
 }
@@ -45,6 +47,8 @@ export interface Scale1000Result {
   /** Peak RSS (MB) of the own-process run, and of the keeper (VmHWM) and its clients. */
   ownProcessPeakRssMb?: number;
   keeperPeakRssMb?: number;
+  /** The machine's 1-minute load average when the row started and ended. */
+  loadAverage?: { start: number; end: number };
 }
 
 export interface RealResults {
@@ -54,6 +58,7 @@ export interface RealResults {
 
 const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const mb = (v?: number): string => (v === undefined ? '—' : `${v.toFixed(0)} MB`);
+const load = (l?: { start: number; end: number }): string => (l ? `; load average ${l.start.toFixed(1)} → ${l.end.toFixed(1)} on this machine` : '');
 
 /** `goal` met when `value <= limit`; the margin in the unit's words. */
 function atMost(name: string, goal: string, value: number | undefined, limit: number, fmt: (v: number) => string): Target {
@@ -86,24 +91,20 @@ export function renderReal(r: RealResults): string[] {
   const lines: string[] = [];
   const p = r.provision;
   if (p) {
-    const ratio = (a?: number, b?: number) => {
-      const v = speedup(a, b);
+    const ratio = (fast: number) => {
+      const v = speedup(p.ansible?.noopMs, fast);
       return v === undefined ? '—' : `${v.toFixed(1)}x`;
     };
     lines.push(
-      `Real job: no-op re-run of rha provision on a provisioned pair (${p.hosts} ${p.hostKind} hosts) vs bench/ansible/provision.yml (medians of ${p.rha.ownProcessSamplesMs.length})`,
+      `Real job: rha provision no-op re-run on a provisioned pair (${p.hosts} ${p.hostKind} hosts) vs bench/ansible/provision.yml`,
       ...formatTable([
-        ['rha own process', 'rha keeper', 'rha peak RSS (own / keeper)', 'ansible no-op', 'ratio (own)', 'ratio (keeper)'],
-        [
-          s(p.rha.ownProcessMs),
-          s(p.rha.keeperMs),
-          `${mb(p.rha.ownProcessPeakRssMb)} / ${mb(p.rha.keeperPeakRssMb)}`,
-          p.ansible ? s(p.ansible.noopMs) : '—',
-          ratio(p.ansible?.noopMs, p.rha.ownProcessMs),
-          ratio(p.ansible?.noopMs, p.rha.keeperMs),
-        ],
+        ['', 'no-op (median)', 'peak RSS', 'ansible / this'],
+        ['rha, own process (RHA_KEEPER=off)', s(p.rha.ownProcessMs), mb(p.rha.ownProcessPeakRssMb), ratio(p.rha.ownProcessMs)],
+        ['rha, through the keeper', s(p.rha.keeperMs), mb(p.rha.keeperPeakRssMb), ratio(p.rha.keeperMs)],
+        ['ansible-playbook provision.yml', p.ansible ? s(p.ansible.noopMs) : 'not run', '—', ''],
       ]),
-      `(first rha provision of the pair: ${s(p.firstMs)}${p.ansible ? `; ${p.ansible.version}` : ''})`,
+      `(medians of ${p.rha.ownProcessSamplesMs.length} per rha mode${p.ansible ? ` and ${p.ansible.noopSamplesMs.length} for Ansible after a warm-up run; ${p.ansible.version}` : ''}; ` +
+        `first rha provision of the pair ${s(p.firstMs)}${load(p.loadAverage)})`,
       '',
     );
   }
@@ -112,9 +113,11 @@ export function renderReal(r: RealResults): string[] {
     lines.push(
       `Scale: bench job no-op on ${k.hosts} sshd-only lab hosts (${k.labs} labs, forks ${k.forks}; rha only)`,
       ...formatTable([
-        ['hosts', 'lab up', 'first run', 'no-op own process', 'no-op keeper', 'peak RSS own', 'peak RSS keeper'],
-        [String(k.hosts), s(k.labUpMs), s(k.firstMs), s(k.noop.ownProcessMs), s(k.noop.keeperMs), mb(k.ownProcessPeakRssMb), mb(k.keeperPeakRssMb)],
+        ['', 'no-op (median)', 'peak RSS'],
+        ['rha, own process (RHA_KEEPER=off)', s(k.noop.ownProcessMs), mb(k.ownProcessPeakRssMb)],
+        ['rha, through the keeper', s(k.noop.keeperMs), mb(k.keeperPeakRssMb)],
       ]),
+      `(medians of ${k.noop.ownProcessSamplesMs.length} per mode; labs up in ${s(k.labUpMs)}, first run ${s(k.firstMs)}${load(k.loadAverage)})`,
       '',
     );
   }

@@ -4,7 +4,8 @@
  *
  * The hosts are the lab's namespace hosts (sshd as PID 1 over an overlay root: no systemd, no
  * Redis), in labs of 100 (a lab is one /24, at most 100 hosts), with one set of SSH host keys per
- * lab (`sharedHostKeys`: an RSA host key costs ~1.6 s of CPU per host). One merged inventory names
+ * lab (`sharedHostKeys`: an RSA host key costs ~1.6 s of CPU per host) and the controller's
+ * neighbour entries pinned (`pinNeighbours`: 1000 overflow the kernel's table). One merged inventory names
  * them all. Why not many connections to fewer hosts: rha takes a per-host run lock
  * (/run/rha.lock) and the job writes fixed paths (/etc/keepalived/...), so aliases of one host
  * would fail on the lock or overwrite each other's files: not the no-op of 1000 hosts.
@@ -79,7 +80,7 @@ export async function scale1000Row(ctx: SectionContext, o: { forks: number }): P
     for (const [i, n] of sizes.entries()) {
       ctx.checkAborted();
       ctx.log(`N=${N1000_HOSTS}: lab ${i + 1}/${sizes.length} (${n} sshd-only hosts, shared host keys)`);
-      labs.push(await labUp({ name: names[i], hosts: n, sharedHostKeys: true, recreate: true, signal: ctx.signal, log: () => undefined }));
+      labs.push(await labUp({ name: names[i], hosts: n, sharedHostKeys: true, pinNeighbours: true, recreate: true, signal: ctx.signal, log: () => undefined }));
     }
     const labUpMs = performance.now() - t0;
     ctx.log(`N=${N1000_HOSTS}: ${sizes.length} labs up in ${(labUpMs / 1000).toFixed(1)} s`);
@@ -97,6 +98,7 @@ export async function scale1000Row(ctx: SectionContext, o: { forks: number }): P
     const first = await ctx.rha(args, env);
     const changed = ctx.checkRun('rha', 'first run', first, N1000_HOSTS, false);
     ctx.log(`N=${N1000_HOSTS}: rha first run ${(first.wallMs / 1000).toFixed(2)} s (${changed} hosts changed)`);
+    const loadStart = os.loadavg()[0];
     const r = await noopBothWays(ctx, `N=${N1000_HOSTS}`, args, N1000_HOSTS, N1000_REPS, env);
     ctx.log(`N=${N1000_HOSTS}: no-op ${(r.ownProcessMs / 1000).toFixed(2)} s in its own process, ${(r.keeperMs / 1000).toFixed(2)} s through the keeper`);
     return {
@@ -106,6 +108,7 @@ export async function scale1000Row(ctx: SectionContext, o: { forks: number }): P
       labUpMs,
       firstMs: first.wallMs,
       noop: { keeperMs: r.keeperMs, keeperSamplesMs: r.keeperSamplesMs, ownProcessMs: r.ownProcessMs, ownProcessSamplesMs: r.ownProcessSamplesMs },
+      loadAverage: { start: loadStart, end: os.loadavg()[0] },
       ...(r.ownProcessPeakRssMb !== undefined ? { ownProcessPeakRssMb: r.ownProcessPeakRssMb } : {}),
       ...(r.keeperPeakRssMb !== undefined ? { keeperPeakRssMb: Math.max(r.keeperPeakRssMb, first.peakRssMb ?? 0) } : {}),
     };

@@ -85,7 +85,7 @@ describe('real-job rendering', () => {
     };
     r.targets = judgeTargets(r);
     const text = renderResult(r);
-    expect(text).toContain('Real job: no-op re-run of rha provision');
+    expect(text).toContain('Real job: rha provision no-op re-run on a provisioned pair');
     expect(text).toMatch(/provision no-op of a pair, own process\s+≤ 0.25 s\s+0.30 s\s+MISSED/);
     expect(JSON.parse(JSON.stringify(r)).provision.rha.ownProcessMs).toBe(300);
   });
@@ -95,8 +95,9 @@ describe('options', () => {
   it('runs the real-job rows by default, skips them on request', () => {
     const d = parseBenchArgs([], '/x.json');
     expect(d).toMatchObject({ provision: true, n1000: true, n1000Forks: 50 });
-    const s = parseBenchArgs(['--skip-provision', '--skip-n1000', '--n1000-forks', '100'], '/x.json');
-    expect(s).toMatchObject({ provision: false, n1000: false, n1000Forks: 100 });
+    const s = parseBenchArgs(['--skip-provision', '--skip-n1000', '--n1000-forks', '100', '--provision-hosts', 'namespace'], '/x.json');
+    expect(s).toMatchObject({ provision: false, provisionHosts: 'namespace', n1000: false, n1000Forks: 100 });
+    expect(() => parseBenchArgs(['--provision-hosts', 'vm'], '/x.json')).toThrow();
   });
 });
 

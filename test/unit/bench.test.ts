@@ -55,6 +55,7 @@ describe('options', () => {
       failover: true,
       systemd: true,
       provision: true,
+      provisionHosts: 'systemd',
       n1000: true,
       n1000Forks: 50,
       repeat: 5,
@@ -65,7 +66,7 @@ describe('options', () => {
 
   it('subset flags', () => {
     const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
-    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, provision: true, n1000: true, n1000Forks: 50, repeat: 3, forks: 20, json: '/tmp/b.json' });
+    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, provision: true, provisionHosts: 'systemd', n1000: true, n1000Forks: 50, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
   it('--sizes none skips the side-by-side job', () => {
