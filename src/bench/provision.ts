@@ -41,6 +41,38 @@ const peak = (rs: Timed[], extra?: number): number | undefined => {
 };
 
 /**
+ * The highest VmHWM of any keeper serving the cache folder `cacheHome` while it runs: the keeper
+ * ends itself after a run above its memory cap (src/cli/keeper.ts), so asking it afterwards
+ * (`rha keeper status`) can miss the keepers that did the work. Samples /proc every 200 ms.
+ */
+export function watchKeeperPeak(cacheHome: string): { stop(): number | undefined } {
+  let peakKb = 0;
+  const sample = async (): Promise<void> => {
+    for (const pid of await fs.readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(pid)) continue;
+      const comm = await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+      if (comm.trim() !== 'node') continue;
+      const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (!cmd.includes('\0keeper\0serve\0') || !cmd.includes(cacheHome)) continue;
+      const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+      peakKb = Math.max(peakKb, Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? 0));
+    }
+  };
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void sample().finally(() => (busy = false));
+  }, 200);
+  return {
+    stop() {
+      clearInterval(timer);
+      return peakKb ? peakKb / 1024 : undefined;
+    },
+  };
+}
+
+/**
  * Times `runs` no-op re-runs of `args` through a keeper of its own (a fresh cache folder, the
  * first of `warm` runs starting it), then as many with RHA_KEEPER=off. Every run must change
  * nothing on any of `hosts` hosts.
@@ -54,11 +86,18 @@ export async function noopBothWays(
   cacheEnv: NodeJS.ProcessEnv,
 ): Promise<NoopPair & { ownProcessPeakRssMb?: number; keeperPeakRssMb?: number; keeperRuns?: number }> {
   const viaKeeper: Timed[] = [];
-  for (let i = 0; i < runs; i++) {
-    ctx.checkAborted();
-    const r = await ctx.rha(args, cacheEnv);
-    ctx.checkRun('rha', `${what} no-op re-run`, r, hosts, true);
-    viaKeeper.push(r);
+  const watch = cacheEnv.XDG_CACHE_HOME ? watchKeeperPeak(cacheEnv.XDG_CACHE_HOME) : undefined;
+  let watched: number | undefined;
+  try {
+    for (let i = 0; i < runs; i++) {
+      ctx.checkAborted();
+      const r = await ctx.rha(args, cacheEnv);
+      ctx.checkRun('rha', `${what} no-op re-run`, r, hosts, true);
+      ctx.log(`${what}: no-op re-run through the keeper ${secs(r.wallMs)}`);
+      viaKeeper.push(r);
+    }
+  } finally {
+    watched = watch?.stop();
   }
   const keeper = await ctx.keeperStatus(cacheEnv);
   await ctx.rha(['keeper', 'stop'], cacheEnv);
@@ -67,9 +106,10 @@ export async function noopBothWays(
     ctx.checkAborted();
     const r = await ctx.rha(args, { ...cacheEnv, RHA_KEEPER: 'off' });
     ctx.checkRun('rha', `${what} no-op re-run without the keeper`, r, hosts, true);
+    ctx.log(`${what}: no-op re-run in its own process ${secs(r.wallMs)}${r.peakRssMb === undefined ? '' : `, peak RSS ${r.peakRssMb.toFixed(0)} MB`}`);
     own.push(r);
   }
-  const keeperPeak = peak(viaKeeper, keeper?.peakRssMb);
+  const keeperPeak = peak(viaKeeper, Math.max(keeper?.peakRssMb ?? 0, watched ?? 0) || undefined);
   const ownPeak = peak(own);
   return {
     keeperMs: median(viaKeeper.map((r) => r.wallMs))!,

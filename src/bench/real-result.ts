@@ -44,9 +44,13 @@ export interface Scale1000Result {
   /** The first run on fresh hosts (through the keeper), ms. */
   firstMs: number;
   noop: NoopPair;
-  /** Peak RSS (MB) of the own-process run, and of the keeper (VmHWM) and its clients. */
+  /** Peak RSS (MB) of the own-process no-op runs, and of the keepers (VmHWM) and clients of the no-op runs through them. */
   ownProcessPeakRssMb?: number;
   keeperPeakRssMb?: number;
+  /** No-op runs that did not succeed on every host (their times are still in the samples). */
+  failedRuns?: string[];
+  /** Peak RSS (MB) of the keeper during the first run (it creates every file: the most any run holds). */
+  firstRunKeeperPeakRssMb?: number;
   /** The machine's 1-minute load average when the row started and ended. */
   loadAverage?: { start: number; end: number };
 }
@@ -117,7 +121,9 @@ export function renderReal(r: RealResults): string[] {
         ['rha, own process (RHA_KEEPER=off)', s(k.noop.ownProcessMs), mb(k.ownProcessPeakRssMb)],
         ['rha, through the keeper', s(k.noop.keeperMs), mb(k.keeperPeakRssMb)],
       ]),
-      `(medians of ${k.noop.ownProcessSamplesMs.length} per mode; labs up in ${s(k.labUpMs)}, first run ${s(k.firstMs)}${load(k.loadAverage)})`,
+      `(medians of ${k.noop.ownProcessSamplesMs.length} per mode; labs up in ${s(k.labUpMs)}, first run ${s(k.firstMs)}` +
+        `${k.firstRunKeeperPeakRssMb === undefined ? '' : `, its keeper's peak RSS ${mb(k.firstRunKeeperPeakRssMb)}`}${load(k.loadAverage)})`,
+      ...(k.failedRuns ?? []).map((f) => `NOT CLEAN: ${f}`),
       '',
     );
   }
