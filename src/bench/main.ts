@@ -24,6 +24,8 @@ import { mustSucceed, running, timed, type Timed } from './proc.js';
 import { judgeTargets, renderResult, samples, type BenchResult, type BuildResult, type ScaleResult, type ToolRuns } from './result.js';
 import { median, parseRecap, recapTotals } from './stats.js';
 import { systemdPairLab, systemdPairRun } from './systemd.js';
+import { provisionRow, type SectionContext } from './provision.js';
+import { n1000LabNames, scale1000Row } from './scale1000.js';
 
 const ROOT = packageRoot();
 const BENCH = path.join(ROOT, 'bench');
@@ -502,6 +504,18 @@ async function systemdHostRun(o: BenchOptions): Promise<NonNullable<BenchResult[
   }
 }
 
+/** What the real-job sections (provision.ts, scale1000.ts) borrow from this driver. */
+const sectionContext: SectionContext = {
+  rha,
+  log,
+  checkAborted,
+  signal: controller.signal,
+  checkRun,
+  keeperStatus,
+  benchDir: BENCH,
+  labPrefix: process.env.RHA_BENCH_LAB_PREFIX ?? '',
+};
+
 async function commit(): Promise<string | undefined> {
   const r = await timed(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']);
   return r.code === 0 ? r.stdout.trim() : undefined;
@@ -541,7 +555,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     machine: { cpus: os.cpus().length, memoryMb: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release(), commit: await commit() },
-    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover, systemd: o.systemd, health: o.health },
+    options: { sizes: o.sizes, forks: o.forks, repeat: o.repeat, ansible: o.ansible, build: o.build, failover: o.failover, systemd: o.systemd, health: o.health, provision: o.provision, n1000: o.n1000 },
     scale: [],
     switchover: { available: false, why: o.failover ? 'not run' : 'not run (--skip-failover)' },
     targets: [],
@@ -565,10 +579,13 @@ async function main(): Promise<number> {
       result.health = { candidates: [], datasetMb: o.healthDatasetMb };
       await healthRuns(d, result.health);
     }
+    if (o.provision) result.provision = await provisionRow(sectionContext, o, ansibleVersion);
+    if (o.n1000) result.scale1000 = await scale1000Row(sectionContext, { forks: o.n1000Forks });
   } catch (e) {
     // Clean-up happened in the finally blocks; what was measured so far is still printed.
     log(controller.signal.aborted ? 'interrupted' : `failed: ${(e as Error).message}`);
-    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB), labDown(SYSTEMD_LAB), labDown(systemdPairLab())]).catch(() => undefined);
+    await Promise.all([labDown(SCALE_LAB), labDown(PAIR_LAB), labDown(SYSTEMD_LAB), labDown(systemdPairLab()), labDown(`${sectionContext.labPrefix}benchprov`)]).catch(() => undefined);
+    for (const n of n1000LabNames(sectionContext.labPrefix)) await labDown(n).catch(() => undefined);
     result.durationMs = Date.now() - started;
     result.targets = judgeTargets(result);
     result.error = controller.signal.aborted ? 'interrupted' : (e as Error).message;

@@ -1,6 +1,6 @@
 /** `npm run bench` options: by default everything runs; flags pick a quick subset. */
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 export interface BenchOptions {
   sizes: number[];
@@ -13,6 +13,13 @@ export interface BenchOptions {
   health: boolean;
   /** The dataset for the health section's BGSAVE fork trials, MB. */
   healthDatasetMb: number;
+  /** The real job: no-op re-runs of `rha provision` of a pair against bench/ansible/provision.yml. */
+  provision: boolean;
+  /** The real job's hosts: systemd (default; Ansible's side needs it) or namespace (sshd as PID 1; rha only). */
+  provisionHosts: 'systemd' | 'namespace';
+  /** The bench job's no-op on 1000 sshd-only hosts (rha only), with this many forks. */
+  n1000: boolean;
+  n1000Forks: number;
   repeat: number;
   forks: number;
   json: string;
@@ -44,12 +51,20 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     .option('--skip-systemd', 'no systemd-host figures (boot and reboot times, a pair from scratch on systemd hosts)')
     .option('--skip-health', 'no health check candidates (failover time against stalls and forks)')
     .option('--health-dataset-mb <n>', 'dataset for the health section\'s BGSAVE fork trials, MB', positive, 2048)
+    .option('--skip-provision', 'no real-job row (rha provision no-op of a pair against bench/ansible/provision.yml)')
+    .addOption(
+      new Option('--provision-hosts <kind>', "the real job's lab hosts: systemd (like servers) or namespace (sshd as PID 1; rha only, provision.yml needs systemd)")
+        .choices(['systemd', 'namespace'])
+        .default('systemd'),
+    )
+    .option('--skip-n1000', 'no N=1000 row (bench job no-op on 1000 sshd-only hosts)')
+    .option('--n1000-forks <n>', 'hosts worked on at once in the N=1000 row', positive, 50)
     .option('--repeat <n>', 'failover and switchover repetitions', positive, 5)
     .option('--forks <n>', 'hosts worked on at once, the same for both tools', positive, 10)
     .option('--json <file>', 'where to write the results', defaultJson)
     .exitOverride();
   program.parse(argv, { from: 'user' });
-  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipHealth?: boolean; healthDatasetMb: number; repeat: number; forks: number; json: string }>();
+  const o = program.opts<{ sizes: number[]; skipAnsible?: boolean; skipBuild?: boolean; skipFailover?: boolean; skipSystemd?: boolean; skipHealth?: boolean; healthDatasetMb: number; skipProvision?: boolean; provisionHosts: 'systemd' | 'namespace'; skipN1000?: boolean; n1000Forks: number; repeat: number; forks: number; json: string }>();
   return {
     sizes: o.sizes,
     ansible: !o.skipAnsible,
@@ -58,6 +73,10 @@ export function parseBenchArgs(argv: string[], defaultJson: string): BenchOption
     systemd: !o.skipSystemd,
     health: !o.skipHealth,
     healthDatasetMb: o.healthDatasetMb,
+    provision: !o.skipProvision,
+    provisionHosts: o.provisionHosts,
+    n1000: !o.skipN1000,
+    n1000Forks: o.n1000Forks,
     repeat: o.repeat,
     forks: o.forks,
     json: path.resolve(o.json),

@@ -4,6 +4,10 @@
  */
 import type { SystemdPairResult } from './systemd.js';
 import { maximum, median, speedup } from './stats.js';
+import { formatTable, type Target } from './table.js';
+import { judgeRealTargets, renderReal, type RealResults } from './real-result.js';
+
+export { formatTable, type Target } from './table.js';
 
 /** One tool's two runs of the bench job on N hosts. */
 export interface ToolRuns {
@@ -49,16 +53,6 @@ export interface Samples {
   maxMs?: number;
 }
 
-export interface Target {
-  name: string;
-  goal: string;
-  /** The measured value, in words (e.g. "41.2x", "0.84 s"). */
-  measured: string;
-  /** undefined: not measured in this run. */
-  met?: boolean;
-  /** How far from the goal, in words ("2.1x better than needed", "0.4 s over"). */
-  margin: string;
-}
 
 /** One health check setting (keepalived vrrp_script), as tried by the bench's health section. */
 export interface HealthCheck {
@@ -101,12 +95,12 @@ export interface HealthResult {
   datasetMb: number;
 }
 
-export interface BenchResult {
+export interface BenchResult extends RealResults {
   version: 1;
   startedAt: string;
   durationMs: number;
   machine: { cpus: number; memoryMb: number; node: string; kernel: string; commit?: string };
-  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean; systemd?: boolean; health?: boolean };
+  options: { sizes: number[]; forks: number; repeat: number; ansible: boolean; build: boolean; failover: boolean; systemd?: boolean; health?: boolean; provision?: boolean; n1000?: boolean };
   scale: ScaleResult[];
   build?: BuildResult;
   failover?: Samples;
@@ -147,7 +141,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const x = (r: number): string => `${r.toFixed(1)}x`;
 
 /** The issue's targets judged against a result; a target whose inputs were not measured has met undefined. */
-export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'> & Partial<Pick<BenchResult, 'switchover'>>): Target[] {
+export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'> & Partial<Pick<BenchResult, 'switchover'>> & RealResults): Target[] {
   const at = (n: number) => r.scale.find((e) => e.hosts === n);
   const out: Target[] = [];
 
@@ -230,19 +224,11 @@ export function judgeTargets(r: Pick<BenchResult, 'scale' | 'build' | 'failover'
           margin: pause.maxMs < 1000 ? `${s(1000 - pause.maxMs)} under` : `${s(pause.maxMs - 1000)} over`,
         },
   );
+  // The real job's rows (real-result.ts), when the run measured them.
+  if (r.provision || r.scale1000) out.push(...judgeRealTargets(r));
   return out;
 }
 
-/** Pads cells into aligned columns (first column left, the others right). */
-export function formatTable(rows: string[][]): string[] {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) =>
-    r
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd(),
-  );
-}
 
 /** The one table a person reads: scale runs, build, failover, switchover, targets. */
 export function renderResult(r: BenchResult): string {
@@ -317,6 +303,7 @@ export function renderResult(r: BenchResult): string {
       '',
     );
   }
+  lines.push(...renderReal(r));
   const fmt = (v: Samples) =>
     v.samplesMs.length ? `median ${s(v.medianMs!)}, max ${s(v.maxMs!)} (${v.samplesMs.map((ms) => (ms / 1000).toFixed(2)).join(', ')})` : 'no samples';
   if (r.failover) lines.push(`Failover (kill -9 of the master's Redis → first write through the VIP): ${fmt(r.failover)}`);

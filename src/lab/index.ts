@@ -230,6 +230,17 @@ export async function labUp(
     login?: LabLogin;
     /** Hosts boot systemd as PID 1 (systemd-nspawn) instead of running sshd as PID 1. */
     systemd?: boolean;
+    /**
+     * Every host gets the same SSH host keys, made once for the lab, instead of its own from
+     * `ssh-keygen -A` (an RSA key costs ~1.6 s of CPU per host: 1000 hosts would take minutes).
+     * For benchmarks at scale only: a replaced host then keeps the shared key, not a new one.
+     */
+    sharedHostKeys?: boolean;
+    /**
+     * The controller keeps a permanent neighbour (ARP) entry per host (net.ts, createHostNetwork):
+     * for labs that together hold more hosts than the machine's neighbour table (1024 by default).
+     */
+    pinNeighbours?: boolean;
     /** Remove a lab of this name first instead of refusing. */
     recreate?: boolean;
     /** A private /24 of the caller's choice (refused when routed); default a free 10.213.X.0/24. */
@@ -297,9 +308,11 @@ export async function labUp(
     );
     if (state.login === 'sudo') await writeLoginPassword(dir);
     log(`starting ${count} host${count > 1 ? 's' : ''} in ${subnetOf(prefix)}${state.login ? `, login ${LAB_LOGIN_USER} (${state.login})` : ''}`);
+    const hostKeys = opts.sharedHostKeys ? await makeSharedHostKeys(dir) : undefined;
     for (const h of state.hosts) {
       stopIfAborted();
-      await createHostNetwork(name, h.name, h.address);
+      await createHostNetwork(name, h.name, h.address, { pinNeighbour: opts.pinNeighbours });
+      if (hostKeys) await seedHostKeys(hostKeys, hostDiskDir(name, h.name));
     }
     stopIfAborted();
     await Promise.all(state.hosts.map((h) => startLabHost(state, h)));
@@ -311,6 +324,22 @@ export async function labUp(
     await labDown(name).catch(() => undefined);
     throw e;
   }
+}
+
+/** One set of SSH host keys for every host of the lab (`sharedHostKeys`), in the lab folder; returns its etc/ssh folder. */
+async function makeSharedHostKeys(dir: string): Promise<string> {
+  const keys = path.join(dir, 'host-keys');
+  await fs.mkdir(path.join(keys, 'etc', 'ssh'), { recursive: true, mode: 0o700 });
+  // ssh-keygen -A -f PREFIX writes PREFIX/etc/ssh/ssh_host_*_key{,.pub}: every type sshd's -A would make.
+  await must(['ssh-keygen', '-A', '-f', keys], { what: 'generating the lab\'s shared host keys' });
+  return path.join(keys, 'etc', 'ssh');
+}
+
+/** Puts the shared host keys into a host's overlay upper dir before it starts: its `ssh-keygen -A` then finds them all. */
+async function seedHostKeys(from: string, disk: string): Promise<void> {
+  const to = path.join(disk, 'upper', 'etc', 'ssh');
+  await fs.mkdir(to, { recursive: true, mode: 0o755 });
+  for (const f of await fs.readdir(from)) await fs.copyFile(path.join(from, f), path.join(to, f));
 }
 
 /** Removes a lab entirely (hosts, namespaces, interfaces, mounts, folders); idempotent, also after a crash. */

@@ -124,12 +124,30 @@ export async function createLabNetwork(name: string, prefix: string): Promise<vo
   await must(['ip', 'link', 'set', ctl, 'up']);
 }
 
-/** Creates a host's namespace and plugs its eth0 into the lab bridge. */
-export async function createHostNetwork(name: string, host: string, address: string): Promise<void> {
+/** A locally administered MAC address made from an IPv4 address (02:72:a:b:c:d; the lab's /24s are distinct on a machine) (pure). */
+export function macFor(address: string): string {
+  return ['02', '72', ...address.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
+ * Creates a host's namespace and plugs its eth0 into the lab bridge. With `pinNeighbour`, eth0
+ * gets the MAC macFor(address) and the controller a permanent neighbour entry for it: the kernel's
+ * neighbour table is machine-wide and overflows past gc_thresh3 (1024 by default) entries, and a
+ * controller on the segment of 1000 hosts then loses ARP entries (connects hang in SYN-SENT).
+ * Permanent entries are outside that limit. A real controller reaches that many hosts through a
+ * router (one neighbour); the lab's sits on every host's segment.
+ */
+export async function createHostNetwork(name: string, host: string, address: string, opts: { pinNeighbour?: boolean } = {}): Promise<void> {
   const lab = labNetns(name);
   const ns = hostNetns(name, host);
   await must(['ip', 'netns', 'add', ns], { what: `creating ${host}'s network namespace` });
-  await must(['ip', '-n', lab, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  const mac = opts.pinNeighbour ? ['address', macFor(address)] : [];
+  await must(['ip', '-n', lab, 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'eth0', ...mac, 'netns', ns]);
+  if (opts.pinNeighbour) {
+    await must(['ip', 'neigh', 'replace', address, 'lladdr', macFor(address), 'dev', controllerIf(name), 'nud', 'permanent'], {
+      what: `pinning ${host}'s neighbour entry`,
+    });
+  }
   await must(['ip', '-n', lab, 'link', 'set', host, 'master', 'br0', 'up']);
   await must(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
   await must(['ip', '-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0']);

@@ -56,6 +56,10 @@ describe('options', () => {
       systemd: true,
       health: true,
       healthDatasetMb: 2048,
+      provision: true,
+      provisionHosts: 'systemd',
+      n1000: true,
+      n1000Forks: 50,
       repeat: 5,
       forks: 10,
       json: '/x/latest.json',
@@ -64,7 +68,7 @@ describe('options', () => {
 
   it('subset flags', () => {
     const o = parseBenchArgs(['--sizes', '2,20', '--skip-ansible', '--skip-build', '--skip-failover', '--skip-systemd', '--skip-health', '--health-dataset-mb', '512', '--repeat', '3', '--forks', '20', '--json', '/tmp/b.json'], '/x');
-    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, health: false, healthDatasetMb: 512, repeat: 3, forks: 20, json: '/tmp/b.json' });
+    expect(o).toEqual({ sizes: [2, 20], ansible: false, build: false, failover: false, systemd: false, health: false, healthDatasetMb: 512, provision: true, provisionHosts: 'systemd', n1000: true, n1000Forks: 50, repeat: 3, forks: 20, json: '/tmp/b.json' });
   });
 
   it('--sizes none skips the side-by-side job', () => {
