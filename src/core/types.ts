@@ -314,9 +314,11 @@ export interface Module<A = unknown, S = unknown> {
   /**
    * The read-only scripts plan() runs first, when they follow from the arguments alone. The runner
    * may then run the reads of several such tasks in one command before them (one round trip and
-   * one process per host instead of one per task) and hand each plan its output.
+   * one process per host instead of one per task) and hand each plan its output. A module with
+   * reads (even none, like assert) also promises that a task of it ending ok changed nothing.
+   * `facts` are the host's (UNKNOWN_FACTS before they were gathered).
    */
-  reads?(args: A, opts: { diff: boolean }): ReadSpec[];
+  reads?(args: A, opts: { diff: boolean; facts: HostFacts }): ReadSpec[];
   /** Applies a non-empty plan. Called only when not in check mode. */
   apply(ctx: TaskContext, args: A, plan: Plan<S>): Promise<ModuleOutcome>;
 }

@@ -376,6 +376,11 @@ function taskRunner(ctx: TaskContext): ScriptRunner {
 export const packageModule: Module<PackageArgs, PackagePlanState> = {
   name: 'package',
   args: packageArgs,
+  // planPackagesOn's first script; none where the host has no package manager (plan says so).
+  reads: (args, opts) =>
+    opts.facts.packageManager === 'none'
+      ? []
+      : [{ script: statusScript(opts.facts.packageManager, args.name, args.state === 'latest'), args: [] }],
   async plan(ctx, args) {
     const manager = packageManagerOf(ctx.host.name, ctx.facts);
     const { changes, reason, state, status } = await planPackagesOn(taskRunner(ctx), manager, args);

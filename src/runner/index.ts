@@ -163,7 +163,8 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
           if (reader && hs.readAhead!.size === 0 && !hs.lastChanged) await readAheadFor(rc, play, tasks.slice(i, end + 1), hs);
           const out = await executeTask(rc, play, task, hs, false);
           hs.lastChanged = out.status === 'changed';
-          if (!reader || out.status !== 'ok') hs.readAhead!.clear();
+          // A skipped task (its `when` was false) touched nothing: the reads ahead still hold.
+          if (out.status !== 'skipped' && (!reader || out.status !== 'ok')) hs.readAhead!.clear();
           noteNotify(task, out, notified.get(hs)!);
           if (hs.out) hostFailed(hs, task.name);
         });

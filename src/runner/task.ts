@@ -228,7 +228,7 @@ function taskLayers(rc: RunContext, play: PlaySpec, task: TaskSpec, hs: HostStat
   return layers;
 }
 
-/** Whether the task's module can say its reads up front (file, copy, template). */
+/** Whether the task's module can say its reads up front (file, copy, template, group, user, sysctl, package; assert reads nothing). */
 export function isReader(rc: RunContext, task: TaskSpec): boolean {
   return rc.modules.get(task.module)?.reads !== undefined;
 }
@@ -249,7 +249,7 @@ export async function readAheadFor(rc: RunContext, play: PlaySpec, tasks: readon
       const module = rc.modules.get(task.module)!;
       const vars = mergeVars(taskLayers(rc, play, task, hs));
       const parsed = module.args.safeParse(rc.render(task.args ?? {}, vars, { file: task.file, line: task.line, path: task.module }));
-      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff }));
+      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff, facts: hs.facts ?? UNKNOWN_FACTS }));
     } catch {
       /* the task reports it when it runs */
     }
