@@ -281,6 +281,12 @@ export interface TaskContext {
   connectTo?(hostName: string): Promise<Connection>;
   /** Reads the runner already made for this task (see Module.reads); runScript consults it first. */
   readAhead?: ReadAhead;
+  /**
+   * Live-state reads shared by the hosts of the play batch (runner/observations.ts): `read` runs
+   * once per key while nothing was applied since; `fresh` accepts only a read made in this step.
+   * A plan that reuses an older read may conclude only "nothing to do" from it.
+   */
+  observe?<T>(key: string, read: () => Promise<T>, opts?: { fresh?: boolean }): Promise<T>;
 }
 
 /** A read-only script a module's plan runs through runScript: the script and its positional args. */

@@ -27,24 +27,37 @@ interface Data extends Record<string, unknown> {
   nodes: Record<string, NodeState>;
 }
 
-/** Reads both nodes' state (this one over ctx.conn, the peer over ctx.connectTo). */
-export async function readPair(ctx: TaskContext): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
+/**
+ * Reads both nodes' state (this one over ctx.conn, the peer over ctx.connectTo). Each node's read
+ * is shared through ctx.observe (runner/observations.ts) with the other node's task of the same
+ * step, and with later steps while nothing was applied: `fresh` takes only a read of this step.
+ * A caller that reuses an older read may conclude only "nothing to do" from it.
+ */
+export async function readPair(
+  ctx: TaskContext,
+  opts: { fresh?: boolean } = {},
+): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
   const pair = pairOf(ctx);
   const q: StateQuery = {
     cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become,
   };
-  let refusedKey = false;
-  const peerConn = async (): Promise<Connection | undefined> => {
+  const readSelf = () => readNodeState(ctx.conn, q);
+  const readPeer = async (): Promise<NodeState> => {
+    let conn: Connection | undefined;
+    let refusedKey = false;
     try {
-      return await ctx.connectTo!(pair.peer);
+      conn = await ctx.connectTo!(pair.peer);
     } catch (e) {
       // A changed host key is a refusal (the peer's own task says so), not an outage: name it as the cause.
       refusedKey = e instanceof Error && e.name === 'HostKeyChangedError';
-      return undefined;
     }
+    const s = await readNodeState(conn, q);
+    if (refusedKey) s.error = HOST_KEY_REFUSED;
+    return s;
   };
-  const [self, peer] = await Promise.all([readNodeState(ctx.conn, q), peerConn().then((c) => readNodeState(c, q))]);
-  if (refusedKey) peer.error = HOST_KEY_REFUSED;
+  const shared = (host: string, read: () => Promise<NodeState>): Promise<NodeState> =>
+    ctx.observe ? ctx.observe(`redis-node-state\0${host}\0${JSON.stringify(q)}`, read, opts).then((s) => ({ ...s })) : read();
+  const [self, peer] = await Promise.all([shared(ctx.host.name, readSelf), shared(pair.peer, readPeer)]);
   return { pair, states: { [ctx.host.name]: self, [pair.peer]: peer } };
 }
 
@@ -52,7 +65,8 @@ export const haTopology: Module<Args, Data> = {
   name: 'ha_topology',
   args,
   async plan(ctx, a) {
-    const { pair, states } = await readPair(ctx);
+    // The roles the later steps act on: decided on a read of this step (shared by both nodes).
+    const { pair, states } = await readPair(ctx, { fresh: true });
     const preferred = pair.preferredMaster;
     const other = preferred === ctx.host.name ? pair.peer : ctx.host.name;
     const force = forcedClusters(ctx).includes(pair.cluster);
