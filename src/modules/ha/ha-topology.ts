@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Connection, Module, TaskContext } from '../../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
 import { decideTopology, HOST_KEY_REFUSED } from './topology.js';
-import { pairOf } from './pair.js';
+import { pairOf, type PairView } from './pair.js';
 import { ModuleFailure, PeerUnreachableFailure } from '../lib/failure.js';
 
 const args = z.strictObject({
@@ -38,15 +38,26 @@ export async function readPair(
   opts: { fresh?: boolean } = {},
 ): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
   const pair = pairOf(ctx);
+  // The role file is read too, for redis_replication, which shares these reads; not reported here.
+  const withoutRoleFile = ({ roleFile: _, ...s }: NodeState): NodeState => s;
+  const [self, peer] = await Promise.all([readPairNode(ctx, pair, ctx.host.name, opts), readPairNode(ctx, pair, pair.peer, opts)]);
+  return { pair, states: { [ctx.host.name]: withoutRoleFile(self), [pair.peer]: withoutRoleFile(peer) } };
+}
+
+/**
+ * One node's live state (Redis, VIP, keepalived, role file) for the ha_* modules: this host over
+ * ctx.conn, another over ctx.connectTo; shared through ctx.observe (see readPair). A copy each call.
+ */
+export async function readPairNode(ctx: TaskContext, pair: PairView, host: string, opts: { fresh?: boolean } = {}): Promise<NodeState> {
   const q: StateQuery = {
-    cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become,
+    cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become, configDir: pair.configDir,
   };
-  const readSelf = () => readNodeState(ctx.conn, q);
-  const readPeer = async (): Promise<NodeState> => {
+  const read = async (): Promise<NodeState> => {
+    if (host === ctx.host.name) return readNodeState(ctx.conn, q);
     let conn: Connection | undefined;
     let refusedKey = false;
     try {
-      conn = await ctx.connectTo!(pair.peer);
+      conn = await ctx.connectTo!(host);
     } catch (e) {
       // A changed host key is a refusal (the peer's own task says so), not an outage: name it as the cause.
       refusedKey = e instanceof Error && e.name === 'HostKeyChangedError';
@@ -55,10 +66,8 @@ export async function readPair(
     if (refusedKey) s.error = HOST_KEY_REFUSED;
     return s;
   };
-  const shared = (host: string, read: () => Promise<NodeState>): Promise<NodeState> =>
-    ctx.observe ? ctx.observe(`redis-node-state\0${host}\0${JSON.stringify(q)}`, read, opts).then((s) => ({ ...s })) : read();
-  const [self, peer] = await Promise.all([shared(ctx.host.name, readSelf), shared(pair.peer, readPeer)]);
-  return { pair, states: { [ctx.host.name]: self, [pair.peer]: peer } };
+  const s = ctx.observe ? await ctx.observe(`redis-node-state\0${host}\0${JSON.stringify(q)}`, read, opts) : await read();
+  return { ...s };
 }
 
 export const haTopology: Module<Args, Data> = {
