@@ -283,6 +283,12 @@ export interface TaskContext {
   hostFailed?(hostName: string): boolean;
   /** Reads the runner already made for this task (see Module.reads); runScript consults it first. */
   readAhead?: ReadAhead;
+  /**
+   * Live-state reads shared by the hosts of the play batch (runner/observations.ts): `read` runs
+   * once per key while nothing was applied since; `fresh` accepts only a read made in this step.
+   * A plan that reuses an older read may conclude only "nothing to do" from it.
+   */
+  observe?<T>(key: string, read: () => Promise<T>, opts?: { fresh?: boolean }): Promise<T>;
 }
 
 /** A read-only script a module's plan runs through runScript: the script and its positional args. */
@@ -316,9 +322,11 @@ export interface Module<A = unknown, S = unknown> {
   /**
    * The read-only scripts plan() runs first, when they follow from the arguments alone. The runner
    * may then run the reads of several such tasks in one command before them (one round trip and
-   * one process per host instead of one per task) and hand each plan its output.
+   * one process per host instead of one per task) and hand each plan its output. A module with
+   * reads (even none, like assert) also promises that a task of it ending ok changed nothing.
+   * `facts` are the host's (UNKNOWN_FACTS before they were gathered).
    */
-  reads?(args: A, opts: { diff: boolean }): ReadSpec[];
+  reads?(args: A, opts: { diff: boolean; facts: HostFacts }): ReadSpec[];
   /** Applies a non-empty plan. Called only when not in check mode. */
   apply(ctx: TaskContext, args: A, plan: Plan<S>): Promise<ModuleOutcome>;
 }

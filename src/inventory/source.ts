@@ -253,7 +253,10 @@ export function nearest(word: string, candidatesIn: Iterable<string>): string | 
   let bestD = Infinity;
   const w = word.toLowerCase();
   for (const c of candidates) {
-    const d = distance(w, c.toLowerCase());
+    // The length difference is a lower bound of the distance: such a candidate cannot be nearer.
+    const lc = c.toLowerCase();
+    if (Math.abs(w.length - lc.length) >= bestD) continue;
+    const d = distance(w, lc);
     if (d < bestD) {
       bestD = d;
       best = c;

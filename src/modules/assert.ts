@@ -18,6 +18,8 @@ export type AssertArgs = z.infer<typeof assertArgs>;
 export const assertModule: Module<AssertArgs, never> = {
   name: 'assert',
   args: assertArgs,
+  // It never touches the host: a reader with nothing to read, so it does not end a read-ahead.
+  reads: () => [],
   async plan(ctx, args) {
     for (const expr of args.that) {
       if (!(await evalCondition(expr, ctx.vars))) {

@@ -30,12 +30,15 @@ export function groupCommand(args: GroupArgs, current: { gid: number } | undefin
   return undefined;
 }
 
+// getent exits 2 for "no such key": that is an answer, not a failure.
+const READ = 'getent group -- "$1"; rc=$?; [ $rc -eq 2 ] && exit 0; exit $rc';
+
 export const groupModule: Module<GroupArgs, string[]> = {
   name: 'group',
   args: groupArgs,
+  reads: (args) => [{ script: READ, args: [args.name] }],
   async plan(ctx, args) {
-    // getent exits 2 for "no such key": that is an answer, not a failure.
-    const r = await runScript(ctx, 'getent group -- "$1"; rc=$?; [ $rc -eq 2 ] && exit 0; exit $rc', [args.name]);
+    const r = await runScript(ctx, READ, [args.name]);
     if (!r.ok) throw new ModuleFailure(`cannot read group ${args.name}: ${describeFailure(r)}`);
     const current = parseGroupEntry(r.stdout);
     const argv = groupCommand(args, current);

@@ -393,6 +393,11 @@ export function connectionRunner(conn: Connection, become: boolean): ScriptRunne
 export const packageModule: Module<PackageArgs, PackagePlanState> = {
   name: 'package',
   args: packageArgs,
+  // planPackagesOn's first script; none where the host has no package manager (plan says so).
+  reads: (args, opts) =>
+    opts.facts.packageManager === 'none'
+      ? []
+      : [{ script: statusScript(opts.facts.packageManager, args.name, args.state === 'latest'), args: [] }],
   async plan(ctx, args) {
     const manager = packageManagerOf(ctx.host.name, ctx.facts);
     const { changes, reason, state, status } = await planPackagesOn(taskRunner(ctx), manager, args);

@@ -73,6 +73,7 @@ interface SysctlState {
 export const sysctlModule: Module<SysctlArgs, SysctlState> = {
   name: 'sysctl',
   args: sysctlArgs,
+  reads: (args) => [{ script: READ, args: [procPath(args.name), args.persist_file || ''] }],
   async plan(ctx, args) {
     const path = procPath(args.name);
     const r = await runScript(ctx, READ, [path, args.persist_file || '']);

@@ -74,6 +74,7 @@ exit 0`;
 export const userModule: Module<UserArgs, string[]> = {
   name: 'user',
   args: userArgs,
+  reads: (args) => [{ script: READ, args: [args.name, args.group ?? ''] }],
   async plan(ctx, args) {
     const r = await runScript(ctx, READ, [args.name, args.group ?? '']);
     if (!r.ok) throw new ModuleFailure(`cannot read user ${args.name}: ${describeFailure(r)}`);

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { Connection, HostFacts, HostRecap, HostSpec, Inventory, Module, Playbook, RunEvent, TaskSpec } from '../core/types.js';
 import type { HostReadAhead } from './read-ahead.js';
+import type { Observations } from './observations.js';
 
 export interface RunOptions {
   check: boolean;
@@ -57,6 +58,8 @@ export interface HostState {
   readAhead?: HostReadAhead;
   /** Whether the last task on this host changed something (no read-ahead right after a change). */
   lastChanged?: boolean;
+  /** Live-state reads shared by the hosts of the current play batch (src/runner/observations.ts). */
+  observations?: Observations;
 }
 
 /** The runtime shared by the run and by task execution (src/runner/task.ts). */

@@ -26,6 +26,7 @@ import { emptyRecap, exitCodeFor } from './recap.js';
 import { selectedByTags } from './tags.js';
 import { executeTask, isReader, readAheadFor, type TaskOutcome } from './task.js';
 import { HostReadAhead } from './read-ahead.js';
+import { Observations } from './observations.js';
 import {
   abortableSleep,
   errorMessage,
@@ -147,10 +148,12 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     const notified = new Map<HostState, Set<string>>(batchHosts.map((hs) => [hs, new Set<string>()]));
     const filter = { only: opts.tags, skip: opts.skipTags };
     const tasks = play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
+    const observations = new Observations();
     for (const hs of batchHosts) {
       hs.readAhead ??= new HostReadAhead();
       hs.readAhead.clear();
       hs.lastChanged = false;
+      hs.observations = observations;
     }
     try {
       for (const [i, task] of tasks.entries()) {
@@ -160,17 +163,21 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
         // and again after a task in it changed something (then from the next unchanged one).
         let end = i;
         while (reader && end + 1 < tasks.length && isReader(rc, tasks[end + 1])) end++;
+        observations.nextStep();
         await onEach(active(), async (hs) => {
           if (reader && hs.readAhead!.size === 0 && !hs.lastChanged) await readAheadFor(rc, play, tasks.slice(i, end + 1), hs);
           const out = await executeTask(rc, play, task, hs, false);
           hs.lastChanged = out.status === 'changed';
-          if (!reader || out.status !== 'ok') hs.readAhead!.clear();
+          // A skipped task (its `when` was false) touched nothing: the reads ahead still hold.
+          if (out.status !== 'skipped' && (!reader || out.status !== 'ok')) hs.readAhead!.clear();
           noteNotify(task, out, notified.get(hs)!);
           if (hs.out) hostFailed(hs, task.name);
         });
       }
     } finally {
       for (const hs of batchHosts) hs.readAhead?.clear();
+      observations.clear();
+      for (const hs of batchHosts) delete hs.observations;
     }
 
     // Handlers: in definition order, once each per host, only where a changed task notified them.

@@ -49,6 +49,8 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
     }
     if (status === 'unreachable') hs.out = 'unreachable';
     else if (status === 'failed' && !ignored) hs.out = 'failed';
+    // A host that failed or went away: the batch's shared live-state reads may no longer hold.
+    if (status === 'unreachable' || status === 'failed') hs.observations?.clear();
 
     const allWarnings = [...(extra.warnings ?? []), ...warnings];
     hs.warnings.push(...allWarnings);
@@ -109,14 +111,19 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
       },
       hostFailed: (name) => rc.hostFailed(name),
       ...(hs.readAhead && !handler ? { readAhead: hs.readAhead } : {}),
+      ...(hs.observations && !handler ? { observe: hs.observations.observe.bind(hs.observations) } : {}),
     };
+    // Before any change on a host, the batch's shared live-state reads are forgotten.
+    const onApply = () => hs.observations?.applying();
 
     const maxAttempts = Math.max(1, task.retries + 1);
     let a: Attempt;
     let attempts = 0;
     for (let attempt = 1; ; attempt++) {
       attempts = attempt;
-      a = await attemptOnce(module, ctx, args);
+      // A retry waits for the state to change: it must not see a read made before.
+      if (attempt > 1) hs.observations?.clear();
+      a = await attemptOnce(module, ctx, args, onApply);
       // In check mode a task with planned changes did not run: there is no output for
       // changed_when/failed_when to judge (Ansible skips them too), the plan stands.
       if (rc.opts.check && a.changed && !a.failed) break;
@@ -160,7 +167,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
 }
 
 /** One plan (+ apply): an empty plan is ok with its reason; check mode reports the plan as changed. */
-async function attemptOnce(module: Module, ctx: TaskContext, args: unknown): Promise<Attempt> {
+async function attemptOnce(module: Module, ctx: TaskContext, args: unknown, onApply: () => void): Promise<Attempt> {
   try {
     const plan = await module.plan(ctx, args);
     const planData = plan.data ?? {};
@@ -172,6 +179,7 @@ async function attemptOnce(module: Module, ctx: TaskContext, args: unknown): Pro
       const msg = plan.changes.map((c) => c.description).join('; ');
       return { changed: true, failed: false, msg, changes: plan.changes, diffs: planDiffs, warnings: [], data: planData };
     }
+    onApply();
     const o = await module.apply(ctx, args, plan);
     return {
       changed: o.changed,
@@ -229,7 +237,7 @@ function taskLayers(rc: RunContext, play: PlaySpec, task: TaskSpec, hs: HostStat
   return layers;
 }
 
-/** Whether the task's module can say its reads up front (file, copy, template). */
+/** Whether the task's module can say its reads up front (file, copy, template, group, user, sysctl, package; assert reads nothing). */
 export function isReader(rc: RunContext, task: TaskSpec): boolean {
   return rc.modules.get(task.module)?.reads !== undefined;
 }
@@ -250,7 +258,7 @@ export async function readAheadFor(rc: RunContext, play: PlaySpec, tasks: readon
       const module = rc.modules.get(task.module)!;
       const vars = mergeVars(taskLayers(rc, play, task, hs));
       const parsed = module.args.safeParse(rc.render(task.args ?? {}, vars, { file: task.file, line: task.line, path: task.module }));
-      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff }));
+      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff, facts: hs.facts ?? UNKNOWN_FACTS }));
     } catch {
       /* the task reports it when it runs */
     }

@@ -308,8 +308,24 @@ export function evalExpression(expr: string, vars: Record<string, unknown>, wher
   return capture.value;
 }
 
-/** `{{__rha_capture (helper args)}}` or `{{__rha_capture path}}`: a bare path must not become a helper call. */
+const captureSources = new Map<string, string>();
+
+/**
+ * `{{__rha_capture (helper args)}}` or `{{__rha_capture path}}`: a bare path must not become a helper call.
+ * Remembered per expression (a `when` is evaluated on every host, every run of the task): parsing
+ * it each time was most of evalExpression's cost. Only successes are kept, so a bad expression
+ * throws with its own `where` every time.
+ */
 function captureSource(expr: string, where: Where): string {
+  let src = captureSources.get(expr);
+  if (src === undefined) {
+    src = parseCaptureSource(expr, where);
+    captureSources.set(expr, src);
+  }
+  return src;
+}
+
+function parseCaptureSource(expr: string, where: Where): string {
   const ast = parse(`{{${expr}}}`, where);
   const st = ast.body[0] as hbs.AST.MustacheStatement | undefined;
   if (ast.body.length !== 1 || !st || st.type !== 'MustacheStatement') {

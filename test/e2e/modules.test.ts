@@ -42,7 +42,7 @@ const mod = (name: string) => modules.get(name) as Module;
 
 /** Runs a shell command inside the host without SSH; returns stdout (trimmed). */
 async function onHost(script: string): Promise<string> {
-  const r = await labExec(LAB, HOST, ['sh', '-c', script]);
+  const r = await labExec(lab().name, HOST, ['sh', '-c', script]);
   return r.stdout.trim();
 }
 

@@ -11,8 +11,8 @@ import { run } from '../../src/lab/sh.js';
  * Registers beforeAll(labUp)/afterAll(labDown) for a lab of `hosts` fresh hosts; returns a getter
  * for its LabInfo (valid inside tests). Leftovers of an earlier crashed run are removed first.
  * `login`: how the lab's inventory logs in (root, or a sudo user with or without a password).
- * RHA_TEST_LAB_PREFIX prefixes the lab's name (files that pass info.name to the lab API; those
- * that name their lab with a constant, e.g. modules.test.ts, need it unset).
+ * RHA_TEST_LAB_PREFIX prefixes the lab's name (files that pass info.name to the lab API; one that
+ * named its lab with a constant would need it unset).
  */
 export function useLab(base: string, hosts = 2, opts: { python?: boolean; login?: LabLogin; systemd?: boolean } = {}): () => LabInfo {
   // RHA_TEST_LAB_PREFIX: on a shared machine, runs from different checkouts keep apart.

@@ -9,7 +9,9 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { z } from 'zod';
 import type { Command, CommandResult } from '../../src/core/command.js';
-import type { Connection, Module } from '../../src/core/types.js';
+import type { Connection, Module, TaskContext } from '../../src/core/types.js';
+import { modules } from '../../src/modules/index.js';
+import { UNKNOWN_FACTS } from '../../src/runner/context.js';
 import { changed as changedOutcome, runScript } from '../../src/modules/lib/run.js';
 import { batchScript, parseBatch, planJobs } from '../../src/runner/read-ahead.js';
 import { remoteFileRead } from '../../src/modules/lib/files.js';
@@ -124,6 +126,95 @@ describe('the runner reads ahead for runs of reader tasks', () => {
     const s = await run([t('a', 'a'), t('b', 'b'), task('other', {}, { module: 'other' }), t('c', 'c'), t('d', 'd')]);
     expect(s.recap.h1).toMatchObject({ changed: 0, failed: 0 });
     expect(commands).toEqual(['batch', 'batch']);
+  });
+});
+
+describe('the runner reads ahead for runs of reader tasks (skips)', () => {
+  test('a skipped task (when false) does not end the run: its reads were only wasted', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rha-read-ahead-skip-'));
+    const commands: string[] = [];
+    const READ = 'cat -- "$1" 2>/dev/null || echo absent';
+    const args = z.strictObject({ name: z.string() });
+    const reader: Module<z.infer<typeof args>> = {
+      name: 'reader',
+      args,
+      reads: (a) => [{ script: READ, args: [path.join(dir, a.name)] }],
+      async plan(ctx, a) {
+        await runScript(ctx, READ, [path.join(dir, a.name)]);
+        return { changes: [], reason: 'same' };
+      },
+      async apply() {
+        throw new Error('not reached');
+      },
+    };
+    const local: Connection = {
+      hostName: 'h1',
+      async exec(cmd: Command): Promise<CommandResult> {
+        commands.push(cmd.argv.join(' ').includes('@@rha-ra:') ? 'batch' : 'read');
+        const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8', input: '' });
+        return { display: cmd.argv.join(' '), code: r.status, stdout: r.stdout, stderr: r.stderr, ok: r.status === 0, durationMs: 0 };
+      },
+      async close() {},
+    };
+    const h = harness();
+    h.deps.modules = new Map<string, Module>([['reader', reader as Module]]);
+    h.deps.connect = async () => local;
+    const t = (name: string, when?: string) => task(`read ${name}`, { name }, { module: 'reader', ...(when ? { when } : {}) });
+    const s = await runPlaybook(playbook(play('p', [t('a'), t('b', 'false'), t('c')], { gatherFacts: true })), inventory(['h1']), h.opts, h.deps);
+    expect(s.recap.h1).toMatchObject({ ok: 3, skipped: 1 });
+    expect(commands).toEqual(['batch']);
+  });
+});
+
+describe("each reader module's reads are exactly the read its plan makes first", () => {
+  const facts = { ...UNKNOWN_FACTS, packageManager: 'apt' as const };
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['group', { name: 'redis', system: true }],
+    ['user', { name: 'redis', group: 'redis', system: true, home: '/var/lib/redis', shell: '/usr/sbin/nologin' }],
+    ['user', { name: 'redis' }],
+    ['sysctl', { name: 'vm.overcommit_memory', value: 1, on_refused: 'warn' }],
+    ['package', { name: 'keepalived', state: 'present', update_cache: true, cache_valid_time: 3600 }],
+    ['package', { name: ['gcc', 'make'], state: 'latest' }],
+  ];
+  test.each(cases)('%s %j', async (name, raw) => {
+    const m = modules.get(name)!;
+    const a = m.args.parse(raw);
+    const reads = m.reads!(a, { diff: false, facts });
+    expect(reads.length).toBe(1);
+    const taken: Array<[string, readonly string[], boolean]> = [];
+    const ctx = {
+      host: { name: 'h1' },
+      conn: {
+        hostName: 'h1',
+        async exec(): Promise<CommandResult> {
+          throw new Error('read for itself');
+        },
+        async close() {},
+      },
+      facts,
+      check: false,
+      diff: false,
+      become: false,
+      vars: {},
+      searchPaths: [],
+      secrets: new Set<string>(),
+      warn: () => undefined,
+      signal: new AbortController().signal,
+      readAhead: {
+        take(script: string, args: readonly string[], become: boolean) {
+          taken.push([script, args, become]);
+          return undefined;
+        },
+      },
+    } as unknown as TaskContext;
+    await m.plan(ctx, a).catch(() => undefined);
+    expect(taken[0]).toEqual([reads[0].script, reads[0].args, false]);
+  });
+
+  test('assert reads nothing (and is a reader, so it does not end a run); package reads nothing without a package manager', () => {
+    expect(modules.get('assert')!.reads!(modules.get('assert')!.args.parse({ that: ['true'] }), { diff: false, facts })).toEqual([]);
+    const p = modules.get('package')!;
+    expect(p.reads!(p.args.parse({ name: 'x' }), { diff: false, facts: UNKNOWN_FACTS })).toEqual([]);
   });
 });
 

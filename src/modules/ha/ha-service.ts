@@ -83,71 +83,85 @@ export const haService: Module<Args, State> = {
   name: 'ha_service',
   args,
   async plan(ctx, a) {
-    const { pair, states } = await readPair(ctx);
-    const other = pair.preferredMaster === ctx.host.name ? pair.peer : ctx.host.name;
-    const d = decideTopology({
-      cluster: pair.cluster,
-      preferred: { name: pair.preferredMaster, state: states[pair.preferredMaster] },
-      other: { name: other, state: states[other] },
-      force: forcedClusters(ctx).includes(pair.cluster),
-    });
-    if (d.kind === 'refused' && d.unreachable && d.unreachable !== ctx.host.name) throw new PeerUnreachableFailure(`cluster ${pair.cluster}: ${d.reason}`, d.unreachable);
-    if (d.kind === 'refused') throw new ModuleFailure(`cluster ${pair.cluster}: ${d.reason}`);
-    const liveRole = d.master === ctx.host.name ? 'master' : 'replica';
-    if (liveRole !== a.role) {
-      return { changes: [], reason: `${ctx.host.name} is not the ${a.role} (the live ${a.role} is ${a.role === 'master' ? d.master : d.replica})` };
+    // The state read by an earlier step (nothing applied since) may show there is nothing to do;
+    // anything else (a change, a refusal) is decided again on a read of this step.
+    if (ctx.observe) {
+      const reused = await planFrom(ctx, a, await readPair(ctx)).catch(() => undefined);
+      if (reused && reused.changes.length === 0) return reused;
     }
-    const self = { name: ctx.host.name, address: pair.addressOf(ctx.host.name), state: states[ctx.host.name] };
-    const peer = { name: pair.peer, address: pair.addressOf(pair.peer), state: states[pair.peer] };
-    const running = a.name === 'redis' ? self.state.redisUp : self.state.keepalivedRunning;
-    const svcArgs = serviceModule.args.parse({ ...a.service, state: 'started' });
-    const isReplicaKeepalived = a.name === 'keepalived' && a.role === 'replica';
-    const state = { svcArgs, vip: pair.vip, iface: pair.interface, cluster: pair.cluster, waitReady: isReplicaKeepalived };
-    if (running) {
-      if (isReplicaKeepalived) {
-        const vrrp = await ctx.conn.exec(shellCommand(vrrpStateScript(pair.cluster), { become: ctx.become, timeoutMs: 30_000 }));
-        const now = vrrp.stdout.trim() || 'UNKNOWN';
-        if (vrrp.ok && now !== 'BACKUP') {
-          return {
-            changes: [{ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP); it is ${describeVrrpState(now)}` }],
-            state: { ...state, svcPlan: { changes: [] } },
-          };
-        }
-        return { changes: [], reason: `keepalived runs on the replica ${ctx.host.name}, ready to take over (${now})`, state: { ...state, svcPlan: { changes: [] } } };
-      }
-      return { changes: [], reason: `${a.name} already runs on the ${a.role} ${ctx.host.name}`, state: { ...state, svcPlan: { changes: [] } } };
-    }
-    // Check mode on hosts where the earlier steps did not really run: report the step, not a refusal.
-    const blocked = ctx.check ? undefined : stepBlocked(a.name, a.role, self, peer);
-    if (blocked) throw new ModuleFailure(blocked);
-    const svcPlan = await serviceModule.plan(ctx, svcArgs);
-    const changes = svcPlan.changes.map((c) => ({ description: `${c.description} (step ${STEP[a.name][a.role]}, ${a.role})` }));
-    if (a.name === 'keepalived' && a.role === 'master') changes.push({ description: `wait until ${ctx.host.name} holds the VIP ${pair.vip}` });
-    if (isReplicaKeepalived) changes.push({ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP)` });
-    return { changes, state: { ...state, svcPlan } };
+    return planFrom(ctx, a, await readPair(ctx, { fresh: true }));
   },
   async apply(ctx, a, plan) {
-    const { svcArgs, svcPlan, vip, iface, cluster, waitReady } = plan.state!;
-    const out = svcPlan.changes.length
-      ? await serviceModule.apply(ctx, svcArgs, svcPlan)
-      : { changed: false, failed: false, msg: `keepalived already runs on ${ctx.host.name}` };
-    if (out.failed) return out;
-    if (waitReady) {
-      const t0 = Date.now();
-      const r = await ctx.conn.exec(shellCommand(waitVrrpStateScript(cluster, 'BACKUP', a.ready_timeout), { become: ctx.become, timeoutMs: (a.ready_timeout + 15) * 1000 }));
-      const seen = r.stdout.trim().split('\n').pop() || 'UNKNOWN';
-      if (!r.ok) {
-        return { ...out, changed: true, failed: true, msg: `${out.msg}; keepalived on ${ctx.host.name} is still ${describeVrrpState(seen)} after ${a.ready_timeout} s (see keepalived's log and check_redis.sh)` };
-      }
-      return { ...out, changed: true, msg: `${out.msg}; ready to take over (BACKUP) after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
-    }
-    if (a.name !== 'keepalived' || a.role !== 'master') return out;
-    const t0 = Date.now();
-    const held = await waitForVip(ctx, vip, iface, a.vip_timeout);
-    if (!held) return { ...out, failed: true, msg: `${out.msg}; ${ctx.host.name} did not take the VIP ${vip} within ${a.vip_timeout} s (see keepalived's log)` };
-    return { ...out, msg: `${out.msg}; holds the VIP ${vip} after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+    return applyService(ctx, a, plan);
   },
 };
+
+/** ha_service's plan from both nodes' state. */
+async function planFrom(ctx: TaskContext, a: Args, { pair, states }: Awaited<ReturnType<typeof readPair>>): Promise<Plan<State>> {
+  const other = pair.preferredMaster === ctx.host.name ? pair.peer : ctx.host.name;
+  const d = decideTopology({
+    cluster: pair.cluster,
+    preferred: { name: pair.preferredMaster, state: states[pair.preferredMaster] },
+    other: { name: other, state: states[other] },
+    force: forcedClusters(ctx).includes(pair.cluster),
+  });
+  if (d.kind === 'refused' && d.unreachable && d.unreachable !== ctx.host.name) throw new PeerUnreachableFailure(`cluster ${pair.cluster}: ${d.reason}`, d.unreachable);
+  if (d.kind === 'refused') throw new ModuleFailure(`cluster ${pair.cluster}: ${d.reason}`);
+  const liveRole = d.master === ctx.host.name ? 'master' : 'replica';
+  if (liveRole !== a.role) {
+    return { changes: [], reason: `${ctx.host.name} is not the ${a.role} (the live ${a.role} is ${a.role === 'master' ? d.master : d.replica})` };
+  }
+  const self = { name: ctx.host.name, address: pair.addressOf(ctx.host.name), state: states[ctx.host.name] };
+  const peer = { name: pair.peer, address: pair.addressOf(pair.peer), state: states[pair.peer] };
+  const running = a.name === 'redis' ? self.state.redisUp : self.state.keepalivedRunning;
+  const svcArgs = serviceModule.args.parse({ ...a.service, state: 'started' });
+  const isReplicaKeepalived = a.name === 'keepalived' && a.role === 'replica';
+  const state = { svcArgs, vip: pair.vip, iface: pair.interface, cluster: pair.cluster, waitReady: isReplicaKeepalived };
+  if (running) {
+    if (isReplicaKeepalived) {
+      const vrrp = await ctx.conn.exec(shellCommand(vrrpStateScript(pair.cluster), { become: ctx.become, timeoutMs: 30_000 }));
+      const now = vrrp.stdout.trim() || 'UNKNOWN';
+      if (vrrp.ok && now !== 'BACKUP') {
+        return {
+          changes: [{ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP); it is ${describeVrrpState(now)}` }],
+          state: { ...state, svcPlan: { changes: [] } },
+        };
+      }
+      return { changes: [], reason: `keepalived runs on the replica ${ctx.host.name}, ready to take over (${now})`, state: { ...state, svcPlan: { changes: [] } } };
+    }
+    return { changes: [], reason: `${a.name} already runs on the ${a.role} ${ctx.host.name}`, state: { ...state, svcPlan: { changes: [] } } };
+  }
+  // Check mode on hosts where the earlier steps did not really run: report the step, not a refusal.
+  const blocked = ctx.check ? undefined : stepBlocked(a.name, a.role, self, peer);
+  if (blocked) throw new ModuleFailure(blocked);
+  const svcPlan = await serviceModule.plan(ctx, svcArgs);
+  const changes = svcPlan.changes.map((c) => ({ description: `${c.description} (step ${STEP[a.name][a.role]}, ${a.role})` }));
+  if (a.name === 'keepalived' && a.role === 'master') changes.push({ description: `wait until ${ctx.host.name} holds the VIP ${pair.vip}` });
+  if (isReplicaKeepalived) changes.push({ description: `wait until keepalived on ${ctx.host.name} can take over the VIP (BACKUP)` });
+  return { changes, state: { ...state, svcPlan } };
+}
+
+async function applyService(ctx: TaskContext, a: Args, plan: Plan<State>) {
+  const { svcArgs, svcPlan, vip, iface, cluster, waitReady } = plan.state!;
+  const out = svcPlan.changes.length
+    ? await serviceModule.apply(ctx, svcArgs, svcPlan)
+    : { changed: false, failed: false, msg: `keepalived already runs on ${ctx.host.name}` };
+  if (out.failed) return out;
+  if (waitReady) {
+    const t0 = Date.now();
+    const r = await ctx.conn.exec(shellCommand(waitVrrpStateScript(cluster, 'BACKUP', a.ready_timeout), { become: ctx.become, timeoutMs: (a.ready_timeout + 15) * 1000 }));
+    const seen = r.stdout.trim().split('\n').pop() || 'UNKNOWN';
+    if (!r.ok) {
+      return { ...out, changed: true, failed: true, msg: `${out.msg}; keepalived on ${ctx.host.name} is still ${describeVrrpState(seen)} after ${a.ready_timeout} s (see keepalived's log and check_redis.sh)` };
+    }
+    return { ...out, changed: true, msg: `${out.msg}; ready to take over (BACKUP) after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+  }
+  if (a.name !== 'keepalived' || a.role !== 'master') return out;
+  const t0 = Date.now();
+  const held = await waitForVip(ctx, vip, iface, a.vip_timeout);
+  if (!held) return { ...out, failed: true, msg: `${out.msg}; ${ctx.host.name} did not take the VIP ${vip} within ${a.vip_timeout} s (see keepalived's log)` };
+  return { ...out, msg: `${out.msg}; holds the VIP ${vip} after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+}
 
 /** Polls on the host (one command) until it holds the VIP; true when it does within the timeout. */
 async function waitForVip(ctx: TaskContext, vip: string, iface: string, timeoutS: number): Promise<boolean> {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Connection, Module, TaskContext } from '../../core/types.js';
 import { readNodeState, type NodeState, type StateQuery } from './redis-state.js';
 import { decideTopology, HOST_KEY_REFUSED } from './topology.js';
-import { pairOf } from './pair.js';
+import { pairOf, type PairView } from './pair.js';
 import { ModuleFailure, PeerUnreachableFailure } from '../lib/failure.js';
 
 const args = z.strictObject({
@@ -29,32 +29,55 @@ interface Data extends Record<string, unknown> {
   nodes: Record<string, NodeState>;
 }
 
-/** Reads both nodes' state (this one over ctx.conn, the peer over ctx.connectTo). */
-export async function readPair(ctx: TaskContext): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
+/**
+ * Reads both nodes' state (this one over ctx.conn, the peer over ctx.connectTo). Each node's read
+ * is shared through ctx.observe (runner/observations.ts) with the other node's task of the same
+ * step, and with later steps while nothing was applied: `fresh` takes only a read of this step.
+ * A caller that reuses an older read may conclude only "nothing to do" from it.
+ */
+export async function readPair(
+  ctx: TaskContext,
+  opts: { fresh?: boolean } = {},
+): Promise<{ pair: ReturnType<typeof pairOf>; states: Record<string, NodeState> }> {
   const pair = pairOf(ctx);
+  // The role file is read too, for redis_replication, which shares these reads; not reported here.
+  const withoutRoleFile = ({ roleFile: _, ...s }: NodeState): NodeState => s;
+  const [self, peer] = await Promise.all([readPairNode(ctx, pair, ctx.host.name, opts), readPairNode(ctx, pair, pair.peer, opts)]);
+  return { pair, states: { [ctx.host.name]: withoutRoleFile(self), [pair.peer]: withoutRoleFile(peer) } };
+}
+
+/**
+ * One node's live state (Redis, VIP, keepalived, role file) for the ha_* modules: this host over
+ * ctx.conn, another over ctx.connectTo; shared through ctx.observe (see readPair). A copy each call.
+ */
+export async function readPairNode(ctx: TaskContext, pair: PairView, host: string, opts: { fresh?: boolean } = {}): Promise<NodeState> {
   const q: StateQuery = {
-    cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become,
+    cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password: pair.password, vip: pair.vip, become: ctx.become, configDir: pair.configDir,
   };
-  let refusedKey = false;
-  const peerConn = async (): Promise<Connection | undefined> => {
+  const read = async (): Promise<NodeState> => {
+    if (host === ctx.host.name) return readNodeState(ctx.conn, q);
+    let conn: Connection | undefined;
+    let refusedKey = false;
     try {
-      return await ctx.connectTo!(pair.peer);
+      conn = await ctx.connectTo!(host);
     } catch (e) {
       // A changed host key is a refusal (the peer's own task says so), not an outage: name it as the cause.
       refusedKey = e instanceof Error && e.name === 'HostKeyChangedError';
-      return undefined;
     }
+    const s = await readNodeState(conn, q);
+    if (refusedKey) s.error = HOST_KEY_REFUSED;
+    return s;
   };
-  const [self, peer] = await Promise.all([readNodeState(ctx.conn, q), peerConn().then((c) => readNodeState(c, q))]);
-  if (refusedKey) peer.error = HOST_KEY_REFUSED;
-  return { pair, states: { [ctx.host.name]: self, [pair.peer]: peer } };
+  const s = ctx.observe ? await ctx.observe(`redis-node-state\0${host}\0${JSON.stringify(q)}`, read, opts) : await read();
+  return { ...s };
 }
 
 export const haTopology: Module<Args, Data> = {
   name: 'ha_topology',
   args,
   async plan(ctx, a) {
-    const { pair, states } = await readPair(ctx);
+    // The roles the later steps act on: decided on a read of this step (shared by both nodes).
+    const { pair, states } = await readPair(ctx, { fresh: true });
     const preferred = pair.preferredMaster;
     const other = preferred === ctx.host.name ? pair.peer : ctx.host.name;
     const force = forcedClusters(ctx).includes(pair.cluster);

@@ -112,8 +112,13 @@ export const keepalivedReload: Module<Args, State> = {
   args,
   async plan(ctx, a) {
     const pair = pairOf(ctx);
-    const peerConn = await ctx.connectTo!(pair.peer).catch(() => undefined);
-    const [self, peer] = await Promise.all([readConfState(ctx.conn, ctx.become), peerConn ? readConfState(peerConn, ctx.become).catch(() => undefined) : undefined]);
+    // The peer's state matters only when this node has to reload: it is read then (a no-op re-run
+    // reads this node only; it read both at once before).
+    const readPeer = async () => {
+      const peerConn = await ctx.connectTo!(pair.peer).catch(() => undefined);
+      return peerConn ? readConfState(peerConn, ctx.become).catch(() => undefined) : undefined;
+    };
+    const self = await readConfState(ctx.conn, ctx.become);
     if (!self) throw new ModuleFailure(`cannot read ${CONF} on ${ctx.host.name}`);
     const svcArgs = serviceModule.args.parse({ ...a.service, state: 'reloaded' });
     const state = { svcArgs, svcPlan: { changes: [] }, self };
@@ -121,7 +126,7 @@ export const keepalivedReload: Module<Args, State> = {
     if (self.confSha === '-') return { changes: [], reason: `no ${CONF} on ${ctx.host.name} yet`, state };
     if (self.loadedConf === self.confSha) return { changes: [], reason: `keepalived on ${ctx.host.name} runs the installed ${CONF}`, state };
     // In check mode the peer's file was only planned, not written: report the step.
-    const blocked = ctx.check ? undefined : reloadBlocked(self, peer, { self: ctx.host.name, peer: pair.peer });
+    const blocked = ctx.check ? undefined : reloadBlocked(self, await readPeer(), { self: ctx.host.name, peer: pair.peer });
     if (blocked) throw new ModuleFailure(blocked);
     const authChanges = self.loadedAuth !== self.authSha;
     const svcPlan = await serviceModule.plan(ctx, svcArgs);
