@@ -259,7 +259,10 @@ function describe(step: ServiceStep, name: string, backend: Backend): string {
   return `${step} ${name}${how}`;
 }
 
-async function observe(ctx: TaskContext, args: ServiceArgs): Promise<{ backend: Backend; running: boolean; enabled?: boolean; status: string }> {
+async function observe(
+  ctx: TaskContext,
+  args: ServiceArgs,
+): Promise<{ backend: Backend; running: boolean; enabled?: boolean; status: string; unitPending?: boolean }> {
   if (ctx.facts.serviceManager === 'systemd') {
     const r = await runScript(ctx, SYSTEMD_STATUS, [args.name]);
     const s = parseSystemdStatus(r.stdout);
@@ -267,7 +270,13 @@ async function observe(ctx: TaskContext, args: ServiceArgs): Promise<{ backend: 
     // the one way to run it (a daemon started beside systemd would not come back after a reboot,
     // and systemd would start a second one at boot).
     if (s.found || !args.exec) {
-      if (!s.found && !args.daemon_reload) throw new ModuleFailure(`service ${args.name} not found on ${ctx.host.name} (no systemd unit)`);
+      if (!s.found && !args.daemon_reload) {
+        // In check mode the task that installs the unit (a template, a package) did not run: plan
+        // for the unit it would have installed, stopped and disabled as a new one is, instead of
+        // failing a dry run of a fresh host (as the user module does for a group made earlier).
+        if (ctx.check) return { backend: { kind: 'systemd' }, running: false, enabled: false, status: 'not installed yet', unitPending: true };
+        throw new ModuleFailure(`service ${args.name} not found on ${ctx.host.name} (no systemd unit)`);
+      }
       return { backend: { kind: 'systemd' }, running: s.running, enabled: s.enabled, status: `${s.active}, ${s.enabledText || 'unknown'}` };
     }
   }
@@ -299,7 +308,8 @@ export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
     }
     const steps = planServiceSteps({ state: args.state, enabled: seen.backend.kind === 'systemd' ? args.enabled : undefined }, seen);
     if (steps.length && args.daemon_reload && seen.backend.kind === 'systemd') steps.unshift('daemon-reload');
-    const changes: PlannedChange[] = steps.map((s) => ({ description: describe(s, args.name, seen.backend) }));
+    const pending = seen.unitPending ? ` (its unit is not there yet: an earlier task of this run installs it)` : '';
+    const changes: PlannedChange[] = steps.map((s) => ({ description: describe(s, args.name, seen.backend) + pending }));
     const reason = steps.length
       ? undefined
       : `${args.name} is ${seen.status}`;

@@ -15,7 +15,10 @@ import {
   planPackages,
   statusScript,
 } from '../../src/modules/package.js';
-import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps } from '../../src/modules/service.js';
+import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule } from '../../src/modules/service.js';
+import type { Connection, HostFacts } from '../../src/core/types.js';
+import { ModuleFailure } from '../../src/modules/lib/failure.js';
+import { makeContext } from '../support/context.js';
 import { groupCommand, parseGroupEntry } from '../../src/modules/group.js';
 import { parsePasswdEntry, userCommand } from '../../src/modules/user.js';
 import { normalizeValue, procPath, upsertSysctlLine } from '../../src/modules/sysctl.js';
@@ -425,6 +428,24 @@ describe('service module', () => {
     expect(parseSystemdStatus('load=loaded\nactive=inactive\nenabled=disabled\n')).toMatchObject({ running: false, enabled: false });
     expect(parseSystemdStatus('load=not-found\nactive=inactive\nenabled=\n')).toMatchObject({ found: false, enabled: undefined });
     expect(parseSystemdStatus('load=loaded\nactive=failed\nenabled=static\n')).toMatchObject({ running: false, enabled: undefined });
+  });
+  it('systemd, no unit yet: check mode plans the enable (the unit comes from an earlier task of the run); a real run fails, naming the host', async () => {
+    const conn: Connection = {
+      hostName: 'node1',
+      exec: async () => ({ display: 'status', code: 0, signal: null, stdout: 'load=not-found\nactive=inactive\nenabled=\n', stderr: '', ok: true, durationMs: 1 }),
+      close: async () => undefined,
+    };
+    const host = { name: 'node1', connection: {} as never, groups: ['all'], vars: {} };
+    const facts = { serviceManager: 'systemd' } as HostFacts;
+    const a = serviceModule.args.parse({ name: 'redis-server', enabled: true });
+    const dry = await serviceModule.plan(makeContext(host, conn, facts, { check: true }), a);
+    expect(dry.changes.map((c) => c.description)).toEqual(['enable redis-server (its unit is not there yet: an earlier task of this run installs it)']);
+    const started = await serviceModule.plan(makeContext(host, conn, facts, { check: true }), serviceModule.args.parse({ name: 'keepalived', state: 'started', enabled: true }));
+    expect(started.changes.map((c) => c.description)).toEqual([
+      'start keepalived (its unit is not there yet: an earlier task of this run installs it)',
+      'enable keepalived (its unit is not there yet: an earlier task of this run installs it)',
+    ]);
+    await expect(serviceModule.plan(makeContext(host, conn, facts), a)).rejects.toThrow(new ModuleFailure('service redis-server not found on node1 (no systemd unit)'));
   });
   it('plain: a live pid counts only when it is this service', () => {
     expect(parsePlainStatus('pid 42\ncomm keepalived\ncmdline /usr/sbin/keepalived -f x \n', 'keepalived', '/run/k.pid')).toEqual({ running: true, pid: 42 });
