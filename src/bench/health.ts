@@ -13,9 +13,9 @@ import { promises as fs } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { ClusterSpec } from '../core/types.js';
 import { loadInventory } from '../inventory/index.js';
-import { labDown, labExec, labKill, labUp, type LabInfo } from '../lab/index.js';
+import { labDown, labKill, labUp, type LabInfo } from '../lab/index.js';
 import { call, vipTarget, type RedisTarget } from '../pair/client.js';
-import { availabilityFirst } from './availability.js';
+import { availabilityFirst, vipHolder } from './availability.js';
 import { samples, type ForkTrial, type HealthCheck, type HealthResult, type StallTrial } from './result.js';
 
 /**
@@ -61,15 +61,6 @@ async function setCheck(inventoryPath: string, check: HealthCheck, debug: boolea
     if (debug) doc.setIn(['clusters', item.key.value, 'redis', 'config', 'enable-debug-command'], 'yes');
   }
   await fs.writeFile(inventoryPath, doc.toString());
-}
-
-async function vipHolder(lab: LabInfo, c: ClusterSpec): Promise<string | undefined> {
-  const vip = c.vip.split('/')[0];
-  for (const h of [c.master, c.replica]) {
-    const r = await labExec(lab.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', c.interface]);
-    if (r.stdout.includes(` inet ${vip}/`)) return h;
-  }
-  return undefined;
 }
 
 function info(text: unknown, field: string): string | undefined {

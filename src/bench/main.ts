@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ClusterSpec } from '../core/types.js';
 import { loadInventory } from '../inventory/index.js';
-import { availabilityFirst } from './availability.js';
+import { availabilityFirst, vipHolder } from './availability.js';
 import { healthRuns } from './health.js';
 import { labDown, labExec, labKill, labReboot, labStartHost, labStopHost, labUp, type LabInfo } from '../lab/index.js';
 import { netnsPids } from '../lab/net.js';
@@ -237,16 +237,6 @@ async function scaleRun(n: number, o: BenchOptions, ansibleVersion: string | und
 
 // ---------------------------------------------------------------------------------------------
 // One pair from scratch, failover, switchover.
-
-/** The lab host holding the cluster's VIP, if any. */
-async function vipHolder(lab: LabInfo, c: ClusterSpec): Promise<string | undefined> {
-  const vip = c.vip.split('/')[0];
-  for (const h of [c.master, c.replica]) {
-    const r = await labExec(lab.name, h, ['ip', '-o', '-4', 'addr', 'show', 'dev', c.interface]);
-    if (r.stdout.includes(` inet ${vip}/`)) return h;
-  }
-  return undefined;
-}
 
 /** Writes through the VIP until one succeeds; resolves with the time of that success, or undefined after `limitMs`. */
 async function firstWrite(c: ClusterSpec, key: string, startedAt: number, limitMs: number): Promise<number | undefined> {
