@@ -52,7 +52,7 @@ await build({
   entryPoints: ['src/cli/program.ts'],
   outfile: out('rha.cjs'),
   format: 'cjs',
-  minify: true,
+  minify: process.env.RHA_BUNDLE_MINIFY !== "0",
   // ssh2 stays a real package: it loads its native crypto binding (sshcrypto.node) relative to its
   // own folder; bundled it fell back to pure-JS crypto (slower), and with the binding kept it was
   // no faster. ioredis reads its package.json by __dirname; only status/switchover/demo load it.

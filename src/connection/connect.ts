@@ -3,6 +3,7 @@
  * against known_hosts before authentication, a bastion chain (ProxyJump) through SSH channels.
  * What the open connection then does is ssh.ts's.
  */
+import { trace, tracing } from '../core/trace.js';
 import type { Duplex } from 'node:stream';
 import { promises as fs } from 'node:fs';
 import { NodeSSH } from 'node-ssh';
@@ -54,6 +55,14 @@ class ConnectAttemptError extends Error {
 
 /** A connected Connection to the host; throws UnreachableError (or HostKeyChangedError). */
 export async function connect(host: HostSpec, opts: ConnectOptions = {}): Promise<SshConnection> {
+  if (!tracing) return connectUntraced(host, opts);
+  const started = Date.now();
+  const conn = await connectUntraced(host, opts);
+  trace(host.name, 'connected', started, 'ssh');
+  return conn;
+}
+
+async function connectUntraced(host: HostSpec, opts: ConnectOptions): Promise<SshConnection> {
   const spec = host.connection;
   const label = hostLabel(host.name, spec.address, spec.port);
   let privateKey: string | undefined;

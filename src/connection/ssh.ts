@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { NodeSSH } from 'node-ssh';
 import { displayCommand, type Command, type CommandResult } from '../core/command.js';
+import { trace, tracing } from '../core/trace.js';
 import { UnreachableError, type Connection, type HostSpec } from '../core/types.js';
 import { hostLabel } from './errors.js';
 import { buildRemoteInvocation, buildShellBody, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
@@ -124,7 +125,11 @@ export class SshConnection implements Connection {
 
   /** The command's result; rejects only with UnreachableError when the link is gone. */
   exec(cmd: Command): Promise<CommandResult> {
-    return this.execInternal(cmd, {});
+    if (!tracing) return this.execInternal(cmd, {});
+    return this.execInternal(cmd, {}).then((r) => {
+      trace(this.hostName, r.display, Date.now() - r.durationMs, cmd.stdin === undefined ? 'cmd' : 'stdin');
+      return r;
+    });
   }
 
   /** Like exec, but runs even after the run was interrupted: cleanup such as releasing the run lock (src/lock). */
