@@ -3,6 +3,7 @@
  * (paths relative to the importing file; cycles are errors). Every problem of every file is
  * collected before throwing.
  */
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, type InputProblem, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
 import { dotted, lineOf, parseYaml, readInputFile, sortProblems, suggestion, zodProblems, type KeyPath, type YamlSource } from '../inventory/source.js';
@@ -23,11 +24,36 @@ export function originOf(item: TaskSpec | PlaySpec): Origin | undefined {
 
 /** Returns the resolved playbook; throws InputError listing every problem in every imported file. */
 export async function loadPlaybook(file: string): Promise<Playbook> {
+  const kept = loaded.get(file);
+  if (kept && unchanged(kept.texts)) return kept.playbook;
   const loader = new Loader();
   const plays = loader.playbookFile(file, [], undefined);
   const errors = loader.problems.filter((p) => p.severity === 'error');
   if (errors.length) throw new InputError(sortProblems(loader.problems));
-  return { file, dir: dirname(resolve(file)), plays };
+  const playbook: Playbook = { file, dir: dirname(resolve(file)), plays };
+  if (loaded.size >= LOADED_MAX) loaded.clear();
+  loaded.set(file, { texts: loader.texts, playbook });
+  return playbook;
+}
+
+/**
+ * Playbooks loaded by this process, with the text of every file each was read from (itself and
+ * its imports): a process that runs many commands (the keeper, src/cli/keeper.ts) parses and
+ * checks site.yaml once, not on every run, yet sees every edit, since each file is read again and
+ * compared. Loaded playbooks are never changed after loading (the runner only reads them).
+ */
+const loaded = new Map<string, { texts: Map<string, string>; playbook: Playbook }>();
+const LOADED_MAX = 32;
+
+function unchanged(texts: Map<string, string>): boolean {
+  for (const [file, text] of texts) {
+    try {
+      if (readFileSync(file, 'utf8') !== text) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
 }
 
 interface Inherited {
@@ -38,6 +64,8 @@ interface Inherited {
 
 class Loader {
   readonly problems: InputProblem[] = [];
+  /** Every file read, by absolute path, with its text. */
+  readonly texts = new Map<string, string>();
 
   private error(src: YamlSource | string, path: KeyPath, message: string, key = false): void {
     if (typeof src === 'string') this.problems.push({ file: src, message, severity: 'error' });
@@ -60,6 +88,7 @@ class Loader {
         return undefined;
       }
       text = read.text!;
+      this.texts.set(abs, text);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       if (from) this.error(from.src, from.path, `cannot read ${what} ${file}: ${code}`);

@@ -398,7 +398,23 @@ export function referencedVariables(src: string, opts: { expression?: boolean } 
 export function referencedVariablesAt(
   src: string,
   opts: { expression?: boolean; where?: Where } = {},
-): Array<{ name: string; line: number; parts: string[] }> {
+): ReadonlyArray<Readonly<{ name: string; line: number; parts: string[] }>> {
+  // A pure function of the text (its lines count from the text's first line; `where` only places
+  // a parse error, and errors are not kept): validate asks for the same templates on every run,
+  // and the keeper (src/cli/keeper.ts) runs many. Bounded, since a keeper lives for 500 runs.
+  const key = (opts.expression ? 'e\0' : 't\0') + src;
+  const known = referenced.get(key);
+  if (known) return known;
+  const out = scanReferences(src, opts);
+  if (referenced.size >= REFERENCED_MAX) referenced.clear();
+  referenced.set(key, out);
+  return out;
+}
+
+const referenced = new Map<string, ReadonlyArray<Readonly<{ name: string; line: number; parts: string[] }>>>();
+const REFERENCED_MAX = 4096;
+
+function scanReferences(src: string, opts: { expression?: boolean; where?: Where }): Array<{ name: string; line: number; parts: string[] }> {
   const ast = opts.expression ? parse(`{{${src}}}`, opts.where ?? {}) : parse(src, opts.where ?? {});
   // One entry per distinct path (`cluster.redis.port`), so validate can check nested keys too.
   const out: Array<{ name: string; line: number; parts: string[] }> = [];

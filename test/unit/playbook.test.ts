@@ -71,6 +71,28 @@ describe('loadPlaybook: imports and defaults', () => {
     expect(ping).toMatchObject({ name: 'ping everything', hosts: 'all', serial: [], anyErrorsFatal: false, tags: [] });
   });
 
+  it('parses a playbook once per process, and again once any file it imports changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rha-pbmemo-'));
+    try {
+      writeFileSync(join(dir, 'site.yaml'), '- hosts: all\n  tasks:\n    - import_tasks: t.yaml\n');
+      writeFileSync(join(dir, 't.yaml'), '- name: one\n  command: [/bin/true]\n');
+      const first = await loadPlaybook(join(dir, 'site.yaml'));
+      expect(await loadPlaybook(join(dir, 'site.yaml'))).toBe(first);
+      // Same length, other text: an edit of the imported file is seen.
+      writeFileSync(join(dir, 't.yaml'), '- name: two\n  command: [/bin/true]\n');
+      const second = await loadPlaybook(join(dir, 'site.yaml'));
+      expect(second).not.toBe(first);
+      expect(second.plays[0].tasks.map((t) => t.name)).toEqual(['two']);
+      // A file that turns invalid is reported, not served from memory.
+      writeFileSync(join(dir, 't.yaml'), '- name: two\n  nosuchmodule: 1\n  command: [/bin/true]\n');
+      await expect(loadPlaybook(join(dir, 'site.yaml'))).rejects.toThrow(InputError);
+      rmSync(join(dir, 't.yaml'));
+      await expect(loadPlaybook(join(dir, 'site.yaml'))).rejects.toThrow(InputError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     ['cycle/a.yaml', /cycle\/b\.yaml:1 0\.import_playbook: import cycle a\.yaml → b\.yaml → a\.yaml: a file cannot import itself/],
     ['cycle/tasks.yaml', /cycle\/t1\.yaml:1 0\.import_tasks: import cycle t1\.yaml → t1\.yaml: a file cannot import itself/],
