@@ -226,6 +226,10 @@ const sessions = new WeakMap<Command, Session>();
 
 /** Parses argv and runs; usage errors exit 4 (invalid input), help exits 0. Sets process.exitCode. */
 export async function main(argv: string[] = process.argv, program: Command = buildProgram()): Promise<void> {
+  // One command per process: zod's JIT (a `new Function` per object schema, compiled on its first
+  // parse) costs more than it saves when each schema parses a few times (~20-40 ms of a no-op's
+  // start-up, cpu profile). The keeper (runArgv) keeps it: its schemas parse on every run.
+  (await import('zod')).config({ jitless: true });
   const code = await parseAndRun(argv, program);
   // `rha lab ...` sets process.exitCode itself.
   if (code !== ExitCode.ok || process.exitCode === undefined) process.exitCode = code;
