@@ -6,7 +6,7 @@
 import { quote, shellCommand } from '../../core/command.js';
 import type { Connection, TaskContext } from '../../core/types.js';
 import type { Artifact } from './redis-build-cache.js';
-import { BuildError, parseProbe, parseRedisVersion, probeCommand, runStep, type Probe } from './redis-host.js';
+import { BuildError, parseProbe, parseRedisVersion, probeCommand, runStep, tarballSha, type Probe } from './redis-host.js';
 import { srcDir, tarball, type RedisInstallArgs } from './redis-install-args.js';
 import { placeSource } from './redis-source.js';
 import { installToolchain } from './redis-toolchain.js';
@@ -19,7 +19,9 @@ export function isJemallocHeaderError(buildLog: string): boolean {
 /** Compiles on `host`, returning the packed binaries. */
 export async function buildOn(ctx: TaskContext, conn: Connection, host: string, a: RedisInstallArgs, probeHere: Probe, isHere: boolean): Promise<Artifact> {
   const become = ctx.become;
-  const probe = isHere ? probeHere : parseProbe(await runStep(conn, probeCommand(a, become), 'probe'));
+  const probe = isHere ? { ...probeHere } : parseProbe(await runStep(conn, probeCommand(a, become), 'probe'));
+  // The plan asks for the checksum only when it plans this build; another path may end here.
+  if (isHere && probe.tarballSha === undefined) probe.tarballSha = await tarballSha(conn, a, become);
   if (!probe.hasCc || !probe.hasMake) await installToolchain(ctx, conn, host, a);
 
   await placeSource(conn, a, become, probe.tarballSha);

@@ -3,7 +3,7 @@
  * `redis-server --version` every step checks its result with, and the runner of its steps, whose
  * failure is a BuildError naming the host.
  */
-import { describeFailure, quote, shellCommand, type Command } from '../../core/command.js';
+import { describeFailure, shellCommand, type Command } from '../../core/command.js';
 import type { Connection } from '../../core/types.js';
 import { ModuleFailure } from '../lib/failure.js';
 import { srcDir, tarball, type RedisInstallArgs } from './redis-install-args.js';
@@ -31,19 +31,36 @@ export function parseRedisVersion(text: string): Installed | undefined {
   return v ? { version: v, malloc: m ?? 'unknown' } : undefined;
 }
 
-/** Returns the probe: installed version, compiler, make, source tree and tarball checksum, in one command. */
+/**
+ * The probe: installed version, compiler, make, source tree and (when `$3` names it) the source
+ * tarball's checksum, in one command. A fixed script with the paths as arguments, so that the
+ * runner can read it ahead with the tasks around it (read-ahead.ts). The checksum reads the whole
+ * tarball (3 MB), so only a build on this host asks for it: a no-op leaves it out.
+ */
+export const PROBE_SCRIPT = [
+  `echo ${MARK}version; [ -x "$1" ] && "$1" --version 2>&1 || echo none`,
+  `echo ${MARK}cc; command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 && echo yes || echo no`,
+  `echo ${MARK}make; command -v make >/dev/null 2>&1 && echo yes || echo no`,
+  `echo ${MARK}tree; [ -f "$2" ] && echo yes || echo no`,
+  `echo ${MARK}tarball; [ -z "$3" ] || sha256sum -- "$3" 2>/dev/null | cut -d' ' -f1`,
+].join('\n');
+
+/** The probe's arguments: server binary, source Makefile, and the tarball when its checksum is wanted. */
+export function probeArgs(a: RedisInstallArgs, withTarball: boolean): string[] {
+  return [`${a.prefix}/bin/redis-server`, `${srcDir(a)}/src/Makefile`, withTarball ? tarball(a) : ''];
+}
+
+/** The probe as a command of its own (a build host's, which always needs the checksum). */
 export function probeCommand(a: RedisInstallArgs, become: boolean): Command {
-  const bin = quote(`${a.prefix}/bin/redis-server`);
-  return shellCommand(
-    [
-      `echo ${MARK}version; [ -x ${bin} ] && ${bin} --version 2>&1 || echo none`,
-      `echo ${MARK}cc; command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 && echo yes || echo no`,
-      `echo ${MARK}make; command -v make >/dev/null 2>&1 && echo yes || echo no`,
-      `echo ${MARK}tree; [ -f ${quote(`${srcDir(a)}/src/Makefile`)} ] && echo yes || echo no`,
-      `echo ${MARK}tarball; sha256sum ${quote(tarball(a))} 2>/dev/null | cut -d' ' -f1`,
-    ].join('\n'),
-    { become },
-  );
+  const cmd = shellCommand(PROBE_SCRIPT, { become });
+  return { ...cmd, argv: [...cmd.argv, 'sh', ...probeArgs(a, true)] };
+}
+
+/** The tarball's checksum on the host (undefined when there is none). */
+export async function tarballSha(conn: Connection, a: RedisInstallArgs, become: boolean): Promise<string | undefined> {
+  const cmd = shellCommand(`sha256sum -- "$1" 2>/dev/null | cut -d' ' -f1`, { become });
+  const r = await conn.exec({ ...cmd, argv: [...cmd.argv, 'sh', tarball(a)] });
+  return (r.ok && r.stdout.trim()) || undefined;
 }
 
 /** Parses the probe's output. */

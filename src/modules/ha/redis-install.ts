@@ -14,7 +14,8 @@ import { ModuleFailure } from '../lib/failure.js';
 import type { PackagePlanState } from '../package.js';
 import { buildOn } from './redis-build.js';
 import { building, buildKey, loadArtifact, ship, storeArtifact } from './redis-build-cache.js';
-import { parseProbe, probeCommand, type Installed, type Probe } from './redis-host.js';
+import { parseProbe, PROBE_SCRIPT, probeArgs, tarballSha, type Installed, type Probe } from './redis-host.js';
+import { runScript } from '../lib/run.js';
 import { redisInstallArgs, tarball, type RedisInstallArgs } from './redis-install-args.js';
 import { installRedisPackage, planRedisPackage } from './redis-package.js';
 
@@ -35,9 +36,12 @@ export function satisfies(installed: Installed | undefined, a: Pick<RedisInstall
 export const redisInstall: Module<RedisInstallArgs, State> = {
   name: 'redis_install',
   args: redisInstallArgs,
+  // Its probe is a plain read, made with the tasks after it (read-ahead.ts); it ends ok only when
+  // the binaries were already right, having changed nothing.
+  reads: (a) => [{ script: PROBE_SCRIPT, args: probeArgs(a, false) }],
   async plan(ctx, a) {
     if (a.install === 'source' && !a.source) throw new ModuleFailure('redis_install: install "source" needs `source` (path or url, and sha256)');
-    const r = await ctx.conn.exec(probeCommand(a, ctx.become));
+    const r = await runScript(ctx, PROBE_SCRIPT, probeArgs(a, false), { label: `probe of ${a.prefix}/bin/redis-server` });
     if (!r.ok) throw new ModuleFailure(describeFailure(r));
     const probe = parseProbe(r.stdout);
     const key = buildKey(a, ctx.facts);
@@ -56,6 +60,8 @@ export const redisInstall: Module<RedisInstallArgs, State> = {
     } else if (a.build_host && a.build_host !== ctx.host.name) {
       changes.push({ description: `build redis ${a.version} on ${a.build_host}, then install it into ${a.prefix}/bin${now}` });
     } else {
+      // Only a build here needs the source's checksum (it reads the whole tarball): asked now.
+      probe.tarballSha = await tarballSha(ctx.conn, a, ctx.become);
       if (!probe.hasCc || !probe.hasMake) changes.push({ description: `install a compiler toolchain (gcc, make, libc headers) with ${ctx.facts.packageManager}` });
       if (probe.tarballSha !== a.source!.sha256) changes.push({ description: `upload the redis ${a.version} source to ${tarball(a)}` });
       changes.push({ description: `build redis ${a.version} (malloc=${a.malloc}${a.malloc === 'auto' ? ': jemalloc, or libc after the jemalloc header error' : ''})${probe.tree ? ' in the existing source tree' : ''}` });
