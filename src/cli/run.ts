@@ -6,7 +6,7 @@
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
 import { maskSecrets } from '../core/command.js';
-import { ExitCode, formatProblem, InputError, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
+import { ExitCode, formatProblem, InputError, type Connection, type HostFacts, type InputProblem, type Inventory, type Playbook } from '../core/types.js';
 import { ConnectionPool, forgetHostKey } from '../connection/index.js';
 import { gatherFacts } from '../facts/index.js';
 import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
@@ -161,13 +161,27 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
         command: `rha ${path.basename(playbookFile)} -i ${displayPath(path.resolve(io.cwd, inventoryFile), io.cwd)}`,
         warn: (host, msg) => reporter.emit({ kind: 'warning', host, msg }),
       });
-  const connect = async (h: Parameters<ConnectionPool['get']>[0]) => {
+  // Facts are read while the run lock is taken (two round trips at once, not one after the
+  // other): reading them changes nothing, and a host whose lock is refused never uses them.
+  // Facts run without become (facts/index.ts), so this never tries a sudo password twice at once.
+  const factsAhead = new WeakMap<Connection, Promise<HostFacts>>();
+  const connect = async (h: Parameters<ConnectionPool['get']>[0], how?: { forFacts?: boolean }) => {
     const conn = await pool.get(h);
+    if (locks && how?.forFacts && !factsAhead.has(conn)) {
+      const facts = gatherFacts(conn);
+      facts.catch(() => undefined); // its error is the facts task's, when it asks
+      factsAhead.set(conn, facts);
+    }
     await locks?.acquire(h, conn);
     return conn;
   };
+  const factsOf = (conn: Connection): Promise<HostFacts> => {
+    const ahead = factsAhead.get(conn);
+    factsAhead.delete(conn);
+    return ahead ?? gatherFacts(conn);
+  };
   try {
-    const summary = await runPlaybook(pb!, inv!, opts, { modules, connect, gatherFacts, reporter });
+    const summary = await runPlaybook(pb!, inv!, opts, { modules, connect, gatherFacts: factsOf, reporter });
     return summary.exitCode;
   } catch (e) {
     // An internal error is printed by main with its stack: mask it like everything else.

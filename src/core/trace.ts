@@ -16,7 +16,7 @@ export const tracing = file !== undefined && file !== '';
 export function trace(host: string, what: string, startedMs: number, via: string): void {
   if (!tracing) return;
   const now = performance.now();
-  const line = `${(now - (Date.now() - startedMs)).toFixed(0).padStart(6)} +${String(Date.now() - startedMs).padStart(4)}ms ${host} ${via} ${what.replace(/\s+/g, ' ').slice(0, 100)}\n`;
+  const line = `${(now - (Date.now() - startedMs)).toFixed(0).padStart(6)} +${String(Date.now() - startedMs).padStart(4)}ms ${host} ${via} ${what.replace(/\s+/g, ' ').slice(0, Number(process.env.RHA_TRACE_WIDTH ?? 100))}\n`;
   try {
     appendFileSync(file!, line);
   } catch {

@@ -68,7 +68,7 @@ export interface RunContext {
   inv: Inventory;
   opts: RunOptions;
   modules: ReadonlyMap<string, Module>;
-  connect(host: HostSpec): Promise<Connection>;
+  connect(host: HostSpec, opts?: { forFacts?: boolean }): Promise<Connection>;
   emit(event: RunEvent): void;
   render(value: unknown, vars: Record<string, unknown>, where?: Where): unknown;
   evalCondition(expr: string, vars: Record<string, unknown>, where?: Where): boolean;

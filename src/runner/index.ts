@@ -49,8 +49,11 @@ export const DEFAULT_FORKS = 10;
 
 export interface RunDeps {
   modules: ReadonlyMap<string, Module>;
-  /** A connection for the host, reused for the whole run; throws UnreachableError. */
-  connect(host: HostSpec): Promise<Connection>;
+  /**
+   * A connection for the host, reused for the whole run; throws UnreachableError. `forFacts`: the
+   * runner gathers facts on it next (a caller may start that read while it finishes connecting).
+   */
+  connect(host: HostSpec, opts?: { forFacts?: boolean }): Promise<Connection>;
   gatherFacts(conn: Connection): Promise<HostFacts>;
   reporter: Reporter;
   render?: (value: unknown, vars: Record<string, unknown>, where?: Where) => unknown;
@@ -264,7 +267,7 @@ async function gatherFactsFor(rc: RunContext, deps: RunDeps, play: PlaySpec, hs:
   rc.emit({ kind: 'task-start', ...base });
   const t0 = rc.now();
   try {
-    hs.conn ??= await rc.connect(hs.spec);
+    hs.conn ??= await rc.connect(hs.spec, { forFacts: true });
     hs.facts = await deps.gatherFacts(hs.conn);
     hs.recap.ok++;
     const f = hs.facts;
