@@ -45,22 +45,30 @@ export interface KeepalivedConfState {
 }
 
 // Hashes of the installed file and of its auth_pass line; the loaded state from rha's record, or
-// the file itself when keepalived started after the file was last written.
+// the file itself when keepalived started after the file was last written. Builtins where they do
+// (read, case): a no-op reads this on every node, and each program is a fork and an exec; the
+// start time is worked out only when rha's record does not name the running keepalived.
 const READ = `conf=${CONF}
-p=$(cat /run/keepalived.pid 2>/dev/null)
-if [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null; then echo "running $p"; else echo "running -"; fi
+p=; [ -r /run/keepalived.pid ] && read -r p < /run/keepalived.pid
+c=; [ -n "$p" ] && [ -r /proc/$p/comm ] && read -r c < /proc/$p/comm
+case "$c" in *keepalived*) echo "running $p" ;; *) p=; echo "running -" ;; esac
 [ -f $conf ] || { echo "conf -"; exit 0; }
-echo "conf $(sha256sum < $conf | cut -d' ' -f1)"
-echo "auth $(sed -n 's/^[[:space:]]*auth_pass[[:space:]]*//p' $conf | sha256sum | cut -d' ' -f1)"
-echo "loaded $(cat ${LOADED} 2>/dev/null)"
-if [ -n "$p" ] && [ -r /proc/$p/stat ]; then
-  # Start time to 10 ms: boot time from now and /proc/uptime (btime is whole seconds), plus the
-  # process's start in clock ticks since boot. The same second is common on a fast run.
-  st=$(sed 's/^.*) //' /proc/$p/stat | cut -d' ' -f20)
-  hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-  echo "started $(awk -v now="$(date +%s.%N)" -v st="$st" -v hz="$hz" '{ printf "%.3f", now - $1 + st / hz }' /proc/uptime)"
-fi
-echo "mtime $(stat -c %.9Y $conf)"`;
+echo "conf $(sha256sum < $conf)"
+echo "auth $(sed -n 's/^[[:space:]]*auth_pass[[:space:]]*//p' $conf | sha256sum)"
+l=; [ -r ${LOADED} ] && read -r l < ${LOADED}
+echo "loaded $l"
+case "$l" in
+  ?*" "?*" $p") ;;
+  *)
+    if [ -n "$p" ] && [ -r /proc/$p/stat ]; then
+      # Start time to 10 ms: boot time from now and /proc/uptime (btime is whole seconds), plus the
+      # process's start in clock ticks since boot. The same second is common on a fast run.
+      st=$(sed 's/^.*) //' /proc/$p/stat | cut -d' ' -f20)
+      hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+      echo "started $(awk -v now="$(date +%s.%N)" -v st="$st" -v hz="$hz" '{ printf "%.3f", now - $1 + st / hz }' /proc/uptime)"
+      echo "mtime $(stat -c %.9Y $conf)"
+    fi ;;
+esac`;
 
 /** Parses READ's output (pure). */
 export function parseConfState(out: string): KeepalivedConfState {
@@ -72,8 +80,9 @@ export function parseConfState(out: string): KeepalivedConfState {
   const pid = f.get('running') ?? '-';
   const running = pid !== '-' && pid !== '';
   const [lConf = '', lAuth = '', lPid = ''] = (f.get('loaded') ?? '').split(' ');
-  const confSha = f.get('conf') ?? '';
-  const authSha = f.get('auth') ?? '';
+  // sha256sum prints `HASH  -`: the hash is the first word.
+  const confSha = (f.get('conf') ?? '').split(' ')[0];
+  const authSha = (f.get('auth') ?? '').split(' ')[0];
   let loadedConf = '';
   let loadedAuth = '';
   if (running && lPid === pid && lConf) {
