@@ -13,4 +13,9 @@ export interface CliIo {
   onInterrupt?: (handler: () => void) => () => void;
   /** Connections kept between runs (the keeper, keeper.ts); without it every run connects afresh. */
   keep?: KeptConnections;
+  /**
+   * stdout stands for a client's terminal (keeper.ts): the listr2 display draws on it although
+   * this process's own stdout is no terminal.
+   */
+  terminal?: boolean;
 }

@@ -6,8 +6,11 @@
  *
  * Used only when all of these hold, else the command runs in this process as always:
  * - the command is `run` or `provision` (no --help or --version);
- * - stdout is not a terminal (CI, pipes, files: the plain and JSON reporters; the listr2 display
- *   stays in-process, also when asked for with `--output pretty`);
+ * - stdout is not a terminal (CI, pipes, files), or it is one with colours and NO_COLOR unset: the
+ *   keeper then draws the listr2 display for this terminal (its width, kept up on resize) and the
+ *   client writes it out as it comes (issue 17: a user at a terminal gets the warm process too).
+ *   `--output pretty` into a pipe, and a terminal without colours, stay in-process, since the
+ *   keeper's listr2 always draws in colour;
  * - RHA_KEEPER is not `off` (`0`, `no`, `false`); a number sets the keeper's idle time in seconds
  *   (default 60, as Ansible's ControlPersist);
  * - the cache folder (code-cache.ts) is ours and closed to others: the socket lives there.
@@ -16,8 +19,8 @@
  * cannot take the command says so before doing anything, and the command runs here instead. A
  * keeper that ends in the middle of a run is an error (exit 1), never a silent second run.
  *
- * Wire format, one JSON object per line. Client: {run: {argv, cwd, env}}, {interrupt: true},
- * {status: true}, {stop: true}. Keeper: {busy} or {refused} (nothing done), {started}, {out} and
+ * Wire format, one JSON object per line. Client: {run: {argv, cwd, env, tty?: {columns, rows}}},
+ * {resize: {columns, rows}}, {interrupt: true}, {status: true}, {stop: true}. Keeper: {busy} or {refused} (nothing done), {started}, {out} and
  * {err} (base64), {exit}, {status}.
  */
 import { spawn } from 'node:child_process';
@@ -28,6 +31,7 @@ import path from 'node:path';
 import { codeCacheDir, trustedDir } from './code-cache.js';
 
 export const DEFAULT_IDLE_SECONDS = 60;
+const SHOW_CURSOR = '\x1b[?25h';
 /** sockaddr_un's path is 108 bytes on Linux. */
 const MAX_SOCKET_PATH = 100;
 const START_TIMEOUT_MS = 5000;
@@ -43,14 +47,25 @@ export function keeperIdleSeconds(env: NodeJS.ProcessEnv): number | undefined {
   return Number.isFinite(n) && n > 0 ? Math.min(n, 24 * 3600) : DEFAULT_IDLE_SECONDS;
 }
 
-/** Whether this command line may run in the keeper (see the list above). */
-export function keeperEligible(argv: string[], env: NodeJS.ProcessEnv, stdoutIsTTY: boolean | undefined): boolean {
+/**
+ * Whether this command line may run in the keeper (see the list above). `terminalColours`: stdout
+ * is a terminal that shows colours (`hasColors()`); false for a terminal without.
+ */
+export function keeperEligible(argv: string[], env: NodeJS.ProcessEnv, stdoutIsTTY: boolean | undefined, terminalColours = true): boolean {
   const args = argv.slice(2);
   if (args[0] !== 'run' && args[0] !== 'provision') return false;
   if (args.some((a) => a === '-h' || a === '--help' || a === '-V' || a === '--version')) return false;
-  // The listr2 display, asked for by name even into a pipe, stays in-process too.
+  if (keeperIdleSeconds(env) === undefined) return false;
+  if (stdoutIsTTY === true) return terminalColours && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  // The listr2 display asked for by name into a pipe stays in-process (it would draw in colour).
   const pretty = args.some((a, i) => a === '--output=pretty' || a === '-opretty' || (a === 'pretty' && (args[i - 1] === '-o' || args[i - 1] === '--output')));
-  return !pretty && stdoutIsTTY !== true && keeperIdleSeconds(env) !== undefined;
+  return !pretty;
+}
+
+/** The terminal's size, when stdout is one (a pseudo-terminal without a size reports 0 columns). */
+function terminalSize(): { columns: number; rows: number } | undefined {
+  const out = process.stdout;
+  return out.isTTY ? { columns: out.columns ?? 0, rows: out.rows ?? 0 } : undefined;
 }
 
 /**
@@ -143,6 +158,10 @@ export async function runInKeeper(argv: string[], mainJs: string, bundle: string
       done = true;
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.stdout.off('resize', onResize);
+      // The display hides the cursor while it draws: shown again whatever ended the run, as a
+      // run in its own process does when it exits.
+      if (tty) process.stdout.write(SHOW_CURSOR);
       s.destroy();
       resolve(code);
     };
@@ -151,10 +170,20 @@ export async function runInKeeper(argv: string[], mainJs: string, bundle: string
     const onSignal = () => {
       interrupts++;
       if (interrupts === 1) s.write('{"interrupt":true}\n');
-      else process.exit(130);
+      else {
+        if (tty) process.stdout.write(SHOW_CURSOR);
+        process.exit(130);
+      }
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    const tty = terminalSize();
+    // The display is drawn for this terminal's width: a resize is passed on as it happens.
+    const onResize = () => {
+      const size = terminalSize();
+      if (size && !done) s.write(JSON.stringify({ resize: size }) + '\n');
+    };
+    if (tty) process.stdout.on('resize', onResize);
 
     let buf = '';
     s.setEncoding('utf8');
@@ -188,6 +217,6 @@ export async function runInKeeper(argv: string[], mainJs: string, bundle: string
       finish(1);
     });
     const env = { ...process.env };
-    s.write(JSON.stringify({ run: { argv: argv.slice(2), cwd: process.cwd(), env } }) + '\n');
+    s.write(JSON.stringify({ run: { argv: argv.slice(2), cwd: process.cwd(), env, ...(tty ? { tty } : {}) } }) + '\n');
   });
 }

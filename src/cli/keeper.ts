@@ -67,6 +67,8 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
   let stopping = false;
   /** Interrupts the run in progress (once). */
   let currentInterrupt: (() => void) | undefined;
+  /** listr2 was loaded to draw in colour (a client's terminal, see runFor). */
+  let coloured = false;
 
   const server = net.createServer();
   const shutdown = async (): Promise<void> => {
@@ -107,6 +109,8 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     let buf = '';
     let interrupt: (() => void) | undefined;
     let interrupted = false;
+    /** Passes the client terminal's new size to the run's display (a terminal run only). */
+    let resize: ((size: TerminalSize) => void) | undefined;
     const fireInterrupt = () => {
       if (interrupted) return;
       interrupted = true;
@@ -124,7 +128,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        let m: { run?: { argv?: unknown; cwd?: unknown; env?: unknown }; interrupt?: boolean; status?: boolean; stop?: boolean };
+        let m: { run?: { argv?: unknown; cwd?: unknown; env?: unknown; tty?: unknown }; resize?: unknown; interrupt?: boolean; status?: boolean; stop?: boolean };
         try {
           m = JSON.parse(line);
         } catch {
@@ -132,7 +136,10 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
           return;
         }
         if (m.interrupt) fireInterrupt();
-        else if (m.status) {
+        else if (m.resize !== undefined) {
+          const size = terminalSize(m.resize);
+          if (size) resize?.(size);
+        } else if (m.status) {
           send({ status: status() });
           conn.end();
         } else if (m.stop) {
@@ -153,7 +160,8 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
             busy = true;
             currentInterrupt = fireInterrupt;
             if (idleTimer) clearTimeout(idleTimer);
-            void runFor(conn, send, argv, r.cwd, r.env as NodeJS.ProcessEnv, (h) => {
+            const tty = terminalSize(r.tty);
+            void runFor(conn, send, argv, r.cwd, r.env as NodeJS.ProcessEnv, tty, (f) => (resize = f), (h) => {
               interrupt = h;
               if (interrupted) h();
               return () => (interrupt = undefined);
@@ -177,6 +185,8 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     argv: string[],
     cwd: string,
     env: NodeJS.ProcessEnv,
+    tty: TerminalSize | undefined,
+    onResize: (f: (size: TerminalSize) => void) => void,
     onInterrupt: CliIo['onInterrupt'],
   ): Promise<void> => {
     try {
@@ -201,6 +211,33 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
         },
       });
     const io: CliIo = { stdout: stream('out'), stderr: stream('err'), env: process.env, cwd, onInterrupt, keep };
+    // The client's stdout is a terminal: the run sees a terminal of its size (the reporter then
+    // draws the listr2 display, report/open.ts), and listr2 wraps lines at process.stdout.columns.
+    const ownColumns = process.stdout.columns;
+    if (tty) {
+      // listr2's colours (colorette) are decided once, when it is first loaded, from that moment's
+      // environment and fd 1, which here is /dev/null: load it now, told to colour. Only clients
+      // whose terminal shows colours and who did not set NO_COLOR come here (keeperEligible).
+      if (!coloured) {
+        const own = process.env.FORCE_COLOR;
+        process.env.FORCE_COLOR = '1';
+        await import('../report/pretty.js');
+        if (own === undefined) delete process.env.FORCE_COLOR;
+        else process.env.FORCE_COLOR = own;
+        coloured = true;
+      }
+      const setSize = (size: TerminalSize) => {
+        Object.assign(io.stdout, { isTTY: true, columns: size.columns, rows: size.rows });
+        Object.assign(io.stderr, { isTTY: true, columns: size.columns, rows: size.rows });
+        process.stdout.columns = size.columns;
+      };
+      setSize(tty);
+      io.terminal = true;
+      onResize((size) => {
+        setSize(size);
+        io.stdout.emit('resize');
+      });
+    }
     let code: ExitCode;
     try {
       code = await runArgv([process.execPath, 'rha', ...argv], io);
@@ -209,6 +246,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     } finally {
       replaceEnv(ownEnv);
       process.chdir('/');
+      process.stdout.columns = ownColumns;
     }
     await new Promise<void>((resolve) => io.stdout.end(() => io.stderr.end(() => resolve())));
     send({ exit: code });
@@ -240,6 +278,19 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
   armIdle();
   await new Promise<void>((resolve) => server.once('close', () => resolve()));
   await shutdown();
+}
+
+export interface TerminalSize {
+  columns: number;
+  rows: number;
+}
+
+/** A client's `{columns, rows}`, or undefined when it is not one (pure). */
+export function terminalSize(v: unknown): TerminalSize | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const { columns, rows } = v as { columns?: unknown; rows?: unknown };
+  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n < 100_000;
+  return ok(columns) && ok(rows) ? { columns, rows } : undefined;
 }
 
 /** Makes process.env exactly `env` (in place: the process's own environment changes too). */

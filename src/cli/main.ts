@@ -52,7 +52,8 @@ if (entry === self || entry === self.replace(/\.js$/, '')) {
     });
   }
   const bundle = fileURLToPath(new URL('./rha.cjs', import.meta.url));
-  const code = keeperEligible(process.argv, process.env, process.stdout.isTTY) && existsSync(bundle)
+  const out = process.stdout;
+  const code = keeperEligible(process.argv, process.env, out.isTTY, out.isTTY ? out.hasColors() : true) && existsSync(bundle)
     ? await runInKeeper(process.argv, self, bundle)
     : undefined;
   if (code !== undefined) process.exitCode = code;

@@ -130,7 +130,7 @@ export async function runCommand(playbookFile: string, inventoryFile: string, o:
   const stopListening = (io.onInterrupt ?? processInterrupts)(onSignal);
 
   const format = o.output ?? defaultOutput(io.stdout, io.env);
-  const reporter = await openReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff }, inv!.secrets);
+  const reporter = await openReporter(format, { out: io.stdout, err: io.stderr, verbosity: o.verbose, diff: o.diff, forceRender: io.terminal }, inv!.secrets);
   const pool = new ConnectionPool({
     acceptChangedHostKeys: o.acceptHostKey.includes('all') ? 'all' : new Set(o.acceptHostKey),
     signal: controller.signal,

@@ -23,7 +23,7 @@ export function defaultOutput(out: { isTTY?: boolean; columns?: number }, env: N
 /** A masked reporter of the given format writing to `o.out`; loads listr2 only for `pretty`. */
 export async function openReporter(
   format: OutputFormat,
-  o: ReporterOptions & { err?: NodeJS.WritableStream },
+  o: ReporterOptions & { err?: NodeJS.WritableStream; forceRender?: boolean },
   secrets: ReadonlySet<string>,
 ): Promise<Reporter> {
   if (format === 'pretty') {

@@ -9,7 +9,7 @@ import type { Reporter, RunEvent } from '../core/types.js';
 import { formatDuration, recapLines, runStartLine, safeWriter, taskLines, type ReporterOptions } from './plain.js';
 
 export interface PrettyOptions extends ReporterOptions {
-  /** Render even when `out` is not a terminal (tests). */
+  /** Render even when `out` is not a terminal (tests, and the keeper drawing for a client's terminal). */
   forceRender?: boolean;
   /**
    * The error stream, held back while the live view draws so that messages (Ctrl-C notice) do

@@ -127,6 +127,47 @@ describe('runs through the keeper', () => {
     expect(await keepers()).toEqual([]);
   }, 120_000);
 
+  test('at a terminal: the keeper draws the listr2 display in colour for it; NO_COLOR or a terminal without colours runs on its own', async () => {
+    fresh();
+    const pb = whoami();
+    // A real pseudo-terminal (util-linux `script`), sized as a terminal window is; no CI variable.
+    const atTerminal = (extra: NodeJS.ProcessEnv) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const cmd = `stty cols 100 rows 30; exec ${process.execPath} ${RHA} run ${pb} -i ${info.inventoryPath}`;
+        const base = { ...process.env };
+        delete base.CI;
+        const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...base, TERM: 'xterm-256color', ...env, ...extra }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (out += d));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+    const a = await atTerminal({});
+    expect(a.code, a.out).toBe(0);
+    const k = await keepers();
+    expect(k).toHaveLength(1);
+    expect(k[0].runs).toBe(1);
+    const pa = await sshdPids();
+    // listr2's display: the cursor hidden while it draws, lines redrawn in place, colour, and the
+    // play's title; the cursor shown again at the end.
+    expect(a.out).toContain('\x1b[?25l');
+    expect(a.out).toContain('\x1b[1A');
+    expect(a.out).toMatch(/\x1b\[3\dm/);
+    expect(a.out).toContain('which connection');
+    expect(a.out.trimEnd().endsWith('\x1b[?25h') || a.out.lastIndexOf('\x1b[?25h') > a.out.lastIndexOf('\x1b[?25l')).toBe(true);
+    // The second terminal run reuses the kept connection.
+    const b = await atTerminal({});
+    expect(b.code, b.out).toBe(0);
+    expect((await keepers())[0].runs).toBe(2);
+    expect(await sshdPids()).toEqual(pa);
+    // NO_COLOR: the keeper would draw in colour, so the run is this process's own (and uncoloured).
+    const c = await atTerminal({ NO_COLOR: '1' });
+    expect(c.code, c.out).toBe(0);
+    expect((await keepers())[0].runs).toBe(2);
+    expect(c.out).not.toMatch(/\x1b\[3\dm/);
+    expect((await sshdPids()).node1).not.toBe(pa.node1);
+  }, 120_000);
+
   test('same output and exit codes as a run in its own process: success, a failed task, invalid input', async () => {
     fresh();
     const ok = playbook('ok.yaml', '- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say hi\n      command: { argv: [echo, hi] }\n');

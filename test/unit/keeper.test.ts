@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { DEFAULT_IDLE_SECONDS, keeperEligible, keeperIdleSeconds, keeperSocket } from '../../src/cli/keeper-client.js';
+import { terminalSize } from '../../src/cli/keeper.js';
 import { ConnectionKeeper } from '../../src/connection/keep.js';
 import type { SshConnection } from '../../src/connection/ssh.js';
 import type { HostSpec } from '../../src/core/types.js';
@@ -17,10 +18,16 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('which command lines go to the keeper', () => {
   const argv = (...a: string[]) => ['node', 'rha', ...a];
-  test('run and provision outside a terminal, unless RHA_KEEPER is off or help is asked', () => {
+  test('run and provision, also at a terminal with colours, unless RHA_KEEPER is off or help is asked', () => {
     expect(keeperEligible(argv('run', 'p.yaml', '-i', 'i.yaml'), {}, undefined)).toBe(true);
     expect(keeperEligible(argv('provision', 'i.yaml'), {}, false)).toBe(true);
-    expect(keeperEligible(argv('provision', 'i.yaml'), {}, true)).toBe(false);
+    // A terminal: the keeper draws the listr2 display for it, always in colour, so only for one that shows colours.
+    expect(keeperEligible(argv('provision', 'i.yaml'), { TERM: 'xterm-256color' }, true, true)).toBe(true);
+    expect(keeperEligible(argv('provision', 'i.yaml', '-o', 'pretty'), {}, true, true)).toBe(true);
+    expect(keeperEligible(argv('provision', 'i.yaml'), {}, true, false)).toBe(false);
+    expect(keeperEligible(argv('provision', 'i.yaml'), { NO_COLOR: '1' }, true, true)).toBe(false);
+    expect(keeperEligible(argv('provision', 'i.yaml'), { TERM: 'dumb' }, true, true)).toBe(false);
+    expect(keeperEligible(argv('provision', 'i.yaml'), { RHA_KEEPER: 'off' }, true, true)).toBe(false);
     for (const off of ['off', '0', 'no', 'false', 'OFF ']) expect(keeperEligible(argv('provision', 'i.yaml'), { RHA_KEEPER: off }, false)).toBe(false);
     for (const cmd of ['validate', 'status', 'switchover', 'lab', 'keeper', 'demo', 'init']) expect(keeperEligible(argv(cmd, 'x'), {}, false)).toBe(false);
     for (const h of ['-h', '--help', '-V', '--version']) expect(keeperEligible(argv('provision', 'i.yaml', h), {}, false)).toBe(false);
@@ -30,6 +37,14 @@ describe('which command lines go to the keeper', () => {
     }
     expect(keeperEligible(argv('provision', 'i.yaml', '-o', 'json'), {}, false)).toBe(true);
     expect(keeperEligible(argv('run', 'pretty', '-i', 'i.yaml'), {}, false)).toBe(true); // a playbook named "pretty"
+  });
+
+  test("a client terminal's size is two small whole numbers, else none", () => {
+    expect(terminalSize({ columns: 120, rows: 40 })).toEqual({ columns: 120, rows: 40 });
+    expect(terminalSize({ columns: 0, rows: 0 })).toEqual({ columns: 0, rows: 0 });
+    for (const bad of [undefined, null, 'x', {}, { columns: 80 }, { columns: -1, rows: 2 }, { columns: 1.5, rows: 2 }, { columns: '80', rows: 24 }, { columns: 1e9, rows: 1 }]) {
+      expect(terminalSize(bad)).toBeUndefined();
+    }
   });
 
   test('RHA_KEEPER: seconds of idle time, default 60, capped at a day', () => {
