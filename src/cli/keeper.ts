@@ -206,6 +206,10 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
         write(chunk: Buffer | string, _enc, cb) {
           if (conn.destroyed) return cb();
           const data = (typeof chunk === 'string' ? Buffer.from(chunk) : chunk).toString('base64');
+          // The lines a reporter writes in one go (a task's end on every host) leave in one
+          // write: ~80 syscalls per no-op of a pair otherwise, 10 ms of the keeper's CPU.
+          conn.cork();
+          process.nextTick(() => conn.uncork());
           if (conn.write(JSON.stringify({ [field]: data }) + '\n')) cb();
           else conn.once('drain', () => cb());
         },
