@@ -12,12 +12,13 @@ import { gatherFacts } from '../facts/index.js';
 import { limitHosts, loadInventory, selectHosts } from '../inventory/index.js';
 import { modules } from '../modules/index.js';
 import { RunLocks } from '../lock/index.js';
-import { loadPlaybook, validatePlaybook } from '../playbook/index.js';
+import { isStored, loadPlaybook, validatePlaybook } from '../playbook/index.js';
 import { defaultOutput, openReporter } from '../report/open.js';
 import { displayPath } from '../report/plain.js';
 import { runPlaybook, type RunOptions } from '../runner/index.js';
 import type { RunCliOptions } from './options.js';
 import { packageRoot } from './paths.js';
+import { ownPlaybookStore } from './playbook-store.js';
 
 import type { CliIo } from './io.js';
 
@@ -58,14 +59,23 @@ async function loadAll(inventoryFile: string, playbookFile: string, io: Io): Pro
     return undefined;
   };
   // Both load at once; problems are listed inventory first whatever finishes first.
+  const pbPath = path.resolve(io.cwd, playbookFile);
   const [invResult, pbResult] = await Promise.allSettled([
     loadInventory(path.resolve(io.cwd, inventoryFile), { env: io.env }),
-    loadPlaybook(path.resolve(io.cwd, playbookFile)),
+    loadPlaybook(pbPath, { store: ownPlaybookStore(pbPath, io.env) }),
   ]);
   const inv = invResult.status === 'fulfilled' ? invResult.value : collect(invResult.reason);
-  const pb = pbResult.status === 'fulfilled' ? pbResult.value : collect(pbResult.reason);
+  let pb = pbResult.status === 'fulfilled' ? pbResult.value : collect(pbResult.reason);
   if (inv) problems.push(...inv.warnings);
-  if (inv && pb) problems.push(...validatePlaybook(pb, inv, modules));
+  if (inv && pb) {
+    let found = validatePlaybook(pb, inv, modules);
+    // A stored playbook knows each task's line, not each field's: parse it again to say where.
+    if (found.length && isStored(pb)) {
+      pb = await loadPlaybook(pbPath, { fresh: true });
+      found = validatePlaybook(pb, inv, modules);
+    }
+    problems.push(...found);
+  }
   return { inv, pb, problems };
 }
 

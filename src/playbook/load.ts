@@ -3,6 +3,7 @@
  * (paths relative to the importing file; cycles are errors). Every problem of every file is
  * collected before throwing.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError, type InputProblem, type Playbook, type PlaySpec, type TaskSpec } from '../core/types.js';
@@ -22,10 +23,32 @@ export function originOf(item: TaskSpec | PlaySpec): Origin | undefined {
   return origins.get(item);
 }
 
+/**
+ * Where loaded playbooks are kept between processes (cli/playbook-store.ts: rha's own playbooks,
+ * in the user's cache folder). An entry holds the sha256 of every file the playbook was read
+ * from, by absolute path, and the playbook as JSON data.
+ */
+export interface PlaybookStore {
+  get(file: string): StoredPlaybook | undefined;
+  set(file: string, entry: StoredPlaybook): void;
+}
+export interface StoredPlaybook {
+  files: Record<string, string>;
+  playbook: Playbook;
+}
+
+export interface LoadOptions {
+  store?: PlaybookStore;
+  /** Parse the files again, whatever this process or the store kept (for exact lines in messages). */
+  fresh?: boolean;
+}
+
 /** Returns the resolved playbook; throws InputError listing every problem in every imported file. */
-export async function loadPlaybook(file: string): Promise<Playbook> {
-  const kept = loaded.get(file);
+export async function loadPlaybook(file: string, opts: LoadOptions = {}): Promise<Playbook> {
+  const kept = opts.fresh ? undefined : loaded.get(file);
   if (kept && unchanged(kept.texts)) return kept.playbook;
+  const stored = opts.fresh ? undefined : fromStore(file, opts.store);
+  if (stored) return stored;
   const loader = new Loader();
   const plays = loader.playbookFile(file, [], undefined);
   const errors = loader.problems.filter((p) => p.severity === 'error');
@@ -33,8 +56,55 @@ export async function loadPlaybook(file: string): Promise<Playbook> {
   const playbook: Playbook = { file, dir: dirname(resolve(file)), plays };
   if (loaded.size >= LOADED_MAX) loaded.clear();
   loaded.set(file, { texts: loader.texts, playbook });
+  if (opts.store) {
+    const files: Record<string, string> = {};
+    for (const [f, text] of loader.texts) files[f] = sha256(text);
+    try {
+      opts.store.set(file, { files, playbook });
+    } catch {
+      /* a store only ever saves time */
+    }
+  }
   return playbook;
 }
+
+/**
+ * Whether the playbook came from a store: it has no origins (originOf), so validate's messages
+ * give the task's line, not the field's; load it again with `fresh` to report problems.
+ */
+export function isStored(pb: Playbook): boolean {
+  return storedPlaybooks.has(pb);
+}
+const storedPlaybooks = new WeakSet<Playbook>();
+
+/** The stored playbook when every file it was read from still has the same text; else undefined. */
+function fromStore(file: string, store: PlaybookStore | undefined): Playbook | undefined {
+  let entry: StoredPlaybook | undefined;
+  try {
+    entry = store?.get(file);
+  } catch {
+    return undefined;
+  }
+  if (!entry || entry.playbook?.file !== file || !Array.isArray(entry.playbook.plays)) return undefined;
+  const texts = new Map<string, string>();
+  for (const [f, hash] of Object.entries(entry.files ?? {})) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+    if (sha256(text) !== hash) return undefined;
+    texts.set(f, text);
+  }
+  if (!texts.size) return undefined;
+  storedPlaybooks.add(entry.playbook);
+  if (loaded.size >= LOADED_MAX) loaded.clear();
+  loaded.set(file, { texts, playbook: entry.playbook });
+  return entry.playbook;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /**
  * Playbooks loaded by this process, with the text of every file each was read from (itself and
@@ -44,6 +114,11 @@ export async function loadPlaybook(file: string): Promise<Playbook> {
  */
 const loaded = new Map<string, { texts: Map<string, string>; playbook: Playbook }>();
 const LOADED_MAX = 32;
+
+/** Forgets the playbooks this process loaded (the next load reads a store or parses). */
+export function forgetLoadedPlaybooks(): void {
+  loaded.clear();
+}
 
 function unchanged(texts: Map<string, string>): boolean {
   for (const [file, text] of texts) {

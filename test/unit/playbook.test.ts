@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError, formatProblem, type Inventory, type Module } from '../../src/core/types.js';
 import { parseInventory } from '../../src/inventory/index.js';
-import { loadPlaybook, playbookSchema, validatePlaybook } from '../../src/playbook/index.js';
+import { forgetLoadedPlaybooks, isStored, loadPlaybook, playbookSchema, validatePlaybook, type PlaybookStore, type StoredPlaybook } from '../../src/playbook/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, '..', 'fixtures', 'inputs', 'playbooks');
@@ -88,6 +88,42 @@ describe('loadPlaybook: imports and defaults', () => {
       await expect(loadPlaybook(join(dir, 'site.yaml'))).rejects.toThrow(InputError);
       rmSync(join(dir, 't.yaml'));
       await expect(loadPlaybook(join(dir, 'site.yaml'))).rejects.toThrow(InputError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stored playbook is used only while every file it came from has the same text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rha-pbstore-'));
+    const entries = new Map<string, StoredPlaybook>();
+    const store: PlaybookStore = { get: (f) => entries.get(f), set: (f, e) => void entries.set(f, JSON.parse(JSON.stringify(e))) };
+    const site = join(dir, 'site.yaml');
+    try {
+      writeFileSync(site, '- hosts: all\n  tasks:\n    - import_tasks: t.yaml\n');
+      writeFileSync(join(dir, 't.yaml'), '- name: one\n  command: [/bin/true]\n  when: eq a "b"\n');
+      const parsed = await loadPlaybook(site, { store });
+      expect(isStored(parsed)).toBe(false);
+      expect(Object.keys(entries.get(site)!.files).sort()).toEqual([site, join(dir, 't.yaml')]);
+      // Another process: nothing in memory, the store's copy is the same playbook.
+      forgetLoadedPlaybooks();
+      const stored = await loadPlaybook(site, { store });
+      expect(isStored(stored)).toBe(true);
+      expect(stored).toEqual(parsed);
+      // An imported file edited: parsed again, and stored again.
+      writeFileSync(join(dir, 't.yaml'), '- name: two\n  command: [/bin/true]\n');
+      forgetLoadedPlaybooks();
+      const edited = await loadPlaybook(site, { store });
+      expect(isStored(edited)).toBe(false);
+      expect(edited.plays[0].tasks[0]).toMatchObject({ name: 'two', when: undefined });
+      // A file gone: the store's entry is not used, the load reports it.
+      forgetLoadedPlaybooks();
+      rmSync(join(dir, 't.yaml'));
+      await expect(loadPlaybook(site, { store })).rejects.toThrow(InputError);
+      // `fresh` parses whatever is kept.
+      writeFileSync(join(dir, 't.yaml'), '- name: two\n  command: [/bin/true]\n');
+      forgetLoadedPlaybooks();
+      expect(isStored(await loadPlaybook(site, { store }))).toBe(true);
+      expect(isStored(await loadPlaybook(site, { store, fresh: true }))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
