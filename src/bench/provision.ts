@@ -4,6 +4,7 @@
  * Ansible playbook (bench/ansible/provision.yml) on the same pair. The pair's hosts boot systemd,
  * like real servers, so both tools manage the services through systemd.
  */
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -122,6 +123,17 @@ export async function noopBothWays(
   };
 }
 
+/** How long Node itself takes to start and exit on this machine (`node -e 0`): median of five, ms. */
+async function nodeStart(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => execFile(process.execPath, ['-e', '0'], () => resolve()));
+    times.push(performance.now() - t0);
+  }
+  return median(times)!;
+}
+
 /** The real-job row: a fresh systemd pair (python3 for Ansible), provisioned, then the no-op re-runs of both tools. */
 export async function provisionRow(
   ctx: SectionContext,
@@ -145,7 +157,9 @@ export async function provisionRow(
     const rha = await noopBothWays(ctx, 'provision', args, 2, RHA_REPS, env);
     ctx.log(`real job: rha provision no-op ${secs(rha.ownProcessMs)} in its own process, ${secs(rha.keeperMs)} through the keeper (medians of ${RHA_REPS})`);
     const { keeperRuns: _runs, ...rhaFigures } = rha;
-    const result: ProvisionResult = { hosts: 2, hostKind: lab.kind, firstMs: first.wallMs, rha: rhaFigures };
+    const nodeStartMs = await nodeStart();
+    ctx.log(`real job: node -e 0 takes ${secs(nodeStartMs)} here (median of 5): the floor under every own-process run and every keeper client`);
+    const result: ProvisionResult = { hosts: 2, hostKind: lab.kind, firstMs: first.wallMs, rha: rhaFigures, nodeStartMs };
     // provision.yml manages the services through systemd: no Ansible side on namespace hosts.
     if (!ansibleVersion || !systemd) return { ...result, loadAverage: { start: loadStart, end: os.loadavg()[0] } };
 

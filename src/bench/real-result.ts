@@ -2,7 +2,7 @@
  * The bench's rows for the real job (issue 17): the no-op re-run of the full `rha provision` of a
  * pair against its Ansible equivalent (bench/ansible/provision.yml), and a no-op of the bench job
  * on 1000 hosts. Own-process and keeper figures side by side; the targets judged on own-process
- * (a user at a terminal never gets the keeper).
+ * (RHA_KEEPER=off, or a first run before the keeper starts), as the issue asks.
  */
 import { speedup } from './stats.js';
 import { formatTable, type Target } from './table.js';
@@ -30,6 +30,8 @@ export interface ProvisionResult {
   };
   /** The machine's 1-minute load average when the row started and ended (the lab shares its cores). */
   loadAverage?: { start: number; end: number };
+  /** `node -e 0` on this machine, median ms: the floor under an own-process run and a keeper client. */
+  nodeStartMs?: number;
   /** ansible-playbook bench/ansible/provision.yml on the pair rha provisioned (every run must change nothing). */
   ansible?: { noopMs: number; noopSamplesMs: number[]; version: string; tasks?: number };
 }
@@ -109,6 +111,7 @@ export function renderReal(r: RealResults): string[] {
       ]),
       `(medians of ${p.rha.ownProcessSamplesMs.length} per rha mode${p.ansible ? ` and ${p.ansible.noopSamplesMs.length} for Ansible after a warm-up run; ${p.ansible.version}` : ''}; ` +
         `first rha provision of the pair ${s(p.firstMs)}${load(p.loadAverage)})`,
+      ...(p.nodeStartMs !== undefined ? [`(node -e 0 on this machine: ${s(p.nodeStartMs)}, the floor under both rha figures: the keeper's client is a Node process too)`] : []),
       '',
     );
   }
