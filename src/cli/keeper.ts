@@ -11,7 +11,8 @@
  * - The socket is in the user's cache folder (mode 0700, checked to be ours), itself mode 0600: only
  *   this user reaches it, as with ssh's ControlPath. Nothing is logged; the process's own
  *   environment holds no secret (keeper-client.ts's KEEPER_ENV), its command line neither.
- * - It ends early after MAX_RUNS runs or above MAX_RSS_MB of memory, and on `rha keeper stop`.
+ * - It ends early after MAX_RUNS runs or above its memory cap (memoryCapMb: MAX_RSS_MB, plus an
+ *   allowance per connection it keeps), and on `rha keeper stop`.
  */
 import { promises as fs, readFileSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +28,19 @@ import type { CliIo } from './io.js';
 
 const MAX_RUNS = 500;
 const MAX_RSS_MB = 400;
+/**
+ * What one kept connection may add to the cap, in MB. Measured at 1000 hosts (issue 17): a kept
+ * connection (ssh2 client, socket, shells) holds ~35 KB of JavaScript heap and ~6 KB outside it;
+ * the keeper's RSS after a run on 1000 hosts is ~200-250 MB against ~60 MB idle with none, i.e.
+ * up to ~0.2 MB per host once the heap a run grew into is counted. Without it, a keeper serving
+ * many hosts would end after every run and the next run would connect to all of them again.
+ */
+export const KEPT_CONNECTION_MB = 0.2;
+
+/** The keeper's memory cap after a run, in MB, with `keptConnections` connections kept. */
+export function memoryCapMb(keptConnections: number): number {
+  return MAX_RSS_MB + keptConnections * KEPT_CONNECTION_MB;
+}
 /** Commands a keeper runs; anything else is refused (and runs in the client). */
 const SERVED = new Set(['run', 'provision']);
 
@@ -169,7 +183,7 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
               busy = false;
               currentInterrupt = undefined;
               runs++;
-              const tooBig = process.memoryUsage.rss() / 2 ** 20 > MAX_RSS_MB;
+              const tooBig = process.memoryUsage.rss() / 2 ** 20 > memoryCapMb(keep.size);
               if (stopping || runs >= MAX_RUNS || tooBig) void shutdown();
               else armIdle();
             });
@@ -201,19 +215,26 @@ export async function serveKeeper(socket: string, idleSeconds: number, runArgv: 
     // process's real environment (os.homedir(), TZ) sees it too.
     replaceEnv(env);
     send({ started: true });
-    const stream = (field: 'out' | 'err') =>
-      new Writable({
+    // One message per batch of writes, not per write: a write is done one event-loop turn after it
+    // was sent, and what the run wrote meanwhile goes as one message (writev). A 1000-host run
+    // writes 14,000 lines; one message each was a write to this socket, and one to the client's
+    // stdout, per line (issue 17).
+    const stream = (field: 'out' | 'err') => {
+      const send = (data: Buffer, cb: () => void) => {
+        if (conn.destroyed) return cb();
+        if (conn.write(JSON.stringify({ [field]: data.toString('base64') }) + '\n')) setImmediate(cb);
+        else conn.once('drain', () => cb());
+      };
+      const bytes = (chunk: Buffer | string) => (typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      return new Writable({
         write(chunk: Buffer | string, _enc, cb) {
-          if (conn.destroyed) return cb();
-          const data = (typeof chunk === 'string' ? Buffer.from(chunk) : chunk).toString('base64');
-          // The lines a reporter writes in one go (a task's end on every host) leave in one
-          // write: ~80 syscalls per no-op of a pair otherwise, 10 ms of the keeper's CPU.
-          conn.cork();
-          process.nextTick(() => conn.uncork());
-          if (conn.write(JSON.stringify({ [field]: data }) + '\n')) cb();
-          else conn.once('drain', () => cb());
+          send(bytes(chunk), cb);
+        },
+        writev(chunks, cb) {
+          send(Buffer.concat(chunks.map((c) => bytes(c.chunk as Buffer | string))), cb);
         },
       });
+    };
     const io: CliIo = { stdout: stream('out'), stderr: stream('err'), env: process.env, cwd, onInterrupt, keep };
     // The client's stdout is a terminal: the run sees a terminal of its size (the reporter then
     // draws the listr2 display, report/open.ts), and listr2 wraps lines at process.stdout.columns.

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { NodeSSH } from 'node-ssh';
 import { UnreachableError, type HostSpec } from '../core/types.js';
 import { classifyConnectError, hostLabel, HostKeyChangedError, type ConnectFailure } from './errors.js';
-import { hostKeyFingerprint, knownKeyTypes, parseKnownHosts, readKnownHosts, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
+import { hostKeyFingerprint, knownHostsIndex, knownKeyTypes, verifyHostKeyInFile, type HostKeyVerdict } from './known-hosts.js';
 import { SshConnection } from './ssh.js';
 import type { Ssh2Client, Ssh2Error } from './ssh2-types.js';
 
@@ -43,7 +43,9 @@ const ALL_HOST_KEY_ALGORITHMS = [
 /** Host key algorithms with the types already recorded for this host first, to avoid false "new key" events. */
 export function preferredHostKeyAlgorithms(knownTypes: string[]): string[] {
   const algoOf = (type: string) => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]);
-  const first = knownTypes.flatMap(algoOf).filter((a) => ALL_HOST_KEY_ALGORITHMS.includes(a));
+  // The list's own strings: ssh2 keeps this list for the connection's life, and a name taken from a
+  // parsed file could hold that whole file in memory (issue 17).
+  const first = knownTypes.flatMap(algoOf).flatMap((a) => ALL_HOST_KEY_ALGORITHMS.filter((x) => x === a));
   return [...new Set([...first, ...ALL_HOST_KEY_ALGORITHMS])];
 }
 
@@ -103,7 +105,7 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   let verifyError: unknown;
   let presented: Buffer | undefined;
 
-  const knownTypes = knownKeyTypes(parseKnownHosts(await readKnownHosts(spec.knownHosts)), spec.address, spec.port);
+  const knownTypes = knownKeyTypes((await knownHostsIndex(spec.knownHosts)).forHost(spec.address, spec.port), spec.address, spec.port);
   const agent = !privateKey ? process.env.SSH_AUTH_SOCK : undefined;
   const triedMethods = [
     ...(privateKey ? [`publickey ${spec.privateKey}`] : []),
@@ -144,8 +146,8 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     port: spec.port,
     username: spec.user,
     readyTimeout: spec.connectTimeoutMs,
-    keepaliveInterval,
-    keepaliveCountMax: 3,
+    // ssh2's keepalive off: SshConnection sends its own, only while commands run.
+    keepaliveInterval: 0,
     ...(privateKey ? { privateKey } : {}),
     ...(agent ? { agent } : {}),
     ...(spec.password ? { password: spec.password.value, tryKeyboard: true } : {}),
@@ -173,6 +175,7 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
     }) as never,
   });
   const client = ssh.connection as unknown as Ssh2Client;
+  skipHostKeysProof(client);
   // SSH is small request/reply packets both ways: Nagle's algorithm plus the peer's delayed ACK
   // would hold some back 40 ms (the handshake's service request, then every command: ~45 ms
   // instead of ~6 ms). From the moment the socket connects.
@@ -210,7 +213,25 @@ async function connectOnce(host: HostSpec, privateKey: string | undefined, opts:
   if (presented && v && (v.kind === 'learned' || v.kind === 'replaced')) {
     opts.onHostKey?.({ host: host.name, kind: v.kind, fingerprint: hostKeyFingerprint(presented), knownHosts: spec.knownHosts });
   }
-  return new SshConnection(host, ssh, client, opts.signal, jump);
+  return new SshConnection(host, ssh, client, opts.signal, jump, { intervalMs: keepaliveInterval, countMax: 3 });
+}
+
+/**
+ * OpenSSH's server announces all its host keys after authentication (`hostkeys-00@openssh.com`, for
+ * UpdateHostKeys); ssh2 then always asks it to prove them, so the server signs with every host key
+ * (RSA included) and the client verifies each, on every connect, for an event rha never listens
+ * to. rha checks the one negotiated key against known_hosts and records no others, so it answers the
+ * announcement as OpenSSH's client does without UpdateHostKeys: it ignores it. About 6 ms of CPU
+ * per connect on each side here (issue 17). Private to ssh2 (pinned): left alone if not found.
+ */
+export function skipHostKeysProof(client: Ssh2Client): void {
+  const handlers = client._protocol?._handlers;
+  const original = handlers?.GLOBAL_REQUEST;
+  if (!handlers || typeof original !== 'function') return;
+  handlers.GLOBAL_REQUEST = (proto: { requestSuccess?(): void }, name: string, wantReply: boolean, data: unknown) => {
+    if (name !== 'hostkeys-00@openssh.com') return (original as (...a: unknown[]) => unknown)(proto, name, wantReply, data);
+    if (wantReply) proto.requestSuccess?.();
+  };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

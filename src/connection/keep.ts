@@ -72,17 +72,43 @@ export class ConnectionKeeper implements KeptConnections {
     const h = createHash('sha256').update(this.salt).update(host.name).update('\0');
     for (let c: HostConnectionSpec | undefined = host.connection; c; c = c.jump?.connection) {
       h.update(JSON.stringify(c, (k, v) => (k === 'jump' ? v?.name : v))).update('\0');
-      h.update(await fileOrMissing(c.knownHosts)).update('\0');
-      h.update(c.privateKey ? await fileOrMissing(c.privateKey) : `agent ${this.env().SSH_AUTH_SOCK ?? ''}`).update('\0');
+      h.update(await this.files.digest(c.knownHosts)).update('\0');
+      h.update(c.privateKey ? await this.files.digest(c.privateKey) : `agent ${this.env().SSH_AUTH_SOCK ?? ''}`).update('\0');
     }
     return h.digest('hex');
   }
+
+  private readonly files = new FileDigests();
 }
 
-async function fileOrMissing(file: string): Promise<Buffer | string> {
-  try {
-    return await fs.readFile(file);
-  } catch (e) {
-    return `missing ${(e as NodeJS.ErrnoException).code ?? ''}`;
+/**
+ * Digests of files' contents, read again only when a file changed (inode, size, mtime or ctime).
+ * Every host of a run names the same known_hosts file: at 1000 hosts (a 0.8 MB file) reading and
+ * hashing it per host when the run gave its connections back held 0.8 GB at once (issue 17).
+ */
+export class FileDigests {
+  private readonly known = new Map<string, { stamp: string; digest: Promise<string> }>();
+
+  /** The content's SHA-256 (hex), or `missing CODE` when it cannot be read. */
+  async digest(file: string): Promise<string> {
+    let stamp: string;
+    try {
+      const st = await fs.stat(file, { bigint: true });
+      stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    } catch (e) {
+      return missing(e);
+    }
+    const hit = this.known.get(file);
+    if (hit?.stamp === stamp) return hit.digest;
+    const digest = fs.readFile(file).then(
+      (b) => createHash('sha256').update(b).digest('hex'),
+      (e: unknown) => missing(e),
+    );
+    this.known.set(file, { stamp, digest });
+    return digest;
   }
+}
+
+function missing(e: unknown): string {
+  return `missing ${(e as NodeJS.ErrnoException).code ?? ''}`;
 }

@@ -28,9 +28,50 @@ export function parseKnownHosts(text: string): KnownHostsEntry[] {
     let marker: string | undefined;
     if (fields[0].startsWith('@')) marker = fields.shift();
     if (fields.length < 3) return;
-    entries.push({ line: i + 1, hosts: fields[0], keyType: fields[1], key: fields[2], ...(marker ? { marker } : {}) });
+    // Copies, not slices: a slice of `text` keeps the whole text alive for as long as it is held
+    // (a key type in a connection's algorithm list: 1000 connections held 1000 copies of a 0.8 MB
+    // file, most of a 1000-host run's memory; issue 17).
+    entries.push({ line: i + 1, hosts: own(fields[0]), keyType: own(fields[1]), key: own(fields[2]), ...(marker ? { marker: own(marker) } : {}) });
   });
   return entries;
+}
+
+/**
+ * A known_hosts text's entries, found by host without a scan: plain entries (only literal names, no
+ * wildcard, negation or hash) by name, the rest checked one by one as before. A run of 1000 hosts
+ * sharing a 1000-line file parsed and scanned it twice per connect: a fifth of its CPU (issue 17).
+ */
+export class KnownHostsIndex {
+  private readonly plain = new Map<string, KnownHostsEntry[]>();
+  private readonly others: KnownHostsEntry[] = [];
+
+  constructor(readonly entries: readonly KnownHostsEntry[]) {
+    for (const e of entries) {
+      const patterns = e.hosts.split(',');
+      if (e.hosts.startsWith('|') || patterns.some((p) => p === '' || p.startsWith('!') || /[*?]/.test(p))) {
+        this.others.push(e);
+        continue;
+      }
+      for (const name of new Set(patterns.map((p) => p.toLowerCase()))) {
+        const list = this.plain.get(name);
+        if (list) list.push(e);
+        else this.plain.set(name, [e]);
+      }
+    }
+  }
+
+  /** The entries naming this address and port, in file order (what a scan with entryMatchesHost finds). */
+  forHost(address: string, port: number): KnownHostsEntry[] {
+    const byName = this.plain.get(knownHostsName(address, port).toLowerCase()) ?? [];
+    const rest = this.others.filter((e) => entryMatchesHost(e, address, port));
+    if (!rest.length) return byName.slice();
+    return [...byName, ...rest].sort((a, b) => a.line - b.line);
+  }
+}
+
+/** A string of its own, not a slice of a larger one (V8 keeps the parent of a slice alive). */
+function own(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 /** The name OpenSSH writes and hashes for a host: `addr` on port 22, `[addr]:port` otherwise. */
@@ -175,6 +216,33 @@ export async function readKnownHosts(file: string): Promise<string> {
   }
 }
 
+const indexes = new Map<string, { stamp: string; index: Promise<KnownHostsIndex> }>();
+
+/**
+ * The file's entries, indexed; parsed again only when the file changed (inode, size, mtime or ctime:
+ * rha's own writes rename a new file into place). A missing file is an empty index.
+ */
+export async function knownHostsIndex(file: string): Promise<KnownHostsIndex> {
+  const key = path.resolve(file);
+  let stamp: string;
+  try {
+    const st = await fs.stat(key, { bigint: true });
+    stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new KnownHostsIndex([]);
+    throw err;
+  }
+  const hit = indexes.get(key);
+  if (hit?.stamp === stamp) return hit.index;
+  // Hosts connecting at once share one read and parse.
+  const index = readKnownHosts(key).then((text) => new KnownHostsIndex(parseKnownHosts(text)));
+  indexes.set(key, { stamp, index });
+  index.catch(() => {
+    if (indexes.get(key)?.index === index) indexes.delete(key);
+  });
+  return index;
+}
+
 /** Writes the whole file atomically with mode 0600, creating its folder (0700) when missing. */
 export async function writeKnownHosts(file: string, text: string): Promise<void> {
   const dir = path.dirname(file);
@@ -208,6 +276,9 @@ export async function verifyHostKeyInFile(
   acceptChanged: boolean,
 ): Promise<HostKeyVerdict> {
   return withKnownHostsLock(file, async () => {
+    // The common case (a recorded key) from the index; anything else from the file's text as it is now.
+    const known = checkHostKey((await knownHostsIndex(file)).forHost(address, port), address, port, blob);
+    if (known.kind === 'match') return { kind: 'known', line: known.line };
     const text = await readKnownHosts(file);
     const result = checkHostKey(parseKnownHosts(text), address, port, blob);
     if (result.kind === 'match') return { kind: 'known', line: result.line };

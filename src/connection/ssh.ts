@@ -27,6 +27,16 @@ const MAX_CHANNELS = 8;
 const MAX_SHELLS = 2;
 const CHUNK = 64 * 1024;
 
+/**
+ * Dead-link detection: a keepalive (an SSH global request) every `intervalMs` while a command runs
+ * on the connection; more than `countMax` unanswered in a row end the link ("Keepalive timeout"),
+ * so that the running commands fail as unreachable instead of hanging.
+ */
+export interface KeepaliveOptions {
+  intervalMs: number;
+  countMax: number;
+}
+
 /** Channel opens refused by the server are retried this many times (25 ms, 50 ms, ... apart). */
 const OPEN_RETRIES = 6;
 
@@ -43,6 +53,9 @@ export class SshConnection implements Connection {
    * it, so a wrong or missing password is never tried twice (lockout policies count attempts).
    */
   private becomeVerified = false;
+  /** The keepalive timer: running only while a command is in flight (see KeepaliveOptions). */
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private keepaliveUnanswered = 0;
 
   constructor(
     private host: HostSpec,
@@ -51,6 +64,12 @@ export class SshConnection implements Connection {
     private signal?: AbortSignal,
     /** The bastion connection this one travels through; closed with it. */
     private readonly jump?: SshConnection,
+    /**
+     * Keepalives while commands run. Not ssh2's own, which pings every connection all the time: a
+     * run of 1000 hosts (or a keeper holding 1000 idle connections) sent hundreds a second, each
+     * waking the host's sshd, while the runner mostly waits on other hosts (issue 17).
+     */
+    private readonly keepalive?: KeepaliveOptions,
   ) {
     this.hostName = host.name;
     this.label = hostLabel(host.name, host.connection.address, host.connection.port);
@@ -64,6 +83,7 @@ export class SshConnection implements Connection {
       const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
       for (const fail of this.inflight) fail(err);
       this.inflight.clear();
+      this.stopKeepalive();
       void this.jump?.close();
     };
     client.on('end', lost);
@@ -104,23 +124,67 @@ export class SshConnection implements Connection {
    * false instead of a command that hangs. False too when this ssh2 has no such request.
    */
   ping(timeoutMs: number): Promise<boolean> {
-    const { _protocol: proto, _callbacks: replies } = this.client;
-    if (!this.alive || typeof proto?.ping !== 'function' || !Array.isArray(replies)) return Promise.resolve(false);
+    if (!this.alive) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
       timer.unref();
-      // Replies to global requests come back in order; ssh2's keepalive pushes its own the same way.
-      replies.push(() => {
+      const sent = this.sendPing(() => {
         clearTimeout(timer);
         resolve(this.alive);
       });
-      try {
-        proto.ping!();
-      } catch {
+      if (!sent) {
         clearTimeout(timer);
         resolve(false);
       }
     });
+  }
+
+  /** Sends one keepalive request; `onReply` runs when the server answers. False when it cannot be sent. */
+  private sendPing(onReply: () => void): boolean {
+    const { _protocol: proto, _callbacks: replies } = this.client;
+    if (typeof proto?.ping !== 'function' || !Array.isArray(replies)) return false;
+    // Replies to global requests come back in order: ours are matched against ssh2's queue.
+    replies.push(onReply);
+    try {
+      proto.ping();
+      return true;
+    } catch {
+      replies.pop();
+      return false;
+    }
+  }
+
+  /** A command started: keepalives run from now while any command is in flight. */
+  private trackCommand(fail: (err: Error) => void): void {
+    this.inflight.add(fail);
+    if (this.keepaliveTimer || !this.keepalive || this.lostReason) return;
+    this.keepaliveUnanswered = 0;
+    const { intervalMs, countMax } = this.keepalive;
+    this.keepaliveTimer = setInterval(() => {
+      if (this.inflight.size === 0 || this.lostReason) return this.stopKeepalive();
+      if (++this.keepaliveUnanswered > countMax) {
+        this.stopKeepalive();
+        // As ssh2's own keepalive ends a link: an error saying why, then the socket destroyed.
+        const err = Object.assign(new Error('Keepalive timeout'), { level: 'client-timeout' });
+        this.client.emit('error', err);
+        this.client.destroy();
+        return;
+      }
+      this.sendPing(() => {
+        this.keepaliveUnanswered = 0;
+      });
+    }, intervalMs);
+    this.keepaliveTimer.unref();
+  }
+
+  private untrackCommand(fail: (err: Error) => void): void {
+    this.inflight.delete(fail);
+    if (this.inflight.size === 0) this.stopKeepalive();
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
   }
 
   /** The command's result; rejects only with UnreachableError when the link is gone. */
@@ -424,7 +488,7 @@ export class SshConnection implements Connection {
         if (w.settled) return false;
         w.settled = true;
         w.timers.forEach(clearTimeout);
-        this.inflight.delete(w.failLink);
+        this.untrackCommand(w.failLink);
         abortSignal?.removeEventListener('abort', onAbort);
         return true;
       },
@@ -442,7 +506,7 @@ export class SshConnection implements Connection {
         onKill();
       },
     };
-    this.inflight.add(w.failLink);
+    this.trackCommand(w.failLink);
     abortSignal?.addEventListener('abort', onAbort, { once: true });
     if (cmd.timeoutMs && cmd.timeoutMs > 0) {
       w.timers.push(
@@ -534,6 +598,7 @@ export class SshConnection implements Connection {
     const err = new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
     for (const fail of this.inflight) fail(err);
     this.inflight.clear();
+    this.stopKeepalive();
     if (alreadyGone) {
       this.ssh.dispose();
       return;

@@ -29,7 +29,12 @@ export interface Ssh2Client extends EventEmitter {
    * server) and the queue its replies are matched against, in order. Private to ssh2 (pinned in
    * package-lock.json): SshConnection.ping checks they exist before using them.
    */
-  _protocol?: { ping?(): void };
+  _protocol?: {
+    ping?(): void;
+    /** Message handlers by name (GLOBAL_REQUEST: the server's global requests); see connect.ts skipHostKeysProof. */
+    _handlers?: Record<string, unknown>;
+    requestSuccess?(): void;
+  };
   _callbacks?: Array<(hadErr: boolean) => void>;
 }
 

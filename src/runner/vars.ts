@@ -34,7 +34,23 @@ export function magicVars(inv: Inventory, host: HostSpec, check: boolean): Recor
   return {
     inventory_hostname: host.name,
     group_names: host.groups.filter((g) => g !== 'all'),
-    groups: Object.fromEntries(inv.groups),
+    groups: groupsVar(inv.groups),
     check_mode: check,
   };
+}
+
+/**
+ * `groups` as a task sees it: built once per inventory, not per task per host. With 1000 hosts in
+ * 500 clusters (a group each), copying it for every task of every host was the biggest CPU cost of
+ * a no-op run (issue 17). Frozen, since every task of every host shares it; its lists were already
+ * shared before. Built again if the map's size changed.
+ */
+const groupsCache = new WeakMap<ReadonlyMap<string, string[]>, { size: number; value: Readonly<Record<string, string[]>> }>();
+
+export function groupsVar(groups: ReadonlyMap<string, string[]>): Readonly<Record<string, string[]>> {
+  const hit = groupsCache.get(groups);
+  if (hit && hit.size === groups.size) return hit.value;
+  const value = Object.freeze(Object.fromEntries(groups));
+  groupsCache.set(groups, { size: groups.size, value });
+  return value;
 }

@@ -11,8 +11,9 @@ import { labHideBehind } from '../../src/lab/index.js';
 import { hostAddress, useLab } from '../support/lab.js';
 import { recapOf, rha } from '../support/rha.js';
 
-const LAB = 'bastion';
-const lab = useLab(LAB, 3);
+// The lab API takes the full name: useLab prefixes it with RHA_TEST_LAB_PREFIX.
+const LAB = `${process.env.RHA_TEST_LAB_PREFIX ?? ''}bastion`;
+const lab = useLab('bastion', 3);
 
 /** Whether a TCP connection from the controller to address:22 opens within 3 s. */
 function reachable(address: string): Promise<boolean> {

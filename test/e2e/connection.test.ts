@@ -17,8 +17,9 @@ import { labExec, labLink, labReplace } from '../../src/lab/index.js';
 import { run } from '../../src/lab/sh.js';
 import { hostAddress, useLab } from '../support/lab.js';
 
-const LAB = 'conn';
-const lab = useLab(LAB, 2);
+// The lab API takes the full name: useLab prefixes it with RHA_TEST_LAB_PREFIX.
+const LAB = `${process.env.RHA_TEST_LAB_PREFIX ?? ''}conn`;
+const lab = useLab('conn', 2);
 const work = mkdtempSync(path.join(tmpdir(), 'rha-conn-e2e-'));
 // Our own known_hosts (in a folder that does not exist yet), not the lab's pre-filled one: TOFU is under test.
 const knownHosts = path.join(work, 'ssh', 'known_hosts');
@@ -444,6 +445,22 @@ describe('unreachable hosts', () => {
     const again = await pool.get(spec);
     expect(again).not.toBe(c);
     expect((await again.exec({ argv: ['true'] })).ok).toBe(true);
+    await pool.closeAll();
+  });
+
+  test('an idle connection whose link died: the next command finds out (keepalives run while commands do)', async () => {
+    const pool = new ConnectionPool();
+    const spec = hostSpec('node2', { connectTimeoutMs: 3000 });
+    const c = await pool.get(spec);
+    expect((await c.exec({ argv: ['true'] })).ok).toBe(true);
+    await labLink(LAB, 'node2', 'down');
+    try {
+      const err = await c.exec({ argv: ['true'] }).catch((e) => e);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect(err.message).toMatch(/: connection lost \(Keepalive timeout\)$/);
+    } finally {
+      await labLink(LAB, 'node2', 'up');
+    }
     await pool.closeAll();
   });
 
