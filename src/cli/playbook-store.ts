@@ -41,7 +41,7 @@ export function ownPlaybookStore(file: string, env: NodeJS.ProcessEnv = process.
 }
 
 /** This build of rha: the size and time of the files the CLI runs from (any rebuild changes it). */
-function buildId(): string | undefined {
+export function buildId(): string | undefined {
   try {
     const here = fileURLToPath(import.meta.url);
     const parts = [here, path.join(path.dirname(here), 'rha.cjs')].map((f) => {

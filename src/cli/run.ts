@@ -16,9 +16,11 @@ import { isStored, loadPlaybook, validatePlaybook } from '../playbook/index.js';
 import { defaultOutput, openReporter } from '../report/open.js';
 import { displayPath } from '../report/plain.js';
 import { runPlaybook, type RunOptions } from '../runner/index.js';
+import { useTemplateStore } from '../template/index.js';
 import type { RunCliOptions } from './options.js';
 import { packageRoot } from './paths.js';
 import { ownPlaybookStore } from './playbook-store.js';
+import { ownTemplateStore } from './template-store.js';
 
 import type { CliIo } from './io.js';
 
@@ -117,8 +119,15 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
+/** Whether this process uses rha's stored compiled templates yet (once per process: the keeper runs many commands). */
+let templateStoreSet = false;
+
 /** `rha run PLAYBOOK -i INVENTORY` and `rha provision INVENTORY`: runs and returns the exit code. */
 export async function runCommand(playbookFile: string, inventoryFile: string, o: RunCliOptions, io: Io = processIo()): Promise<ExitCode> {
+  if (!templateStoreSet) {
+    templateStoreSet = true;
+    useTemplateStore(ownTemplateStore(io.env));
+  }
   const { inv, pb, problems } = await loadAll(inventoryFile, playbookFile, io);
   if (inv && pb) problems.push(...checkRunOptions(inv, pb, o));
   if (printProblems(problems, io, inv?.secrets)) return ExitCode.invalidInput;

@@ -255,16 +255,62 @@ function describeParseError(msg: string): string {
 }
 
 const cache = new Map<string, HandlebarsTemplateDelegate>();
+const COMPILE_OPTIONS = { noEscape: true, knownHelpersOnly: false } as const;
+
+/**
+ * Where compiled templates are kept between processes (cli/template-store.ts): Handlebars'
+ * precompiled JavaScript per template text, so that a process starting cold does not parse and
+ * compile again the templates and `when` expressions an earlier one did (issue 17: ~60-90 ms of
+ * an own-process no-op). Only texts that parsed and passed the guard are given to it.
+ */
+export interface TemplateStore {
+  get(src: string): string | undefined;
+  /** `where`: the file the text came from, so that a store can keep only texts of its choosing. */
+  set(src: string, code: string, where: Where): void;
+}
+let store: TemplateStore | undefined;
+
+/** Forgets the templates this process compiled (the next use asks the store, or compiles). */
+export function forgetCompiledTemplates(): void {
+  cache.clear();
+}
+
+/** Uses `s` for compiled templates from now on (undefined: none). */
+export function useTemplateStore(s: TemplateStore | undefined): void {
+  store = s;
+}
 
 function compiled(src: string, where: Where): HandlebarsTemplateDelegate {
   let t = cache.get(src);
   if (!t) {
-    const ast = parse(src, where);
-    guardProgram(ast);
-    t = hb.compile(ast as unknown as string, { noEscape: true, knownHelpersOnly: false });
+    t = fromStore(src);
+    if (!t) {
+      const ast = parse(src, where);
+      guardProgram(ast);
+      t = hb.compile(ast as unknown as string, COMPILE_OPTIONS);
+      if (store) {
+        try {
+          store.set(src, hb.precompile(ast as unknown as string, COMPILE_OPTIONS) as unknown as string, where);
+        } catch {
+          /* a store only ever saves time */
+        }
+      }
+    }
     cache.set(src, t);
   }
   return t;
+}
+
+function fromStore(src: string): HandlebarsTemplateDelegate | undefined {
+  try {
+    const code = store?.get(src);
+    if (code === undefined) return undefined;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    const spec = new Function(`return (${code});`)() as TemplateSpecification;
+    return hb.template(spec) as HandlebarsTemplateDelegate;
+  } catch {
+    return undefined;
+  }
 }
 
 function run(src: string, vars: Record<string, unknown>, where: Where, data?: Record<string, unknown>): string {

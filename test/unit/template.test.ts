@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { evalCondition, referencedVariables, renderString, renderTemplateFile, renderValue, TemplateError } from '../../src/template/index.js';
+import { ownTemplateStore } from '../../src/cli/template-store.js';
+import { packageRoot } from '../../src/cli/paths.js';
+import { evalCondition, forgetCompiledTemplates, referencedVariables, renderString, renderTemplateFile, renderValue, TemplateError, useTemplateStore } from '../../src/template/index.js';
 
 const vars = {
   node: { role: 'master', peer: 'b', zero: 0, nothing: null },
@@ -161,5 +163,50 @@ describe('domain helpers', () => {
   it('add and abs express the priority rule', () => {
     expect(evalCondition('lt m (add r (abs w))', { m: 150, r: 140, w: -20 })).toBe(true);
     expect(evalCondition('lt m (add r (abs w))', { m: 200, r: 140, w: -20 })).toBe(false);
+  });
+});
+
+describe('compiled templates kept between processes', () => {
+  it('a template compiled once is served from the store after the process forgot it, with the same output', () => {
+    const kept = new Map<string, string>();
+    let gets = 0;
+    useTemplateStore({ get: (src) => (gets++, kept.get(src)), set: (src, code) => void kept.set(src, code) });
+    try {
+      const src = 'port {{cluster.redis.port}}{{#if tls}} tls{{/if}}\n';
+      const vars = { cluster: { redis: { port: 6379 } }, tls: true };
+      expect(renderString(src, vars)).toBe('port 6379 tls\n');
+      expect(kept.has(src)).toBe(true);
+      expect(evalCondition('eq role "master"', { role: 'master' })).toBe(true);
+      forgetCompiledTemplates();
+      gets = 0;
+      expect(renderString(src, vars)).toBe('port 6379 tls\n');
+      expect(evalCondition('eq role "master"', { role: 'master' })).toBe(true);
+      expect(gets).toBe(2);
+      // Still strict about undefined variables, as a fresh compile is.
+      expect(() => renderString(src, { tls: true })).toThrow(TemplateError);
+      // A stored entry that does not evaluate is ignored: the text is compiled again.
+      kept.set('x {{a}}', 'this is not javascript (');
+      forgetCompiledTemplates();
+      expect(renderString('x {{a}}', { a: 1 })).toBe('x 1');
+    } finally {
+      useTemplateStore(undefined);
+      forgetCompiledTemplates();
+    }
+  });
+
+  it("rha's store keeps only texts from rha's own templates and playbooks", () => {
+    const cacheHome = mkdtempSync(join(tmpdir(), 'rha-tstore-'));
+    try {
+      const s = ownTemplateStore({ XDG_CACHE_HOME: cacheHome })!;
+      expect(s).toBeDefined();
+      s.set('a {{x}}', 'code-a', { file: '/etc/someone/playbook.yaml' });
+      s.set('b {{x}}', 'code-b', {});
+      s.set('c {{x}}', 'code-c', { file: join(packageRoot(), 'templates', 'redis', 'redis.conf.hbs') });
+      s.set('d {{x}}', 'code-d', { file: join(packageRoot(), 'playbooks', 'site.yaml') });
+      expect([s.get('a {{x}}'), s.get('b {{x}}'), s.get('c {{x}}'), s.get('d {{x}}')]).toEqual([undefined, undefined, 'code-c', 'code-d']);
+      expect(ownTemplateStore({ XDG_CACHE_HOME: cacheHome, RHA_NO_CODE_CACHE: '1' })).toBeUndefined();
+    } finally {
+      rmSync(cacheHome, { recursive: true, force: true });
+    }
   });
 });
