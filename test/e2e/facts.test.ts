@@ -55,10 +55,10 @@ test('facts of a lab host, in one round-trip', async () => {
   const { conn, execs } = counting(await pool.get(hostSpec()));
   const facts = await gatherFacts(conn);
   expect(execs).toHaveLength(1);
-  const uname = await labExec(LAB, 'node1', ['uname', '-m', '-r']);
+  const uname = await labExec(lab().name, 'node1', ['uname', '-m', '-r']);
   const [kernel, arch] = uname.stdout.trim().split(' ');
   // The lab's root filesystem has sudo (for its sudo logins); the fact must say what the host has.
-  const sudo = (await labExec(LAB, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
+  const sudo = (await labExec(lab().name, 'node1', ['sh', '-c', 'command -v sudo'])).code === 0;
   expect(sudo).toBe(true);
   expect(facts).toMatchObject({
     hostname: 'node1',
@@ -79,7 +79,7 @@ test('facts of a lab host, in one round-trip', async () => {
 });
 
 test('as a non-root user, with an extra address on eth0 (as a VIP would be)', async () => {
-  const setup = await labExec(LAB, 'node1', ['sh', '-c', [
+  const setup = await labExec(lab().name, 'node1', ['sh', '-c', [
     'useradd -m -s /bin/sh ops && mkdir -p /home/ops/.ssh && cp /root/.ssh/authorized_keys /home/ops/.ssh/ && chown -R ops: /home/ops/.ssh',
     'ip addr add 10.99.0.100/32 dev eth0',
   ].join(' && ')]);
