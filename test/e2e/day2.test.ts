@@ -16,7 +16,7 @@ import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { BOOST, setBoostScript } from '../../src/modules/ha/switchover.js';
 import { describeOnlyOn, forEachHostKind, testOnlyOn, useKindLab } from '../support/kinds.js';
-import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vrrpState, waitFor } from '../support/rha.js';
+import { labPair, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vrrpState, waitFor } from '../support/rha.js';
 
 forEachHostKind((kind) => {
   const lab = useKindLab('day2', kind);
@@ -25,11 +25,7 @@ forEachHostKind((kind) => {
   let inv: string;
 
   beforeAll(async () => {
-    info = lab();
-    c = await labCluster(info);
-    inv = info.inventoryPath;
-    const r = await rha(['provision', inv]);
-    if (r.code !== 0) throw new Error(`provisioning the day2 pair failed:\n${r.all}`);
+    ({ info, c, inv } = await labPair(lab()));
   });
 
   const vipHolders = () => vipHoldersOf(info, c);

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, labLink, type LabInfo } from '../../src/lab/index.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
+import { labPair, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
 
 const lab = useLab('hooks-e2e', 2);
 let info: LabInfo;
@@ -50,11 +50,7 @@ async function healthyOnNode1(): Promise<void> {
 }
 
 beforeAll(async () => {
-  info = lab();
-  c = await labCluster(info);
-  inv = info.inventoryPath;
-  const r = await rha(['provision', inv]);
-  if (r.code !== 0) throw new Error(`provisioning the hooks pair failed:\n${r.all}`);
+  ({ info, c, inv } = await labPair(lab()));
 });
 
 describe('diverged masters start keepalived at once', () => {

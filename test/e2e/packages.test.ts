@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, type LabInfo } from '../../src/lab/index.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
+import { labPair, recapOf, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
 
 const lab = useLab('pkgs', 2);
 // A build cache of this file's own: one node compiles (its toolchain install refreshes the index),
@@ -23,9 +23,7 @@ let info: LabInfo;
 let c: ClusterSpec;
 let inv: string;
 beforeAll(async () => {
-  info = lab();
-  c = await labCluster(info);
-  inv = info.inventoryPath;
+  ({ info, c, inv } = await labPair(lab(), { provision: false }));
 });
 
 /** Empties a host's apt lists, as on a container-built image; returns how many entries are left. */

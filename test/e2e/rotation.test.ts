@@ -12,7 +12,7 @@ import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
 import { call, fastClient } from '../../src/pair/client.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, rha, vipHolders as vipHoldersOf, waitFor } from '../support/rha.js';
+import { labCluster, labPair, recapOf, redisOn, rha, vipHolders as vipHoldersOf, waitFor } from '../support/rha.js';
 
 const lab = useLab('rotation', 2);
 let info: LabInfo;
@@ -26,11 +26,7 @@ const vip = () => c.vip.split('/')[0];
 const port = () => (c.redis as { port: number }).port;
 
 beforeAll(async () => {
-  info = lab();
-  c = await labCluster(info);
-  inv = info.inventoryPath;
-  const r = await rha(['provision', inv]);
-  if (r.code !== 0) throw new Error(`provisioning the rotation pair failed:\n${r.all}`);
+  ({ info, c, inv } = await labPair(lab()));
 });
 
 /** Redis on a lab host answers PING with this password (not over SSH; the password over stdin). */

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, type LabInfo } from '../../src/lab/index.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, rha } from '../support/rha.js';
+import { labPair, rha } from '../support/rha.js';
 
 const lab = useLab('secrets', 2);
 let info: LabInfo;
@@ -19,11 +19,7 @@ let c: ClusterSpec;
 let inv: string;
 
 beforeAll(async () => {
-  info = lab();
-  c = await labCluster(info);
-  inv = info.inventoryPath;
-  const r = await rha(['provision', inv]);
-  if (r.code !== 0) throw new Error(`provisioning the secrets pair failed:\n${r.all}`);
+  ({ info, c, inv } = await labPair(lab()));
 });
 
 const CLI = '/usr/local/bin/redis-cli';

@@ -15,7 +15,7 @@ import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labReboot, type LabInfo } from '../../src/lab/index.js';
 import { call, vipTarget } from '../../src/pair/client.js';
 import { useLab } from '../support/lab.js';
-import { labCluster, recapOf, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
+import { labPair, recapOf, redisOn, redisRole, rha, vipHolders, waitFor } from '../support/rha.js';
 
 const lab = useLab('systemd-pair', 2, { systemd: true });
 const cacheDir = mkdtempSync(path.join(tmpdir(), 'rha-systemd-cache-'));
@@ -26,9 +26,7 @@ let info: LabInfo;
 let c: ClusterSpec;
 let inv: string;
 beforeAll(async () => {
-  info = lab();
-  c = await labCluster(info);
-  inv = info.inventoryPath;
+  ({ info, c, inv } = await labPair(lab(), { provision: false }));
 });
 
 const sh = async (host: string, script: string) => (await labExec(info.name, host, ['sh', '-c', script])).stdout.trim();

@@ -54,6 +54,24 @@ export async function labCluster(info: LabInfo): Promise<ClusterSpec> {
   return [...inv.clusters.values()][0];
 }
 
+/** A lab, its first cluster and its inventory path, for a test file's beforeAll. */
+export interface LabPair {
+  info: LabInfo;
+  c: ClusterSpec;
+  inv: string;
+}
+
+/** The lab's pair, provisioned first unless `provision` is false (then as the lab started). */
+export async function labPair(info: LabInfo, opts: { provision?: boolean } = {}): Promise<LabPair> {
+  const c = await labCluster(info);
+  const inv = info.inventoryPath;
+  if (opts.provision !== false) {
+    const r = await rha(['provision', inv]);
+    if (r.code !== 0) throw new Error(`provisioning the ${info.name} pair failed:\n${r.all}`);
+  }
+  return { info, c, inv };
+}
+
 /** redis-cli on a lab host (inside its namespaces, not over SSH); the password travels over stdin. */
 export async function redisOn(info: LabInfo, host: string, c: ClusterSpec, args: string[]): Promise<{ code: number; out: string }> {
   const r = c.redis as { port: number; password: string; prefix: string };

@@ -24,6 +24,19 @@ function sh(script: string): string {
   return r.stdout;
 }
 
+/** Host h1 as this machine: runs each command here, noting in `commands` whether it was a batch or a single read. */
+function localHost(commands: string[]): Connection {
+  return {
+    hostName: 'h1',
+    async exec(cmd: Command): Promise<CommandResult> {
+      commands.push(cmd.argv.join(' ').includes('@@rha-ra:') ? 'batch' : 'read');
+      const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8', input: '' });
+      return { display: cmd.argv.join(' '), code: r.status, stdout: r.stdout, stderr: r.stderr, ok: r.status === 0, durationMs: 0 };
+    },
+    async close() {},
+  };
+}
+
 describe('batch script', () => {
   test('each read runs with its own arguments; output kept exactly; failed reads are not kept', () => {
     const nonce = 'abc123';
@@ -76,15 +89,7 @@ describe('the runner reads ahead for runs of reader tasks', () => {
         throw new Error('not reached');
       },
     };
-    const local: Connection = {
-      hostName: 'h1',
-      async exec(cmd: Command): Promise<CommandResult> {
-        commands.push(cmd.argv.join(' ').includes('@@rha-ra:') ? 'batch' : 'read');
-        const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8', input: '' });
-        return { display: cmd.argv.join(' '), code: r.status, stdout: r.stdout, stderr: r.stderr, ok: r.status === 0, durationMs: 0 };
-      },
-      async close() {},
-    };
+    const local = localHost(commands);
     const h = harness();
     h.deps.modules = new Map<string, Module>([
       ['reader', reader as Module],
@@ -147,15 +152,7 @@ describe('the runner reads ahead for runs of reader tasks (skips)', () => {
         throw new Error('not reached');
       },
     };
-    const local: Connection = {
-      hostName: 'h1',
-      async exec(cmd: Command): Promise<CommandResult> {
-        commands.push(cmd.argv.join(' ').includes('@@rha-ra:') ? 'batch' : 'read');
-        const r = spawnSync(cmd.argv[0], cmd.argv.slice(1), { encoding: 'utf8', input: '' });
-        return { display: cmd.argv.join(' '), code: r.status, stdout: r.stdout, stderr: r.stderr, ok: r.status === 0, durationMs: 0 };
-      },
-      async close() {},
-    };
+    const local = localHost(commands);
     const h = harness();
     h.deps.modules = new Map<string, Module>([['reader', reader as Module]]);
     h.deps.connect = async () => local;
