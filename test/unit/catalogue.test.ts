@@ -8,7 +8,7 @@
  * Add a row (and a fixture under test/fixtures/catalogue/) for every new way input can be wrong.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -143,12 +143,19 @@ const playbookRows: Row[] = [
 const expand = (lines: string[], file: string) => lines.map((l) => l.replace(/^F:/, `${file}:`).replaceAll('ROOT', root));
 
 /** Runs the CLI from the repository root; never throws. */
-function cli(args: string[], as: { uid?: number; gid?: number; home?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+function cli(
+  args: string[],
+  as: { uid?: number; gid?: number; home?: string; withoutDacOverride?: boolean } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     // Another user (as.home): its own HOME and cache, and no keeper (it would be that user's).
     const env = { ...process.env, CI: 'true', ...(as.home ? { HOME: as.home, XDG_CACHE_HOME: as.home, RHA_KEEPER: 'off' } : {}) };
-    const child = spawn(process.execPath, [RHA, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], uid: as.uid, gid: as.gid });
+    // Root without the capabilities that let it read any file: it reads by owner and mode like
+    // anyone, and still reaches this checkout wherever it lies (a mktemp -d folder is 0700).
+    const noDac = ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search'];
+    const [cmd, argv] = as.withoutDacOverride ? ['setpriv', [...noDac, process.execPath, RHA, ...args]] : [process.execPath, [RHA, ...args]];
+    const child = spawn(cmd, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], uid: as.uid, gid: as.gid });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -263,16 +270,18 @@ describe('catalogue: generated inputs refused before any host is touched', () =>
     const inv = path.join(tmp, 'unreadable-key.yaml');
     writeFileSync(inv, readFileSync(path.join(root, dir, 'valid.yaml'), 'utf8').replace('connect_retries: 0 }', 'connect_retries: 0, private_key: ./root-only-key }'));
     chmodSync(inv, 0o644);
-    // As root, the CLI runs as nobody (root reads any file); otherwise the key is made mode 0000.
+    // As root, the key belongs to nobody and the CLI runs without the capabilities that let root
+    // read any file; otherwise the key is made mode 0000.
     const asRoot = process.getuid?.() === 0;
-    if (!asRoot) chmodSync(key, 0o000);
-    const uid = asRoot ? 65534 : process.getuid!();
-    const owner = process.getuid!();
+    if (asRoot) chownSync(key, 65534, 65534);
+    else chmodSync(key, 0o000);
+    const uid = process.getuid!();
+    const owner = asRoot ? 65534 : process.getuid!();
     const mode = asRoot ? '0600' : '0000';
     const expected = [
       `${inv}:2 ssh.private_key: private key ./root-only-key (${key}) is not readable by this user (uid ${uid}; the file is mode ${mode}, owner uid ${owner}): run rha as its owner, or chown/chmod it`,
     ];
-    const as = asRoot ? { uid: 65534, gid: 65534 } : {};
+    const as = asRoot ? { withoutDacOverride: true } : {};
     const [v, p] = await Promise.all([cli(['validate', inv], { ...as, home: tmp }), cli(['provision', inv], { ...as, home: tmp })]);
     expectRefused(v, expected);
     expectRefused(p, expected);
