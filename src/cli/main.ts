@@ -10,7 +10,7 @@
  * Exit codes: 0 ok · 1 internal error · 2 a host failed · 3 a host unreachable (none failed) ·
  * 4 invalid input (nothing touched) · 130 interrupted.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +31,20 @@ function bundledMain(): Main | undefined {
   if (!existsSync(bundle)) return undefined;
   // CommonJS's own wrapper, plus the URL the bundle's `import.meta.url` stands for: this file's, so
   // that packageRoot() walks up from dist/cli as it does in tsc's modules.
-  const source = `(function (exports, require, module, __filename, __dirname, __rhaImportMetaUrl) {${readFileSync(bundle, 'utf8')}\n})`;
+  // The cache is keyed by the file's identity (inode, size, change times) as read, not its 2.7 MB.
+  const fd = openSync(bundle, 'r');
+  let text: string;
+  let identity: string;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    identity = [bundle, st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join('\0');
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const source = `(function (exports, require, module, __filename, __dirname, __rhaImportMetaUrl) {${text}\n})`;
   const off = process.env.RHA_NO_CODE_CACHE === '1';
-  const compiled = compileCached(source, bundle, commandOf(process.argv), off ? undefined : codeCacheDir());
+  const compiled = compileCached(source, bundle, commandOf(process.argv), off ? undefined : codeCacheDir(), identity);
   const module = { exports: {} as { main?: Main } };
   (compiled.fn as (...a: unknown[]) => void)(module.exports, createRequire(bundle), module, bundle, path.dirname(bundle), import.meta.url);
   // By the time the event loop is empty the command has run: its compiled functions are in the cache.

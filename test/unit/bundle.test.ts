@@ -158,11 +158,11 @@ describe.skipIf(!built)('compileCached', () => {
   });
   const source = '(function (a, b) { return a * b + [1, 2, 3].map((x) => x * 2).length; })';
   /** Compiles `src` in a new process, calls it with (6, 7), saves; returns "outcome value". */
-  const compile = (cache: string | undefined, src = source, command = 'run'): string => {
+  const compile = (cache: string | undefined, src = source, command = 'run', identity?: string): string => {
     const mod = pathToFileURL(path.join(root, 'dist/cli/code-cache.js')).href;
     const js =
       `import { compileCached } from ${JSON.stringify(mod)};\n` +
-      `const r = compileCached(${JSON.stringify(src)}, 'x.cjs', ${JSON.stringify(command)}, ${JSON.stringify(cache)});\n` +
+      `const r = compileCached(${JSON.stringify(src)}, 'x.cjs', ${JSON.stringify(command)}, ${JSON.stringify(cache)}, ${JSON.stringify(identity)});\n` +
       `process.stdout.write(r.outcome + ' ' + r.fn(6, 7)); r.save();`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', js], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
@@ -198,6 +198,15 @@ describe.skipIf(!built)('compileCached', () => {
     rmSync(path.join(cache, readdirSync(cache)[0]));
     compile(cache);
     expect(readdirSync(cache)).toEqual([]);
+  });
+
+  test("with the file's identity given, the cache follows it, not the text", () => {
+    const cache = path.join(dir, 'identity');
+    expect(compile(cache, source, 'run', 'ino 1, ctime 1')).toBe('miss 45');
+    expect(compile(cache, source, 'run', 'ino 1, ctime 1')).toBe('hit 45');
+    // A rebuilt bundle is a new file (new inode or change time): a new cache, the old one goes.
+    expect(compile(cache, source.replace('a * b', 'a + b'), 'run', 'ino 1, ctime 2')).toBe('miss 16');
+    expect(readdirSync(cache)).toHaveLength(1);
   });
 
   test('off: no folder given', () => {
