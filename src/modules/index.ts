@@ -8,6 +8,7 @@ import { groupModule } from './group.js';
 import { packageModule } from './package.js';
 import { serviceModule } from './service.js';
 import { sysctlModule } from './sysctl.js';
+import { sysfsModule } from './sysfs.js';
 import { templateModule } from './template.js';
 import { userModule } from './user.js';
 import { waitForModule } from './wait_for.js';
@@ -31,6 +32,7 @@ const all: Module<any, any>[] = [
   userModule,
   groupModule,
   sysctlModule,
+  sysfsModule,
   waitForModule,
   assertModule,
   // The pair: Redis binaries, live topology, replication.

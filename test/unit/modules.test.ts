@@ -33,7 +33,7 @@ const argsError = (name: string, raw: unknown) => {
 describe('registry', () => {
   it('has every core module and the pair modules under their task keys', () => {
     expect([...modules.keys()].sort()).toEqual(
-      ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'template', 'user', 'wait_for',
+      ['assert', 'command', 'copy', 'file', 'group', 'package', 'service', 'shell', 'sysctl', 'sysfs', 'template', 'user', 'wait_for',
         'redis_install', 'ha_topology', 'redis_replication', 'redis_unfence', 'ha_service', 'ha_switchover', 'redis_auth', 'keepalived_reload'].sort(),
     );
   });
@@ -50,6 +50,7 @@ describe('registry', () => {
       package: { name: 'p' },
       service: { name: 's', state: 'started' },
       sysctl: { name: 'net.ipv4.ip_forward', value: 1 },
+      sysfs: { path: '/sys/kernel/mm/transparent_hugepage/enabled', value: 'never' },
       wait_for: { port: 1 },
       redis_install: { version: '7.0.15', source: { path: '/x.tar.gz', sha256: 'a'.repeat(64) } },
       ha_topology: {},
