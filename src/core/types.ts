@@ -295,6 +295,13 @@ export interface TaskContext {
 export interface ReadSpec {
   script: string;
   args: string[];
+  /**
+   * What the read sends on stdin (a Redis probe's password): such a read runs as its own command
+   * beside the batch, never in it, and is handed only to a read with the same stdin.
+   */
+  stdin?: string;
+  /** A slow read (it waits for the host): its own command beside the batch, so the batch's other reads need not wait for it. */
+  alone?: boolean;
   /** The same read done for many paths at once (a few programs in all instead of a few each). */
   bulk?: { reader: BulkReader; path: string };
 }
@@ -309,8 +316,11 @@ export interface BulkReader {
 
 /** Outputs of reads made ahead of time, while nothing changed on the host since (src/runner/read-ahead.ts). */
 export interface ReadAhead {
-  /** The stdout the read produced (it exited 0), or undefined when it was not read ahead. */
-  take(script: string, args: readonly string[], become: boolean): string | undefined;
+  /**
+   * The stdout the read produced (it exited 0), or undefined when it was not read ahead. Waits
+   * for a batch still in flight (the runner starts it beside the task's own first command).
+   */
+  take(script: string, args: readonly string[], become: boolean, stdin?: string): Promise<string | undefined>;
 }
 
 export interface Module<A = unknown, S = unknown> {
@@ -324,9 +334,16 @@ export interface Module<A = unknown, S = unknown> {
    * may then run the reads of several such tasks in one command before them (one round trip and
    * one process per host instead of one per task) and hand each plan its output. A module with
    * reads (even none, like assert) also promises that a task of it ending ok changed nothing.
-   * `facts` are the host's (UNKNOWN_FACTS before they were gathered).
+   * `facts` are the host's (UNKNOWN_FACTS before they were gathered); `vars` the task's.
    */
-  reads?(args: A, opts: { diff: boolean; facts: HostFacts }): ReadSpec[];
+  reads?(args: A, opts: { diff: boolean; facts: HostFacts; vars: Record<string, unknown> }): ReadSpec[];
+  /**
+   * For a module without `reads`: a task of it that ends ok (or skipped) changed nothing on any
+   * host, so reads made ahead for later tasks still hold after it (runner/read-ahead.ts).
+   */
+  keepsReads?: boolean;
+  /** Its apply may change hosts other than its own (a peer): a change clears every host's reads ahead. */
+  actsOnPeers?: boolean;
   /** Applies a non-empty plan. Called only when not in check mode. */
   apply(ctx: TaskContext, args: A, plan: Plan<S>): Promise<ModuleOutcome>;
 }

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { describeFailure, displayCommand, maskSecrets, type Command } from '../core/command.js';
-import type { Module, ModuleOutcome, Plan, TaskContext } from '../core/types.js';
+import type { Module, ModuleOutcome, Plan, ReadSpec, TaskContext } from '../core/types.js';
 import { absPathArg, argvArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
 import { run, runScript } from './lib/run.js';
@@ -57,12 +57,23 @@ export function skipReason(args: Pick<CommandArgs, 'creates' | 'removes'>, exist
   return undefined;
 }
 
+// Both paths in one round-trip: prints "1"/"0" per path.
+const EXISTS = 'for p in "$@"; do if [ -e "$p" ]; then echo 1; else echo 0; fi; done';
+
+/**
+ * The read a command makes first: whether creates/removes exist (none without them). A command
+ * that runs always reports changed, so one that ends ok changed nothing (Module.reads' promise);
+ * a task with changed_when does not keep reads (runner).
+ */
+function commandReads(args: CommandArgs): ReadSpec[] {
+  return args.creates || args.removes ? [{ script: EXISTS, args: [args.creates ?? '/', args.removes ?? '/'] }] : [];
+}
+
 async function planCommand(ctx: TaskContext, args: CommandArgs): Promise<Plan<Command>> {
   const cmd = buildCommand(args);
   const description = `run ${maskSecrets(displayCommand(cmd), ctx.secrets)}`;
   if (args.creates || args.removes) {
-    // Both paths in one round-trip: prints "1"/"0" per path.
-    const r = await runScript(ctx, 'for p in "$@"; do if [ -e "$p" ]; then echo 1; else echo 0; fi; done', [args.creates ?? '/', args.removes ?? '/']);
+    const r = await runScript(ctx, EXISTS, [args.creates ?? '/', args.removes ?? '/']);
     if (!r.ok) throw new ModuleFailure(describeFailure(r));
     const [c, rm] = r.stdout.trim().split('\n');
     const reason = skipReason(args, { creates: c === '1', removes: rm === '1' });
@@ -89,6 +100,7 @@ async function applyCommand(ctx: TaskContext, plan: Plan<Command>): Promise<Modu
 export const commandModule: Module<CommandArgs, Command> = {
   name: 'command',
   args: commandArgs,
+  reads: commandReads,
   plan: planCommand,
   apply: (ctx, _args, plan) => applyCommand(ctx, plan),
 };
@@ -96,6 +108,7 @@ export const commandModule: Module<CommandArgs, Command> = {
 export const shellModule: Module<CommandArgs, Command> = {
   name: 'shell',
   args: shellArgs,
+  reads: commandReads,
   plan: planCommand,
   apply: (ctx, _args, plan) => applyCommand(ctx, plan),
 };

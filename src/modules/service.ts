@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { describeFailure } from '../core/command.js';
-import type { Module, PlannedChange, TaskContext } from '../core/types.js';
+import type { HostFacts, Module, PlannedChange, ReadSpec, TaskContext } from '../core/types.js';
 import { absPathArg, argvArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
 import { forgetPrevious, REJECTED_SUFFIX, restorePrevious } from './lib/files.js';
@@ -259,6 +259,13 @@ function describe(step: ServiceStep, name: string, backend: Backend): string {
   return `${step} ${name}${how}`;
 }
 
+/** The read observe() makes first (for Module.reads). */
+export function serviceRead(args: ServiceArgs, facts: HostFacts): ReadSpec {
+  if (facts.serviceManager === 'systemd') return { script: SYSTEMD_STATUS, args: [args.name] };
+  if (args.exec && args.pidfile) return { script: PLAIN_STATUS, args: [args.pidfile] };
+  return { script: INITD_STATUS, args: [args.name, '0'] };
+}
+
 async function observe(
   ctx: TaskContext,
   args: ServiceArgs,
@@ -301,6 +308,7 @@ async function observe(
 export const serviceModule: Module<ServiceArgs, ServicePlanState> = {
   name: 'service',
   args: serviceArgs,
+  reads: (args, { facts }) => [serviceRead(args, facts)],
   async plan(ctx, args) {
     const seen = await observe(ctx, args);
     if (seen.backend.kind !== 'systemd' && args.enabled !== undefined) {

@@ -91,6 +91,7 @@ async function poll(ctx: TaskContext, probe: Probe, timeout: number, interval: n
 
 export const waitForModule: Module<WaitForArgs, Probe> = {
   name: 'wait_for',
+  keepsReads: true,
   args: waitForArgs,
   async plan(ctx, args) {
     // One look now: met means nothing to wait for (also honest in check mode, where nothing else ran).

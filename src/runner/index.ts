@@ -24,7 +24,7 @@ import { planBatches } from './batches.js';
 import { runPool } from './pool.js';
 import { emptyRecap, exitCodeFor } from './recap.js';
 import { selectedByTags } from './tags.js';
-import { executeTask, isReader, readAheadFor, type TaskOutcome } from './task.js';
+import { executeTask, keepsReads, startReadAhead, type ChainTask, type TaskOutcome } from './task.js';
 import { HostReadAhead } from './read-ahead.js';
 import { Observations } from './observations.js';
 import {
@@ -119,7 +119,13 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
   // of the batch before the next task starts. That is what lets a playbook express an order across
   // hosts ("start keepalived on the master, wait for the VIP, then on the replica"). A failed host
   // stops there while the others go on; notified handlers run at the end, in definition order.
-  const runBatch = async (play: PlaySpec, batchHosts: HostState[], batch: BatchState): Promise<void> => {
+  const selectedTasks = (play: PlaySpec): TaskSpec[] => play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
+  const filter = { only: opts.tags, skip: opts.skipTags };
+
+  // `next`: the plays that run right after this batch on exactly its hosts, each in one batch:
+  // reads of their tasks may go ahead with this play's, and stay held into them.
+  // `held`: the batch before this one declared this play as next, on these same hosts.
+  const runBatch = async (play: PlaySpec, batchHosts: HostState[], batch: BatchState, next: PlaySpec[], held: boolean): Promise<void> => {
     const hostFailed = (hs: HostState, taskName: string): void => {
       batch.failed++;
       if (play.anyErrorsFatal && !batch.stopped) {
@@ -149,36 +155,47 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     }
 
     const notified = new Map<HostState, Set<string>>(batchHosts.map((hs) => [hs, new Set<string>()]));
-    const filter = { only: opts.tags, skip: opts.skipTags };
-    const tasks = play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
+    const tasks = selectedTasks(play);
     const observations = new Observations();
     for (const hs of batchHosts) {
       hs.readAhead ??= new HostReadAhead();
-      hs.readAhead.clear();
+      if (!held) hs.readAhead.clear();
       hs.lastChanged = false;
       hs.observations = observations;
     }
+    let keepReads = false;
     try {
       for (const [i, task] of tasks.entries()) {
         if (stopped(batch)) return;
-        const reader = isReader(rc, task);
-        // The run of reader tasks starting here: their reads go ahead together, once per run,
-        // and again after a task in it changed something (then from the next unchanged one).
-        let end = i;
-        while (reader && end + 1 < tasks.length && isReader(rc, tasks[end + 1])) end++;
+        const keeps = keepsReads(rc, task);
+        // The tasks from here that keep reads made before them, into the next plays when it gets
+        // to the end of this one: the reads of the readers among them go ahead together
+        // (read-ahead.ts), once, and again after a task changed something (then from the next
+        // unchanged one).
+        const chain: ChainTask[] = [];
+        for (const [p, list] of [[play, tasks.slice(i)] as const, ...next.map((p) => [p, selectedTasks(p)] as const)]) {
+          const n = list.findIndex((t) => !keepsReads(rc, t));
+          chain.push(...(n < 0 ? list : list.slice(0, n)).map((t) => ({ play: p, task: t })));
+          if (n >= 0 || !keeps) break;
+        }
         observations.nextStep();
+        let peersTouched = false;
         await onEach(active(), async (hs) => {
-          if (reader && hs.readAhead!.size === 0 && !hs.lastChanged) await readAheadFor(rc, play, tasks.slice(i, end + 1), hs);
+          if (keeps && hs.readAhead!.size === 0 && !hs.lastChanged) startReadAhead(rc, chain, hs);
           const out = await executeTask(rc, play, task, hs, false);
           hs.lastChanged = out.status === 'changed';
           // A skipped task (its `when` was false) touched nothing: the reads ahead still hold.
-          if (out.status !== 'skipped' && (!reader || out.status !== 'ok')) hs.readAhead!.clear();
+          if (out.status !== 'skipped' && (!keeps || out.status !== 'ok')) hs.readAhead!.clear();
+          if (out.status !== 'skipped' && out.status !== 'ok' && rc.modules.get(task.module)?.actsOnPeers) peersTouched = true;
           noteNotify(task, out, notified.get(hs)!);
           if (hs.out) hostFailed(hs, task.name);
         });
+        // A step that changed (or half changed) a peer: no host's reads ahead hold any more.
+        if (peersTouched) for (const hs of batchHosts) hs.readAhead?.clear();
       }
+      keepReads = next.length > 0;
     } finally {
-      for (const hs of batchHosts) hs.readAhead?.clear();
+      if (!keepReads) for (const hs of batchHosts) hs.readAhead?.clear();
       observations.clear();
       for (const hs of batchHosts) delete hs.observations;
     }
@@ -192,12 +209,25 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     for (const handler of play.handlers) {
       if (stopped(batch)) return;
       const due = active().filter((hs) => [...notified.get(hs)!].some((n) => handles(handler, n)));
+      // A handler may change anything, on any host: no reads ahead hold after it.
+      if (due.length) for (const hs of batchHosts) hs.readAhead?.clear();
       await onEach(due, async (hs) => {
         const out = await executeTask(rc, play, handler, hs, true);
         noteNotify(handler, out, notified.get(hs)!);
         if (hs.out) hostFailed(hs, handler.name);
       });
     }
+  };
+
+  /** The plays after play `pi` that run next on exactly `names`, each in one batch (until one does not). */
+  const nextPlaysOn = (pi: number, names: string[]): PlaySpec[] => {
+    const out: PlaySpec[] = [];
+    for (const p of pb.plays.slice(pi + 1)) {
+      const batches = planBatches(playHosts(p).filter((h) => !hosts.get(h)?.out), p.serial);
+      if (batches.length !== 1 || !sameHosts(batches[0], names)) break;
+      out.push(p);
+    }
+    return out;
   };
 
   const warn = (host: string | undefined, msg: string): void => {
@@ -207,7 +237,9 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
 
   let summary!: RunSummary;
   try {
-    for (const play of pb.plays) {
+    // The hosts of the batch that declared the next play as one its reads may run into.
+    let heldFor: string[] | undefined;
+    for (const [pi, play] of pb.plays.entries()) {
       if (stopped()) break;
       const matched = playHosts(play);
       const names = matched.filter((h) => !hosts.get(h)?.out);
@@ -232,7 +264,11 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
           ...(batches.length > 1 ? { batch: { index: i + 1, count: batches.length } } : {}),
         });
         const batch: BatchState = { size: batchHosts.length, failed: 0, stopped: false };
-        await runBatch(play, batchHosts.map(state), batch);
+        const held = heldFor !== undefined && sameHosts(heldFor, batchHosts);
+        if (heldFor && !held) for (const h of heldFor) hosts.get(h)?.readAhead?.clear();
+        const next = i === batches.length - 1 ? nextPlaysOn(pi, batchHosts) : [];
+        heldFor = next.length ? batchHosts : undefined;
+        await runBatch(play, batchHosts.map(state), batch, next, held);
         rc.emit({ kind: 'play-end', play: play.name });
         // A rolling update whose whole batch failed must not roll on to the next batch.
         if (batch.failed === batch.size && i < batches.length - 1 && !stopped()) {
@@ -251,6 +287,10 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
     summary = { recap, exitCode: exitCodeFor(recap, interrupted, byPeer), interrupted, durationMs };
   }
   return summary;
+}
+
+function sameHosts(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((h) => b.includes(h));
 }
 
 function handles(handler: TaskSpec, name: string): boolean {

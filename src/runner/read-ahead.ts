@@ -1,17 +1,26 @@
 /**
- * Read-ahead: the state reads of a run of consecutive file-like tasks (file, copy, template: see
- * Module.reads) made in one command per host, before the first of them.
+ * Read-ahead: the state reads of the reader tasks of a play (file, copy, template, package, ...:
+ * see Module.reads) made in one command per host, up to the next task that could change state
+ * without saying so.
  *
  * Why: on a re-run where nothing needs to change, each such task is one read and nothing else;
  * one command per task costs a round trip and a few processes on the host each, which at 100
  * hosts is most of the run. Read together, they cost one; reads a module can do in bulk
- * (ReadSpec.bulk: one stat and one sha256sum over all the files) cost a few programs in all.
+ * (ReadSpec.bulk: one stat and one sha256sum over all the files) cost a few programs in all. The
+ * batch runs beside the first task's own commands (take() waits for it).
  *
  * Safe because a read-ahead output is used only while nothing can have changed on the host since
- * it was read: the runner forgets a host's reads after any task on it that changed something,
- * failed, or is not a reader itself (a command, a service, a handler, or an HA module that acts on
- * a peer), and at the end of every play batch. An output is handed only to the exact same read
- * (script, arguments, become); a task whose arguments come out differently reads for itself.
+ * it was read. The runner forgets a host's reads
+ * - after any task on it that changed something or failed;
+ * - after a task that could change state while ending ok: a module that declares neither `reads`
+ *   nor `keepsReads` (none of rha's), and any task with `changed_when` or `failed_when`, which
+ *   make its status the playbook's word rather than the module's;
+ * - on every host of the batch, after a step in which a module that acts on peers (`actsOnPeers`,
+ *   e.g. ha_switchover) changed something or failed anywhere;
+ * - at the end of every play batch; handlers never use them.
+ * A batch that was in flight when its reads were forgotten keeps nothing. An output is handed
+ * only to the exact same read (script, arguments, become); a task whose arguments come out
+ * differently reads for itself.
  */
 import { randomBytes } from 'node:crypto';
 import { quote, shellCommand } from '../core/command.js';
@@ -19,44 +28,80 @@ import type { Connection, ReadAhead, ReadSpec } from '../core/types.js';
 
 /** Reads ahead for one host. */
 export class HostReadAhead implements ReadAhead {
-  private readonly outputs = new Map<string, string>();
+  /** Per read started since the last clear(): its output (undefined: not kept). */
+  private readonly reads = new Map<string, Promise<string | undefined>>();
+  /** Bumped by clear(): a read that started before a clear is not handed out. */
+  private generation = 0;
 
-  private static key(script: string, args: readonly string[], become: boolean): string {
-    return `${become ? 1 : 0}\0${script}\0${args.join('\0')}`;
+  private static key(r: Pick<ReadSpec, 'script' | 'args' | 'stdin'>, become: boolean): string {
+    return `${become ? 1 : 0}\0${r.script}\0${r.args.join('\0')}\0${r.stdin === undefined ? '-' : `+${r.stdin}`}`;
   }
 
-  take(script: string, args: readonly string[], become: boolean): string | undefined {
-    return this.outputs.get(HostReadAhead.key(script, args, become));
+  async take(script: string, args: readonly string[], become: boolean, stdin?: string): Promise<string | undefined> {
+    const generation = this.generation;
+    const out = await this.reads.get(HostReadAhead.key({ script, args: [...args], stdin }, become));
+    return this.generation === generation ? out : undefined;
   }
 
+  /** How many reads are kept or on their way (the runner starts no other batch meanwhile). */
   get size(): number {
-    return this.outputs.size;
+    return this.reads.size;
   }
 
   clear(): void {
-    this.outputs.clear();
+    this.generation++;
+    this.reads.clear();
   }
 
   /**
-   * Runs the reads in one command and keeps the output of each that exited 0. Never throws for a
-   * failed read: that task then reads for itself and reports its own error.
+   * Starts the reads: those without stdin in one command (two or more; one gains nothing over the
+   * task's own), each with stdin or `alone` as its own command beside it. take() waits for the
+   * command that holds its read. Never fails: a read not kept is made by its task.
    */
+  start(conn: Connection, become: boolean, reads: readonly ReadSpec[]): void {
+    const unique = [...new Map(reads.map((r) => [HostReadAhead.key(r, become), r])).values()];
+    const own = unique.filter((r) => r.stdin !== undefined || r.alone);
+    const batched = unique.filter((r) => !own.includes(r));
+    const track = (group: readonly ReadSpec[], outputs: Promise<Map<string, string>>) => {
+      const settled = outputs.catch(() => new Map<string, string>());
+      for (const r of group) {
+        const key = HostReadAhead.key(r, become);
+        this.reads.set(key, settled.then((m) => m.get(key)));
+      }
+    };
+    if (batched.length >= 2) track(batched, this.run(conn, become, batched));
+    for (const r of own) track([r], this.runOwn(conn, become, r));
+  }
+
+  /** start(), then waits for every read. */
   async fill(conn: Connection, become: boolean, reads: readonly ReadSpec[]): Promise<void> {
-    const unique = [...new Map(reads.map((r) => [HostReadAhead.key(r.script, r.args, become), r])).values()];
-    if (unique.length < 2) return; // one read gains nothing over the task's own
+    this.start(conn, become, reads);
+    await Promise.all(this.reads.values());
+  }
+
+  /** A read as runScript would run it, as its own command. */
+  private async runOwn(conn: Connection, become: boolean, read: ReadSpec): Promise<Map<string, string>> {
+    const cmd = shellCommand(read.script, { become, ...(read.stdin !== undefined ? { stdin: read.stdin } : {}), timeoutMs: 60_000 });
+    const r = await conn.exec({ ...cmd, argv: [...cmd.argv, 'sh', ...read.args] });
+    return new Map(r.ok ? [[HostReadAhead.key(read, become), r.stdout]] : []);
+  }
+
+  private async run(conn: Connection, become: boolean, unique: readonly ReadSpec[]): Promise<Map<string, string>> {
+    const kept = new Map<string, string>();
     const jobs = planJobs(unique);
     const nonce = randomBytes(8).toString('hex');
     const r = await conn.exec(shellCommand(batchScript(jobs, nonce), { become, timeoutMs: 60_000 }));
-    if (!r.ok) return;
+    if (!r.ok) return kept;
     const outs = parseBatch(r.stdout, nonce, jobs.length);
     jobs.forEach((job, i) => {
       const out = outs[i];
       if (out === undefined) return;
       const per = job.split ? job.split(out) : [out];
       job.reads.forEach((read, k) => {
-        if (per[k] !== undefined) this.outputs.set(HostReadAhead.key(read.script, read.args, become), per[k]!);
+        if (per[k] !== undefined) kept.set(HostReadAhead.key(read, become), per[k]!);
       });
     });
+    return kept;
   }
 }
 

@@ -110,7 +110,8 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
         return rc.connect(peer);
       },
       hostFailed: (name) => rc.hostFailed(name),
-      ...(hs.readAhead && !handler ? { readAhead: hs.readAhead } : {}),
+      // Only readers take reads made ahead: another module's script could match one by chance.
+      ...(hs.readAhead && !handler && module.reads ? { readAhead: hs.readAhead } : {}),
       ...(hs.observations && !handler ? { observe: hs.observations.observe.bind(hs.observations) } : {}),
     };
     // Before any change on a host, the batch's shared live-state reads are forgotten.
@@ -237,33 +238,57 @@ function taskLayers(rc: RunContext, play: PlaySpec, task: TaskSpec, hs: HostStat
   return layers;
 }
 
-/** Whether the task's module can say its reads up front (file, copy, template, group, user, sysctl, package; assert reads nothing). */
+/** Whether the task's module can say its reads up front (file, copy, template, group, user, sysctl, package, ...; assert reads nothing). */
 export function isReader(rc: RunContext, task: TaskSpec): boolean {
   return rc.modules.get(task.module)?.reads !== undefined;
 }
 
 /**
- * Reads ahead, in one command, what the given reader tasks' plans will read on this host (see
- * read-ahead.ts). A task whose arguments do not render or validate yet (they may depend on a
- * result registered in between), or that runs with another become, is left to read for itself.
+ * Whether reads made ahead still hold after this task ends ok or skipped: its module says so
+ * (a reader, or `keepsReads`), and the task does not let the playbook decide its status
+ * (`changed_when`, `failed_when`).
  */
-export async function readAheadFor(rc: RunContext, play: PlaySpec, tasks: readonly TaskSpec[], hs: HostState): Promise<void> {
-  if (!hs.conn || !hs.readAhead || tasks.length < 2) return;
-  const become = (t: TaskSpec) => t.become ?? play.become ?? hs.spec.connection.become;
-  const first = become(tasks[0]);
+export function keepsReads(rc: RunContext, task: TaskSpec): boolean {
+  const m = rc.modules.get(task.module);
+  if (!m || (m.reads === undefined && !m.keepsReads)) return false;
+  return task.changedWhen === undefined && task.failedWhen === undefined;
+}
+
+/** A task of the chain a read-ahead covers, with its play (it may run into the next plays). */
+export interface ChainTask {
+  play: PlaySpec;
+  task: TaskSpec;
+}
+
+/**
+ * Starts reading ahead, in one command beside the first task's own, what the reader tasks among
+ * `tasks` will read first on this host (see read-ahead.ts). A task whose `when` is false now,
+ * whose arguments do not render or validate yet (they may depend on a result registered in
+ * between), or that runs with another become than the first reader, is left to read for itself.
+ */
+export function startReadAhead(rc: RunContext, tasks: readonly ChainTask[], hs: HostState): void {
+  if (!hs.conn || !hs.readAhead) return;
+  const become = ({ play, task }: ChainTask) => task.become ?? play.become ?? hs.spec.connection.become;
+  const readers = tasks.filter(({ task }) => isReader(rc, task));
+  if (!readers.length) return;
+  const first = become(readers[0]);
   const reads: ReadSpec[] = [];
-  for (const task of tasks) {
-    if (become(task) !== first) continue;
+  for (const item of readers) {
+    const { play, task } = item;
+    if (become(item) !== first) continue;
     try {
       const module = rc.modules.get(task.module)!;
       const vars = mergeVars(taskLayers(rc, play, task, hs));
+      // A task whose `when` is false now (or cannot be judged yet: it may name a result registered
+      // in between) reads nothing ahead: most are skipped, and one that runs after all reads for itself.
+      if (task.when !== undefined && task.when !== '' && !rc.evalCondition(task.when, vars, { file: task.file, line: task.line, path: 'when' })) continue;
       const parsed = module.args.safeParse(rc.render(task.args ?? {}, vars, { file: task.file, line: task.line, path: task.module }));
-      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff, facts: hs.facts ?? UNKNOWN_FACTS }));
+      if (parsed.success) reads.push(...module.reads!(parsed.data, { diff: rc.opts.diff, facts: hs.facts ?? UNKNOWN_FACTS, vars }));
     } catch {
       /* the task reports it when it runs */
     }
   }
-  await hs.readAhead.fill(hs.conn, first, reads).catch(() => undefined);
+  hs.readAhead.start(hs.conn, first, reads);
 }
 
 function asRecord(v: unknown): Record<string, unknown> {

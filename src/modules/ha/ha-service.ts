@@ -13,8 +13,10 @@ import { z } from 'zod';
 import { shellCommand, quote } from '../../core/command.js';
 import type { Module, Plan, TaskContext } from '../../core/types.js';
 import { ModuleFailure, PeerUnreachableFailure } from '../lib/failure.js';
+import { runScript } from '../lib/run.js';
 import { serviceModule, type ServiceArgs, type ServicePlanState } from '../service.js';
 import { readPair } from './ha-topology.js';
+import { pairFrom } from './pair.js';
 import type { NodeState } from './redis-state.js';
 import { decideTopology } from './topology.js';
 import { forcedClusters } from './ha-topology.js';
@@ -81,23 +83,33 @@ export function stepBlocked(
 
 export const haService: Module<Args, State> = {
   name: 'ha_service',
+  actsOnPeers: true,
   args,
+  // keepalived on the replica: its VRRP state, which the runner may read ahead with the tasks
+  // before (a no-op then asks nothing of the host here), on the inventory's replica (after a
+  // failover the other node reads it itself). A plan may conclude only "nothing to do" from it,
+  // as from a reused pair read.
+  reads: (a, { vars }) => {
+    if (a.name !== 'keepalived' || a.role !== 'replica') return [];
+    const pair = pairFrom(vars, String(vars.inventory_hostname));
+    return pair.preferredMaster === pair.self ? [] : [{ script: vrrpStateScript(pair.cluster), args: [], alone: true }];
+  },
   async plan(ctx, a) {
     // The state read by an earlier step (nothing applied since) may show there is nothing to do;
     // anything else (a change, a refusal) is decided again on a read of this step.
     if (ctx.observe) {
-      const reused = await planFrom(ctx, a, await readPair(ctx)).catch(() => undefined);
+      const reused = await planFrom(ctx, a, await readPair(ctx), false).catch(() => undefined);
       if (reused && reused.changes.length === 0) return reused;
     }
-    return planFrom(ctx, a, await readPair(ctx, { fresh: true }));
+    return planFrom(ctx, a, await readPair(ctx, { fresh: true }), true);
   },
   async apply(ctx, a, plan) {
     return applyService(ctx, a, plan);
   },
 };
 
-/** ha_service's plan from both nodes' state. */
-async function planFrom(ctx: TaskContext, a: Args, { pair, states }: Awaited<ReturnType<typeof readPair>>): Promise<Plan<State>> {
+/** ha_service's plan from both nodes' state; `fresh`: every read made now (none reused or read ahead). */
+async function planFrom(ctx: TaskContext, a: Args, { pair, states }: Awaited<ReturnType<typeof readPair>>, fresh: boolean): Promise<Plan<State>> {
   const other = pair.preferredMaster === ctx.host.name ? pair.peer : ctx.host.name;
   const d = decideTopology({
     cluster: pair.cluster,
@@ -119,7 +131,10 @@ async function planFrom(ctx: TaskContext, a: Args, { pair, states }: Awaited<Ret
   const state = { svcArgs, vip: pair.vip, iface: pair.interface, cluster: pair.cluster, waitReady: isReplicaKeepalived };
   if (running) {
     if (isReplicaKeepalived) {
-      const vrrp = await ctx.conn.exec(shellCommand(vrrpStateScript(pair.cluster), { become: ctx.become, timeoutMs: 30_000 }));
+      const script = vrrpStateScript(pair.cluster);
+      const vrrp = fresh
+        ? await ctx.conn.exec(shellCommand(script, { become: ctx.become, timeoutMs: 30_000 }))
+        : await runScript(ctx, script, [], { timeoutMs: 30_000 });
       const now = vrrp.stdout.trim() || 'UNKNOWN';
       if (vrrp.ok && now !== 'BACKUP') {
         return {

@@ -32,6 +32,8 @@ interface State {
 
 export const haSwitchover: Module<Args, State> = {
   name: 'ha_switchover',
+  keepsReads: true,
+  actsOnPeers: true,
   args,
   async plan(ctx, a) {
     const cluster = ctx.vars.cluster as { name?: string; keepalived?: { preempt?: boolean } } | undefined;

@@ -74,6 +74,7 @@ export async function readPairNode(ctx: TaskContext, pair: PairView, host: strin
 
 export const haTopology: Module<Args, Data> = {
   name: 'ha_topology',
+  keepsReads: true,
   args,
   async plan(ctx, a) {
     // The roles the later steps act on: decided on a read of this step (shared by both nodes).

@@ -19,7 +19,8 @@
  */
 import { z } from 'zod';
 import { describeFailure, maskSecrets, shellCommand } from '../../core/command.js';
-import type { Connection, Module, Plan } from '../../core/types.js';
+import type { Connection, Module, Plan, TaskContext } from '../../core/types.js';
+import { runScript } from '../lib/run.js';
 import { ModuleFailure } from '../lib/failure.js';
 import { serviceModule, type ServiceArgs, type ServicePlanState } from '../service.js';
 import { pairOf } from './pair.js';
@@ -60,13 +61,17 @@ echo "loaded $l"
 case "$l" in
   ?*" "?*" $p") ;;
   *)
-    if [ -n "$p" ] && [ -r /proc/$p/stat ]; then
-      # Start time to 10 ms: boot time from now and /proc/uptime (btime is whole seconds), plus the
-      # process's start in clock ticks since boot. The same second is common on a fast run.
-      st=$(sed 's/^.*) //' /proc/$p/stat | cut -d' ' -f20)
-      hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
-      echo "started $(awk -v now="$(date +%s.%N)" -v st="$st" -v hz="$hz" '{ printf "%.3f", now - $1 + st / hz }' /proc/uptime)"
-      echo "mtime $(stat -c %.9Y $conf)"
+    st=; [ -n "$p" ] && [ -r /proc/$p/stat ] && read -r st < /proc/$p/stat
+    up=; read -r up _ < /proc/uptime
+    if [ -n "$st" ] && [ -n "$up" ]; then
+      # Start time to 10 ms, in centiseconds: now, minus the time since boot (/proc/uptime: btime
+      # is whole seconds, and the same second is common on a fast run), plus the process's start
+      # in clock ticks since boot (field 22 of its stat; USER_HZ is 100 on Linux). Two programs.
+      set -- \${st##*) }
+      now=$(date +%s%N)
+      s=$(( now / 10000000 - \${up%.*} * 100 - 1\${up#*.} + 100 + \${20} ))
+      echo "started $((s / 100)).$(printf %02d $((s % 100)))"
+      echo "mtime $(date -r $conf +%s.%N)"
     fi ;;
 esac`;
 
@@ -116,9 +121,18 @@ async function readConfState(conn: Connection, become: boolean): Promise<Keepali
   return r.ok ? parseConfState(r.stdout) : undefined;
 }
 
+/** This node's state: read ahead by the runner with the tasks before it, when it could. */
+async function readOwnConfState(ctx: TaskContext): Promise<KeepalivedConfState | undefined> {
+  const r = await runScript(ctx, READ, [], { timeoutMs: 15_000 });
+  return r.ok ? parseConfState(r.stdout) : undefined;
+}
+
 export const keepalivedReload: Module<Args, State> = {
   name: 'keepalived_reload',
+  // A reload can move the VRRP state of the pair, and the peer's notify hook with it.
+  actsOnPeers: true,
   args,
+  reads: () => [{ script: READ, args: [] }],
   async plan(ctx, a) {
     const pair = pairOf(ctx);
     // The peer's state matters only when this node has to reload: it is read then (a no-op re-run
@@ -127,7 +141,7 @@ export const keepalivedReload: Module<Args, State> = {
       const peerConn = await ctx.connectTo!(pair.peer).catch(() => undefined);
       return peerConn ? readConfState(peerConn, ctx.become).catch(() => undefined) : undefined;
     };
-    const self = await readConfState(ctx.conn, ctx.become);
+    const self = await readOwnConfState(ctx);
     if (!self) throw new ModuleFailure(`cannot read ${CONF} on ${ctx.host.name}`);
     const svcArgs = serviceModule.args.parse({ ...a.service, state: 'reloaded' });
     const state = { svcArgs, svcPlan: { changes: [] }, self };

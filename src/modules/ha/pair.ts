@@ -18,11 +18,15 @@ export interface PairView {
 
 /** Returns this host's pair; throws (a configuration bug) when the host is in no cluster. */
 export function pairOf(ctx: TaskContext): PairView {
-  const cluster = ctx.vars.cluster as Record<string, any> | undefined;
-  const node = ctx.vars.node as Record<string, any> | undefined;
-  if (!cluster || !node) throw new ModuleFailure(`${ctx.host.name} is not in any cluster: run this task on hosts of \`clusters\``);
+  return pairFrom(ctx.vars, ctx.host.name);
+}
+
+/** pairOf from a task's vars (for Module.reads, which has no TaskContext). */
+export function pairFrom(vars: Record<string, unknown>, self: string): PairView {
+  const cluster = vars.cluster as Record<string, any> | undefined;
+  const node = vars.node as Record<string, any> | undefined;
+  if (!cluster || !node) throw new ModuleFailure(`${self} is not in any cluster: run this task on hosts of \`clusters\``);
   const redis = cluster.redis as Record<string, any>;
-  const self = ctx.host.name;
   const peer = String(node.peer);
   const addresses: Record<string, string> = { [self]: String(node.address), [peer]: String(node.peer_address) };
   return {

@@ -21,12 +21,12 @@
 import { z } from 'zod';
 import { createHash } from 'node:crypto';
 import { Secret, describeFailure, maskSecrets, shellCommand, type Command } from '../../core/command.js';
-import type { Connection, Module, TaskContext } from '../../core/types.js';
+import type { Connection, Module, ReadSpec, TaskContext } from '../../core/types.js';
 import { redisQuote } from '../../template/index.js';
 import { ModuleFailure } from '../lib/failure.js';
 import { writeFileAtomic } from '../lib/files.js';
 import { changed, failed, runScript } from '../lib/run.js';
-import { pairOf, type PairView } from './pair.js';
+import { pairFrom, pairOf, type PairView } from './pair.js';
 import { redisCliCommands, splitCliReplies, type CliArg } from './redis-state.js';
 
 /** Where the keepalived scripts read the Redis password (playbooks/keepalived.yaml writes it). */
@@ -116,10 +116,21 @@ interface State {
 const cli = (pair: PairView, password: string, become: boolean, commands: CliArg[][]): Command =>
   redisCliCommands({ cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password, become }, commands);
 
-/** Reads the node's AuthState over `conn` (the new password first, the host's redis.auth when refused). */
-export async function readAuthState(conn: Connection, pair: PairView, become: boolean): Promise<AuthState> {
+const PROBE: CliArg[][] = [['ACL', 'GETUSER', 'default'], ['CONFIG', 'GET', 'masterauth']];
+
+/** The probe with the inventory's password, as a read the runner may make ahead (beside its batch: it has stdin). */
+export function probeRead(pair: PairView): ReadSpec {
+  const c = cli(pair, pair.password, false, PROBE);
+  return { script: c.argv[2], args: [], stdin: c.stdin as string };
+}
+
+/** Reads the node's AuthState (the new password first, the host's redis.auth when refused). */
+export async function readAuthState(ctx: TaskContext, pair: PairView): Promise<AuthState> {
+  const { conn, become } = ctx;
   const probe = async (password: string) => {
-    const r = await conn.exec(cli(pair, password, become, [['ACL', 'GETUSER', 'default'], ['CONFIG', 'GET', 'masterauth']]));
+    const c = cli(pair, password, become, PROBE);
+    // The first probe may have been read ahead by the runner (probeRead).
+    const r = password === pair.password ? await runScript(ctx, c.argv[2], [], { stdin: c.stdin, timeoutMs: c.timeoutMs }) : await conn.exec(c);
     const replies = splitCliReplies(r.stdout);
     const first = classifyReply(replies[0] ?? (r.stderr || 'no reply'));
     return { first, replies };
@@ -148,12 +159,22 @@ const NEITHER = (host: string) =>
   `Redis on ${host} accepts neither the inventory's redis.password nor the one in ${REDIS_AUTH_FILE} (what rha last gave it): ` +
   'put the password it runs with back into the inventory and provision, then change it';
 
+const READ_CONF = '[ -f "$1" ] && cat -- "$1" || true';
+
 export const redisAuth: Module<Args, State> = {
   name: 'redis_auth',
+  // The peer's replication link and health checks authenticate against this Redis.
+  actsOnPeers: true,
   args,
+  // The add phase's read of redis.conf goes ahead with the tasks before it; the Redis probe
+  // carries the password on stdin, so it is the task's own command (run beside that batch).
+  reads: (a, { vars }) => {
+    const pair = pairFrom(vars, String(vars.inventory_hostname));
+    return [probeRead(pair), ...(a.phase === 'add' ? [{ script: READ_CONF, args: [`${pair.configDir}/redis.conf`] }] : [])];
+  },
   async plan(ctx, a) {
     const pair = pairOf(ctx);
-    const auth = await readAuthState(ctx.conn, pair, ctx.become);
+    const auth = await readAuthState(ctx, pair);
     if (a.phase === 'add') return planAddPhase(ctx, pair, auth);
     return planDropPhase(ctx, pair, auth);
   },
@@ -202,7 +223,7 @@ export const redisAuth: Module<Args, State> = {
 async function planAddPhase(ctx: TaskContext, pair: PairView, auth: AuthState) {
   if (auth.kind === 'neither') throw new ModuleFailure(NEITHER(ctx.host.name));
   const confPath = `${pair.configDir}/redis.conf`;
-  const r = await runScript(ctx, '[ -f "$1" ] && cat -- "$1" || true', [confPath], { label: `read ${confPath}` });
+  const r = await runScript(ctx, READ_CONF, [confPath], { label: `read ${confPath}` });
   if (!r.ok) throw new ModuleFailure(`cannot read ${confPath} on ${ctx.host.name}: ${maskSecrets(describeFailure(r), ctx.secrets)}`);
   const content = r.stdout;
   const confHasOldLines = content !== '' && rewriteAuthLines(content, pair.password) !== content;

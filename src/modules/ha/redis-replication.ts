@@ -34,6 +34,8 @@ interface State {
 
 export const redisReplication: Module<Args, State> = {
   name: 'redis_replication',
+  keepsReads: true,
+  actsOnPeers: true,
   args,
   async plan(ctx, a) {
     const pair = pairOf(ctx);

@@ -95,16 +95,30 @@ export function nodeStateCommand(q: StateQuery): Command {
     `ip -o -4 addr show 2>/dev/null | grep -qF ${quote(` inet ${q.vip} `)} && echo yes || echo no`,
     `echo ${MARK}keepalived`,
     // keepalived writes its main pid file under /run; a live pid with the right name counts.
-    `p=$(cat /run/keepalived.pid 2>/dev/null); [ -n "$p" ] && grep -q keepalived /proc/$p/comm 2>/dev/null && echo yes || echo no`,
+    // Shell builtins only (read, case), here and below: every node state read runs this.
+    'p=; [ -r /run/keepalived.pid ] && read -r p < /run/keepalived.pid',
+    'c=; [ -n "$p" ] && [ -r "/proc/$p/comm" ] && read -r c < "/proc/$p/comm"',
+    'case "$c" in *keepalived*) echo yes ;; *) echo no ;; esac',
     // A notify hook's fence (min-replicas-to-write raised past any replica count), in the same round trip.
     `echo ${MARK}minreplicas`,
     `rcli CONFIG GET min-replicas-to-write 2>/dev/null | sed -n 2p`,
     ...(q.configDir
       ? [
+          // The last `replicaof` line (its value) and the last fence line of replication.conf.
+          `f=${quote(`${q.configDir}/replication.conf`)}; rf=; fb=`,
+          'if [ -r "$f" ]; then',
+          '  while IFS= read -r l || [ -n "$l" ]; do',
+          '    case "$l" in',
+          '      replicaof) rf= ;;',
+          '      replicaof[[:space:]]*) rf=${l#replicaof}; while :; do case "$rf" in [[:space:]]*) rf=${rf#?} ;; *) break ;; esac; done ;;',
+          "      '# rha-fenced: '*) fb=${l#'# rha-fenced: '} ;;",
+          '    esac',
+          '  done < "$f"',
+          'fi',
           `echo ${MARK}rolefile`,
-          `sed -n 's/^replicaof[[:space:]]*//p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`,
+          'printf \'%s\\n\' "$rf"',
           `echo ${MARK}fencedby`,
-          `sed -n 's/^# rha-fenced: //p' ${quote(`${q.configDir}/replication.conf`)} 2>/dev/null | tail -n 1`,
+          'printf \'%s\\n\' "$fb"',
         ]
       : []),
   ].join('\n');

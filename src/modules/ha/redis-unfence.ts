@@ -30,6 +30,8 @@ interface State {
 
 export const redisUnfence: Module<Args, State> = {
   name: 'redis_unfence',
+  keepsReads: true,
+  actsOnPeers: true,
   args,
   async plan(ctx) {
     const pair = pairOf(ctx);

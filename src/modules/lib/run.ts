@@ -19,8 +19,8 @@ export async function runScript(
   opts: Omit<Command, 'argv'> & { label?: string } = {},
 ): Promise<CommandResult> {
   const { label, ...rest } = opts;
-  // Read ahead by the runner (same script, args and become; nothing changed on the host since).
-  const ahead = rest.stdin === undefined && rest.env === undefined ? ctx.readAhead?.take(script, args, ctx.become) : undefined;
+  // Read ahead by the runner (same script, args, become and stdin; nothing changed on the host since).
+  const ahead = typeof rest.stdin !== 'object' && rest.env === undefined ? await ctx.readAhead?.take(script, args, ctx.become, rest.stdin) : undefined;
   if (ahead !== undefined) {
     const display = label ?? `sh -c <rha script>${args.length ? ` ${quoteArgv(args)}` : ''}`;
     return { display, code: 0, signal: null, stdout: ahead, stderr: '', ok: true, durationMs: 0 };
