@@ -8,7 +8,7 @@
  * any failure means a normal parse.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PlaybookStore, StoredPlaybook } from '../playbook/index.js';
@@ -23,7 +23,9 @@ export function ownPlaybookStore(file: string, env: NodeJS.ProcessEnv = process.
   const dir = codeCacheDir(env);
   const build = buildId();
   if (!build) return undefined;
-  const entryPath = (f: string) => path.join(dir, `playbook-${createHash('sha256').update(`${build}\0${f}`).digest('hex').slice(0, 20)}.json`);
+  // Named by build, then file: writing one removes the other builds' (dead weight after an upgrade).
+  const tag = `playbook-${sha(build).slice(0, 12)}-`;
+  const entryPath = (f: string) => path.join(dir, `${tag}${sha(f).slice(0, 12)}.json`);
   return {
     get(f) {
       if (!trustedDir(dir)) return undefined;
@@ -36,8 +38,20 @@ export function ownPlaybookStore(file: string, env: NodeJS.ProcessEnv = process.
       const tmp = `${target}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
       renameSync(tmp, target);
+      removeOtherBuilds(dir, 'playbook-', tag);
     },
   };
+}
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+/** Removes the cache folder's `prefix*.json` files that do not start with `keep` (another build's). */
+export function removeOtherBuilds(dir: string, prefix: string, keep: string): void {
+  try {
+    for (const f of readdirSync(dir)) if (f.startsWith(prefix) && f.endsWith('.json') && !f.startsWith(keep)) unlinkSync(path.join(dir, f));
+  } catch {
+    /* the next write tries again */
+  }
 }
 
 /** This build of rha: the size and time of the files the CLI runs from (any rebuild changes it). */

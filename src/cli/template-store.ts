@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { TemplateStore } from '../template/index.js';
 import { codeCacheDir, trustedDir } from './code-cache.js';
 import { packageRoot } from './paths.js';
-import { buildId } from './playbook-store.js';
+import { buildId, removeOtherBuilds } from './playbook-store.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -24,7 +24,8 @@ export function ownTemplateStore(env: NodeJS.ProcessEnv = process.env): Template
   const build = buildId();
   if (!build) return undefined;
   const dir = codeCacheDir(env);
-  const file = path.join(dir, `templates-${sha(build).slice(0, 20)}.json`);
+  const name = `templates-${sha(build).slice(0, 20)}.json`;
+  const file = path.join(dir, name);
   const root = packageRoot();
   const own = [path.join(root, 'templates') + path.sep, path.join(root, 'playbooks') + path.sep];
   let entries: Record<string, string> | undefined;
@@ -51,6 +52,7 @@ export function ownTemplateStore(env: NodeJS.ProcessEnv = process.env): Template
       const tmp = `${file}.${process.pid}.tmp`;
       writeFileSync(tmp, JSON.stringify(entries), { mode: 0o600 });
       renameSync(tmp, file);
+      removeOtherBuilds(dir, 'templates-', name);
     } catch {
       /* next time */
     }

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ownTemplateStore } from '../../src/cli/template-store.js';
+import { ownPlaybookStore } from '../../src/cli/playbook-store.js';
 import { packageRoot } from '../../src/cli/paths.js';
 import { evalCondition, forgetCompiledTemplates, referencedVariables, renderString, renderTemplateFile, renderValue, TemplateError, useTemplateStore } from '../../src/template/index.js';
 
@@ -191,6 +192,28 @@ describe('compiled templates kept between processes', () => {
     } finally {
       useTemplateStore(undefined);
       forgetCompiledTemplates();
+    }
+  });
+
+  it("writing a store entry removes other builds' stores (dead weight after an upgrade), nothing else", () => {
+    const cacheHome = mkdtempSync(join(tmpdir(), 'rha-tstore-'));
+    const dir = join(cacheHome, 'rha');
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+      const old = ['playbook-0123456789ab-0123456789ab.json', 'playbook-0123456789abcdef0123.json', 'templates-0123456789abcdef0123.json'];
+      const others = ['cli-0123-provision.v8', 'keeper-x.sock.txt', 'playbook-notes.txt'];
+      for (const f of [...old, ...others]) writeFileSync(join(dir, f), '{}');
+      ownPlaybookStore(join(packageRoot(), 'playbooks', 'site.yaml'), { XDG_CACHE_HOME: cacheHome })!.set('/x/site.yaml', { files: {}, playbook: {} } as never);
+      const t = ownTemplateStore({ XDG_CACHE_HOME: cacheHome })!;
+      t.set('c {{x}}', 'code-c', { file: join(packageRoot(), 'templates', 'redis', 'redis.conf.hbs') });
+      process.emit('beforeExit', 0);
+      const left = readdirSync(dir);
+      for (const f of old) expect(left).not.toContain(f);
+      for (const f of others) expect(left).toContain(f);
+      expect(left.filter((f) => /^playbook-.*\.json$/.test(f))).toHaveLength(1);
+      expect(left.filter((f) => /^templates-.*\.json$/.test(f))).toHaveLength(1);
+    } finally {
+      rmSync(cacheHome, { recursive: true, force: true });
     }
   });
 
