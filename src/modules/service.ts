@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { describeFailure } from '../core/command.js';
-import type { HostFacts, Module, PlannedChange, ReadSpec, TaskContext } from '../core/types.js';
+import type { BulkReader, HostFacts, Module, PlannedChange, ReadSpec, TaskContext } from '../core/types.js';
 import { absPathArg, argvArg } from './lib/args.js';
 import { ModuleFailure } from './lib/failure.js';
 import { forgetPrevious, REJECTED_SUFFIX, restorePrevious } from './lib/files.js';
@@ -79,9 +79,37 @@ export function planServiceSteps(
 
 // ---- systemd ------------------------------------------------------------------------------
 
-const SYSTEMD_STATUS = `echo "load=$(systemctl show -p LoadState --value -- "$1" 2>/dev/null)"
-echo "active=$(systemctl is-active -- "$1" 2>/dev/null)"
-echo "enabled=$(systemctl is-enabled -- "$1" 2>/dev/null)"`;
+// One systemctl call (is-active and is-enabled beside it took three, ~22 ms against 9 on a lab
+// host): the unit's LoadState, ActiveState and UnitFileState (what is-enabled prints for a native
+// unit), as load=/active=/enabled= lines. No --value: systemd before 230 does not have it.
+const SYSTEMD_STATUS = `s=$(systemctl show -p LoadState -p ActiveState -p UnitFileState -- "$1" 2>/dev/null)
+l=; a=; e=
+set -f; IFS='
+'
+for kv in $s; do
+  case "$kv" in LoadState=*) l=\${kv#*=} ;; ActiveState=*) a=\${kv#*=} ;; UnitFileState=*) e=\${kv#*=} ;; esac
+done
+# A unit generated from an init.d script: is-enabled asks the distribution's tool (update-rc.d).
+case "$e" in generated|'') e=$(systemctl is-enabled -- "$1" 2>/dev/null) ;; esac
+printf 'load=%s\\nactive=%s\\nenabled=%s\\n' "$l" "$a" "$e"`;
+
+// The same for every unit in "$@", one call: systemctl prints a block per unit, in order, with an
+// empty line between blocks.
+const SYSTEMD_STATUS_MANY = 'systemctl show -p LoadState -p ActiveState -p UnitFileState -- "$@" 2>/dev/null';
+
+/** Per unit, what SYSTEMD_STATUS prints for it, from SYSTEMD_STATUS_MANY's output; none when the blocks do not add up (pure). */
+export function splitSystemdStatus(stdout: string, units: readonly string[]): Array<string | undefined> {
+  const blocks = stdout.replace(/\n+$/, '').split(/\n\n/);
+  if (blocks.length !== units.length) return units.map(() => undefined);
+  return blocks.map((b) => {
+    const f = new Map(b.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const));
+    // A generated unit (or none) is asked again with is-enabled: that one reads alone.
+    if (!f.has('LoadState') || !f.get('UnitFileState') || f.get('UnitFileState') === 'generated') return undefined;
+    return `load=${f.get('LoadState') ?? ''}\nactive=${f.get('ActiveState') ?? ''}\nenabled=${f.get('UnitFileState') ?? ''}\n`;
+  });
+}
+
+const systemdStatusReader: BulkReader = { script: SYSTEMD_STATUS_MANY, split: splitSystemdStatus };
 
 /** Returns running/enabled from the systemd status script's output (pure). */
 export function parseSystemdStatus(stdout: string): { found: boolean; running: boolean; enabled?: boolean; active: string; enabledText: string } {
@@ -261,7 +289,7 @@ function describe(step: ServiceStep, name: string, backend: Backend): string {
 
 /** The read observe() makes first (for Module.reads). */
 export function serviceRead(args: ServiceArgs, facts: HostFacts): ReadSpec {
-  if (facts.serviceManager === 'systemd') return { script: SYSTEMD_STATUS, args: [args.name] };
+  if (facts.serviceManager === 'systemd') return { script: SYSTEMD_STATUS, args: [args.name], bulk: { reader: systemdStatusReader, path: args.name } };
   if (args.exec && args.pidfile) return { script: PLAIN_STATUS, args: [args.pidfile] };
   return { script: INITD_STATUS, args: [args.name, '0'] };
 }

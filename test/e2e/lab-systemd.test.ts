@@ -10,6 +10,8 @@ import { sshBanner } from '../../src/lab/host.js';
 import { labDir, labDiskDir } from '../../src/lab/names.js';
 import { run } from '../../src/lab/sh.js';
 import { sshRun, useLab } from '../support/lab.js';
+import { parseSystemdStatus, serviceModule, serviceRead } from '../../src/modules/service.js';
+import { UNKNOWN_FACTS } from '../../src/runner/context.js';
 
 const NAME = 'e2e-lab-sd';
 const lab = useLab(NAME, 2, { systemd: true });
@@ -44,6 +46,40 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 3
 }
 
 describe('rha lab up --systemd', () => {
+  it("the service module's status read (one systemctl call, alone or for many units) says what is-active and is-enabled say", async () => {
+    const info = lab();
+    const h = info.hosts[0].name;
+    // A unit systemd generates from an init.d script: its state comes from is-enabled (update-rc.d).
+    const sysv = '#!/bin/sh\n### BEGIN INIT INFO\n# Provides: rha-sysv\n# Default-Start: 2 3 4 5\n# Default-Stop: 0 1 6\n### END INIT INFO\nexit 0\n';
+    const setup = await sshRun(info, h, `printf '${sysv.replace(/\n/g, '\\n')}' > /etc/init.d/rha-sysv && chmod 755 /etc/init.d/rha-sysv && systemctl daemon-reload`);
+    expect(setup.code, setup.stderr).toBe(0);
+    const units = ['ssh', 'systemd-journald', 'keepalived', 'rha-no-such-unit', 'rha-sysv'];
+    const facts = { ...UNKNOWN_FACTS, serviceManager: 'systemd' as const };
+    const reads = units.map((name) => serviceRead(serviceModule.args.parse({ name, enabled: true }), facts));
+    const q = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`;
+    const sh = (script: string, args: string[]) => sshRun(info, h, `sh -c ${q(script)} sh ${args.map(q).join(' ')}`);
+    const bulk = reads[0].bulk!.reader;
+    const many = await sh(bulk.script, units);
+    const split = bulk.split(many.stdout, units);
+    let compared = 0;
+    for (const [i, unit] of units.entries()) {
+      const was = await sshRun(info, h, `echo "load=$(systemctl show -p LoadState --value -- ${unit})"; echo "active=$(systemctl is-active -- ${unit})"; echo "enabled=$(systemctl is-enabled -- ${unit} 2>/dev/null)"`);
+      const single = await sh(reads[i].script, reads[i].args);
+      expect(single.code, single.stderr).toBe(0);
+      expect(parseSystemdStatus(single.stdout), unit).toEqual(parseSystemdStatus(was.stdout));
+      if (split[i] !== undefined) {
+        expect(split[i], unit).toBe(single.stdout);
+        compared++;
+      }
+    }
+    // Native units come from the one call; a generated unit (and a missing one) read alone.
+    expect(split[units.indexOf('ssh')]).toBeDefined();
+    expect(split[units.indexOf('systemd-journald')]).toBeDefined();
+    expect(split[units.indexOf('rha-no-such-unit')]).toBeUndefined();
+    expect(split[units.indexOf('rha-sysv')]).toBeUndefined();
+    expect(compared).toBeGreaterThanOrEqual(2);
+  });
+
   it('boots systemd as PID 1 on every host, with sshd running as its unit', async () => {
     const info = lab();
     expect(info.kind).toBe('systemd');

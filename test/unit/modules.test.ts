@@ -15,7 +15,7 @@ import {
   planPackages,
   statusScript,
 } from '../../src/modules/package.js';
-import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule } from '../../src/modules/service.js';
+import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule, splitSystemdStatus } from '../../src/modules/service.js';
 import type { Connection, HostFacts } from '../../src/core/types.js';
 import { ModuleFailure } from '../../src/modules/lib/failure.js';
 import { makeContext } from '../support/context.js';
@@ -429,6 +429,17 @@ describe('service module', () => {
     expect(parseSystemdStatus('load=loaded\nactive=inactive\nenabled=disabled\n')).toMatchObject({ running: false, enabled: false });
     expect(parseSystemdStatus('load=not-found\nactive=inactive\nenabled=\n')).toMatchObject({ found: false, enabled: undefined });
     expect(parseSystemdStatus('load=loaded\nactive=failed\nenabled=static\n')).toMatchObject({ running: false, enabled: undefined });
+  });
+  it("splits one `systemctl show` over several units into each unit's status lines; generated or missing units read alone", () => {
+    const out = 'LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nLoadState=loaded\nUnitFileState=disabled\n\nLoadState=loaded\nActiveState=inactive\nUnitFileState=generated\n\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n';
+    expect(splitSystemdStatus(out, ['a', 'b', 'c', 'd'])).toEqual([
+      'load=loaded\nactive=active\nenabled=enabled\n',
+      'load=loaded\nactive=inactive\nenabled=disabled\n',
+      undefined,
+      undefined,
+    ]);
+    // Blocks that do not match the units keep nothing.
+    expect(splitSystemdStatus(out, ['a', 'b'])).toEqual([undefined, undefined]);
   });
   it('systemd, no unit yet: check mode plans the enable (the unit comes from an earlier task of the run); a real run fails, naming the host', async () => {
     const conn: Connection = {
