@@ -302,6 +302,8 @@ export interface ReadSpec {
   stdin?: string;
   /** A slow read (it waits for the host): its own command beside the batch, so the batch's other reads need not wait for it. */
   alone?: boolean;
+  /** Runs with this become whatever the task's (false: as the login user); then its own command. */
+  become?: boolean;
   /** The same read done for many paths at once (a few programs in all instead of a few each). */
   bulk?: { reader: BulkReader; path: string };
 }

@@ -55,22 +55,23 @@ export class HostReadAhead implements ReadAhead {
 
   /**
    * Starts the reads: those without stdin in one command (two or more; one gains nothing over the
-   * task's own), each with stdin or `alone` as its own command beside it. take() waits for the
+   * task's own), each with stdin, `alone` or another become as its own command beside it. take() waits for the
    * command that holds its read. Never fails: a read not kept is made by its task.
    */
   start(conn: Connection, become: boolean, reads: readonly ReadSpec[]): void {
-    const unique = [...new Map(reads.map((r) => [HostReadAhead.key(r, become), r])).values()];
-    const own = unique.filter((r) => r.stdin !== undefined || r.alone);
+    const as = (r: ReadSpec) => r.become ?? become;
+    const unique = [...new Map(reads.map((r) => [HostReadAhead.key(r, as(r)), r])).values()];
+    const own = unique.filter((r) => r.stdin !== undefined || r.alone || as(r) !== become);
     const batched = unique.filter((r) => !own.includes(r));
     const track = (group: readonly ReadSpec[], outputs: Promise<Map<string, string>>) => {
       const settled = outputs.catch(() => new Map<string, string>());
       for (const r of group) {
-        const key = HostReadAhead.key(r, become);
+        const key = HostReadAhead.key(r, as(r));
         this.reads.set(key, settled.then((m) => m.get(key)));
       }
     };
     if (batched.length >= 2) track(batched, this.run(conn, become, batched));
-    for (const r of own) track([r], this.runOwn(conn, become, r));
+    for (const r of own) track([r], this.runOwn(conn, as(r), r));
   }
 
   /** start(), then waits for every read. */

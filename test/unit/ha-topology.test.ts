@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { decideTopology, HOST_KEY_REFUSED } from '../../src/modules/ha/topology.js';
-import { parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
+import { nodeStateCommands, parseNodeState, type NodeState } from '../../src/modules/ha/redis-state.js';
 import { isJemallocHeaderError } from '../../src/modules/ha/redis-build.js';
 import { parseProbe, parseRedisVersion } from '../../src/modules/ha/redis-host.js';
 import { satisfies } from '../../src/modules/ha/redis-install.js';
@@ -91,6 +91,19 @@ describe('reading a node', () => {
     expect(bound.fencedBy).toBeUndefined();
     // Redis down: nothing is known about a fence.
     expect(parseNodeState('@@rha:redis\nConnection refused\n@@rha:minreplicas\n\n').isFenced).toBeUndefined();
+  });
+  test('with become, the Redis part (password on stdin) runs as the login user and only the role file as root', () => {
+    const q = { cliPath: '/usr/local/bin/redis-cli', port: 6379, password: 'pw', vip: '10.0.0.200/24', configDir: '/etc/redis' };
+    const [redis, role] = nodeStateCommands({ ...q, become: true });
+    expect(redis).toMatchObject({ become: false, stdin: 'pw\n' });
+    expect(redis.argv.join(' ')).not.toContain('replication.conf');
+    expect(role).toMatchObject({ become: true });
+    expect(role.stdin).toBeUndefined();
+    expect(role.argv.join(' ')).toContain('/etc/redis/replication.conf');
+    // Without become: one command, role file included.
+    const one = nodeStateCommands({ ...q, become: false });
+    expect(one).toHaveLength(1);
+    expect(one[0].argv.join(' ')).toContain('replication.conf');
   });
   test('a Redis that does not answer is down, with the reason', () => {
     const s = parseNodeState('@@rha:redis\nCould not connect to Redis at 127.0.0.1:6379: Connection refused\n\n@@rha:vip\nyes\n@@rha:keepalived\nno\n');

@@ -12,9 +12,14 @@ import {
   parseAclPasswords,
   parseConfigGet,
   planAdd,
+  probeRead,
+  redisAuth,
   rewriteAuthLines,
   sha256hex,
 } from '../../src/modules/ha/redis-auth.js';
+import type { Command, CommandResult } from '../../src/core/command.js';
+import type { TaskContext } from '../../src/core/types.js';
+import { UNKNOWN_FACTS } from '../../src/runner/context.js';
 import { encodeCliLine, redisCliCommands, splitCliReplies } from '../../src/modules/ha/redis-state.js';
 import { parseConfState, reloadBlocked, type KeepalivedConfState } from '../../src/modules/ha/keepalived-reload.js';
 import { renderString } from '../../src/template/index.js';
@@ -22,6 +27,44 @@ import { renderString } from '../../src/template/index.js';
 const NEW = 'n3w "pa$$" \\ word>';
 
 describe('redis-cli transport for rotation', () => {
+  it("runs redis-cli as the login user even when the task becomes root; only redis.auth (root's) is read as root", async () => {
+    const seen: Array<{ become?: boolean; stdin: boolean; text: string }> = [];
+    const ctx = {
+      host: { name: 'h1' },
+      conn: {
+        hostName: 'h1',
+        async exec(cmd: Command): Promise<CommandResult> {
+          seen.push({ become: cmd.become, stdin: cmd.stdin !== undefined, text: cmd.argv.join(' ') });
+          // The new password is refused, the old one in redis.auth works.
+          const text = cmd.argv.join(' ');
+          const stdout = text.includes('redis.auth') ? 'old-pw\n' : cmd.stdin?.toString().startsWith('old-pw') ? '@@rha:reply\nflags\n@@rha:reply\nmasterauth\nold-pw\n' : '@@rha:reply\nWRONGPASS\n';
+          return { display: 'x', code: 0, stdout, stderr: '', ok: true, durationMs: 0 };
+        },
+        async close() {},
+      },
+      facts: UNKNOWN_FACTS,
+      check: true,
+      diff: false,
+      become: true,
+      vars: {
+        inventory_hostname: 'h1',
+        cluster: { name: 'c', master: 'h1', vip: '10.0.0.200/24', interface: 'eth0', redis: { port: 6379, password: 'new-pw', prefix: '/usr/local', config_dir: '/etc/redis' } },
+        node: { peer: 'h2', address: '10.0.0.1', peer_address: '10.0.0.2' },
+      },
+      searchPaths: [],
+      secrets: new Set<string>(),
+      warn: () => undefined,
+      signal: new AbortController().signal,
+    } as unknown as TaskContext;
+    const plan = await redisAuth.plan(ctx, redisAuth.args.parse({ phase: 'add' }));
+    expect(plan.changes.length).toBeGreaterThan(0);
+    const withPassword = seen.filter((c) => c.stdin);
+    expect(withPassword.length).toBe(2);
+    for (const c of withPassword) expect(c.become).toBe(false);
+    expect(seen.find((c) => c.text.includes('redis.auth'))?.become).toBe(true);
+    expect(probeRead({ binDir: '/usr/local/bin', port: 6379, password: 'new-pw' } as never).become).toBe(false);
+  });
+
   it('encodes every byte of every argument as \\xHH inside quotes (redis-cli splits it back exactly)', () => {
     expect(encodeCliLine(['ACL', new Secret('>a b"')])).toBe('"\\x41\\x43\\x4c" "\\x3e\\x61\\x20\\x62\\x22"');
   });

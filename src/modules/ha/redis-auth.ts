@@ -113,24 +113,26 @@ interface State {
   conf?: { path: string; content: string };
 }
 
-const cli = (pair: PairView, password: string, become: boolean, commands: CliArg[][]): Command =>
-  redisCliCommands({ cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password, become }, commands);
+// As the login user: redis-cli needs no root, and a password on the stdin of a sudo'd command
+// costs a sudo per command and may be recorded by a sudo I/O log (log_input).
+const cli = (pair: PairView, password: string, commands: CliArg[][]): Command =>
+  redisCliCommands({ cliPath: `${pair.binDir}/redis-cli`, port: pair.port, password, become: false }, commands);
 
 const PROBE: CliArg[][] = [['ACL', 'GETUSER', 'default'], ['CONFIG', 'GET', 'masterauth']];
 
 /** The probe with the inventory's password, as a read the runner may make ahead (beside its batch: it has stdin). */
 export function probeRead(pair: PairView): ReadSpec {
-  const c = cli(pair, pair.password, false, PROBE);
-  return { script: c.argv[2], args: [], stdin: c.stdin as string };
+  const c = cli(pair, pair.password, PROBE);
+  return { script: c.argv[2], args: [], stdin: c.stdin as string, become: false };
 }
 
 /** Reads the node's AuthState (the new password first, the host's redis.auth when refused). */
 export async function readAuthState(ctx: TaskContext, pair: PairView): Promise<AuthState> {
   const { conn, become } = ctx;
   const probe = async (password: string) => {
-    const c = cli(pair, password, become, PROBE);
+    const c = cli(pair, password, PROBE);
     // The first probe may have been read ahead by the runner (probeRead).
-    const r = password === pair.password ? await runScript(ctx, c.argv[2], [], { stdin: c.stdin, timeoutMs: c.timeoutMs }) : await conn.exec(c);
+    const r = password === pair.password ? await runScript(ctx, c.argv[2], [], { stdin: c.stdin, timeoutMs: c.timeoutMs, become: false }) : await conn.exec(c);
     const replies = splitCliReplies(r.stdout);
     const first = classifyReply(replies[0] ?? (r.stderr || 'no reply'));
     return { first, replies };
@@ -183,7 +185,7 @@ export const redisAuth: Module<Args, State> = {
     const mask = (t: string) => maskSecrets(t, [pair.password, ...(auth.kind === 'old' ? [auth.old] : []), ...ctx.secrets]);
     const done: string[] = [];
     const run = async (password: string, commands: CliArg[][], what: string) => {
-      const r = await ctx.conn.exec(cli(pair, password, ctx.become, commands));
+      const r = await ctx.conn.exec(cli(pair, password, commands));
       const replies = splitCliReplies(r.stdout);
       const bad = commands.findIndex((_, i) => !/^(OK|PONG)$/.test(replies[i] ?? ''));
       if (!r.ok || bad >= 0) {

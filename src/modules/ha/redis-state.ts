@@ -89,6 +89,8 @@ export function redisCliCommand(body: string, t: RedisCliTarget, opts: { timeout
 /** The command that reads a node's live state; its output is parsed by parseNodeState. */
 export function nodeStateCommand(q: StateQuery): Command {
   const script = [
+    // `ip` is in /usr/sbin or /sbin on some systems, outside a login user's PATH.
+    'PATH="$PATH:/usr/sbin:/sbin"',
     `echo ${MARK}redis`,
     `rcli INFO 2>&1 | head -c 100000`,
     `echo; echo ${MARK}vip`,
@@ -102,27 +104,43 @@ export function nodeStateCommand(q: StateQuery): Command {
     // A notify hook's fence (min-replicas-to-write raised past any replica count), in the same round trip.
     `echo ${MARK}minreplicas`,
     `rcli CONFIG GET min-replicas-to-write 2>/dev/null | sed -n 2p`,
-    ...(q.configDir
-      ? [
-          // The last `replicaof` line (its value) and the last fence line of replication.conf.
-          `f=${quote(`${q.configDir}/replication.conf`)}; rf=; fb=`,
-          'if [ -r "$f" ]; then',
-          '  while IFS= read -r l || [ -n "$l" ]; do',
-          '    case "$l" in',
-          '      replicaof) rf= ;;',
-          '      replicaof[[:space:]]*) rf=${l#replicaof}; while :; do case "$rf" in [[:space:]]*) rf=${rf#?} ;; *) break ;; esac; done ;;',
-          "      '# rha-fenced: '*) fb=${l#'# rha-fenced: '} ;;",
-          '    esac',
-          '  done < "$f"',
-          'fi',
-          `echo ${MARK}rolefile`,
-          'printf \'%s\\n\' "$rf"',
-          `echo ${MARK}fencedby`,
-          'printf \'%s\\n\' "$fb"',
-        ]
-      : []),
+    ...(q.configDir ? [roleFileScript(q.configDir)] : []),
   ].join('\n');
   return redisCliCommand(script, q, { timeoutMs: 15_000, cliTimeoutS: 3 });
+}
+
+/** The last `replicaof` line (its value) and the last fence line of replication.conf, as the rolefile and fencedby sections. */
+function roleFileScript(configDir: string): string {
+  return [
+    `f=${quote(`${configDir}/replication.conf`)}; rf=; fb=`,
+    'if [ -r "$f" ]; then',
+    '  while IFS= read -r l || [ -n "$l" ]; do',
+    '    case "$l" in',
+    '      replicaof) rf= ;;',
+    '      replicaof[[:space:]]*) rf=${l#replicaof}; while :; do case "$rf" in [[:space:]]*) rf=${rf#?} ;; *) break ;; esac; done ;;',
+    "      '# rha-fenced: '*) fb=${l#'# rha-fenced: '} ;;",
+    '    esac',
+    '  done < "$f"',
+    'fi',
+    `echo ${MARK}rolefile`,
+    'printf \'%s\\n\' "$rf"',
+    `echo ${MARK}fencedby`,
+    'printf \'%s\\n\' "$fb"',
+  ].join('\n');
+}
+
+/**
+ * The node state read as commands: with become, the Redis part runs as the login user (redis-cli
+ * needs no root, and the password on its stdin then goes through no sudo: no sudo per read, and
+ * nothing for a sudo I/O log to record) and the role file, root's, in a command of its own that
+ * carries no secret (the long-lived root shell runs it). Without become, one command.
+ */
+export function nodeStateCommands(q: StateQuery): Command[] {
+  if (!q.become || !q.configDir) return [nodeStateCommand(q)];
+  return [
+    nodeStateCommand({ ...q, become: false, configDir: undefined }),
+    shellCommand(roleFileScript(q.configDir), { become: true, timeoutMs: 15_000 }),
+  ];
 }
 
 /** Parses `INFO` text into a flat map (CRLF lines, `# Section` headers skipped). */
@@ -190,8 +208,9 @@ export async function readNodeState(conn: Connection | undefined, q: StateQuery)
   };
   if (!conn) return down;
   try {
-    const r = await conn.exec(nodeStateCommand(q));
-    return parseNodeState(r.stdout);
+    const [state, role] = await Promise.all(nodeStateCommands(q).map((c) => conn.exec(c)));
+    // A role file that could not be read is not read (undefined), not a master's ('').
+    return parseNodeState(state.stdout + (role === undefined ? '' : role.ok ? role.stdout : ''));
   } catch (e) {
     return { ...down, error: (e as Error).message };
   }

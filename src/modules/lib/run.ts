@@ -11,6 +11,7 @@ export function run(ctx: TaskContext, cmd: Command): Promise<CommandResult> {
  * Runs a fixed shell script with data passed as positional parameters ($1, $2, ...), so user data
  * never becomes shell text: `sh -c SCRIPT sh ARG1 ARG2`. Returns the result, whose `display`
  * (what failure messages show) is `label`, or `sh -c <rha script> ARGS`: never the whole script.
+ * It runs with the task's become unless `opts.become` says otherwise (false: as the login user).
  */
 export async function runScript(
   ctx: TaskContext,
@@ -19,14 +20,15 @@ export async function runScript(
   opts: Omit<Command, 'argv'> & { label?: string } = {},
 ): Promise<CommandResult> {
   const { label, ...rest } = opts;
+  const become = rest.become ?? ctx.become;
   // Read ahead by the runner (same script, args, become and stdin; nothing changed on the host since).
-  const ahead = typeof rest.stdin !== 'object' && rest.env === undefined ? await ctx.readAhead?.take(script, args, ctx.become, rest.stdin) : undefined;
+  const ahead = typeof rest.stdin !== 'object' && rest.env === undefined ? await ctx.readAhead?.take(script, args, become, rest.stdin) : undefined;
   if (ahead !== undefined) {
     const display = label ?? `sh -c <rha script>${args.length ? ` ${quoteArgv(args)}` : ''}`;
     return { display, code: 0, signal: null, stdout: ahead, stderr: '', ok: true, durationMs: 0 };
   }
   const cmd = shellCommand(script, rest);
-  const r = await run(ctx, { ...cmd, argv: [...cmd.argv, 'sh', ...args] });
+  const r = await ctx.conn.exec({ ...cmd, argv: [...cmd.argv, 'sh', ...args], become });
   return { ...r, display: label ?? `sh -c <rha script>${args.length ? ` ${quoteArgv(args)}` : ''}` };
 }
 
