@@ -1,13 +1,14 @@
 /**
  * Read-ahead: the state reads of the reader tasks of a play (file, copy, template, package, ...:
  * see Module.reads) made in one command per host, up to the next task that could change state
- * without saying so.
+ * without saying so, and on into the next plays when they run on exactly the same hosts.
  *
  * Why: on a re-run where nothing needs to change, each such task is one read and nothing else;
  * one command per task costs a round trip and a few processes on the host each, which at 100
  * hosts is most of the run. Read together, they cost one; reads a module can do in bulk
  * (ReadSpec.bulk: one stat and one sha256sum over all the files) cost a few programs in all. The
- * batch runs beside the first task's own commands (take() waits for it).
+ * batch runs beside the first task's own commands (take() waits for it); a read with stdin, a
+ * slow one (`alone`) or one with another become is its own command beside it.
  *
  * Safe because a read-ahead output is used only while nothing can have changed on the host since
  * it was read. The runner forgets a host's reads
@@ -16,10 +17,11 @@
  *   nor `keepsReads` (none of rha's), and any task with `changed_when` or `failed_when`, which
  *   make its status the playbook's word rather than the module's;
  * - on every host of the batch, after a step in which a module that acts on peers (`actsOnPeers`,
- *   e.g. ha_switchover) changed something or failed anywhere;
- * - at the end of every play batch; handlers never use them.
- * A batch that was in flight when its reads were forgotten keeps nothing. An output is handed
- * only to the exact same read (script, arguments, become); a task whose arguments come out
+ *   e.g. ha_switchover) changed something or failed anywhere, and before any handler runs
+ *   (handlers never use them);
+ * - at the end of every play batch, unless the next play runs on exactly the same hosts.
+ * A read that was in flight when its reads were forgotten is not handed out. An output is handed
+ * only to the exact same read (script, arguments, become, stdin); a task whose arguments come out
  * differently reads for itself.
  */
 import { randomBytes } from 'node:crypto';
