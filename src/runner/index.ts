@@ -119,8 +119,8 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
   // of the batch before the next task starts. That is what lets a playbook express an order across
   // hosts ("start keepalived on the master, wait for the VIP, then on the replica"). A failed host
   // stops there while the others go on; notified handlers run at the end, in definition order.
-  const selectedTasks = (play: PlaySpec): TaskSpec[] => play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
   const filter = { only: opts.tags, skip: opts.skipTags };
+  const selectedTasks = (play: PlaySpec): TaskSpec[] => play.tasks.filter((task) => selectedByTags([...task.tags, ...play.tags], filter));
 
   // `next`: the plays that run right after this batch on exactly its hosts, each in one batch:
   // reads of their tasks may go ahead with this play's, and stay held into them.
@@ -156,6 +156,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
 
     const notified = new Map<HostState, Set<string>>(batchHosts.map((hs) => [hs, new Set<string>()]));
     const tasks = selectedTasks(play);
+    const nextTasks = next.map((p) => [p, selectedTasks(p)] as const);
     const observations = new Observations();
     for (const hs of batchHosts) {
       hs.readAhead ??= new HostReadAhead();
@@ -173,7 +174,7 @@ export async function runPlaybook(pb: Playbook, inv: Inventory, opts: RunOptions
         // (read-ahead.ts), once, and again after a task changed something (then from the next
         // unchanged one).
         const chain: ChainTask[] = [];
-        for (const [p, list] of [[play, tasks.slice(i)] as const, ...next.map((p) => [p, selectedTasks(p)] as const)]) {
+        for (const [p, list] of [[play, tasks.slice(i)] as const, ...nextTasks]) {
           const n = list.findIndex((t) => !keepsReads(rc, t));
           chain.push(...(n < 0 ? list : list.slice(0, n)).map((t) => ({ play: p, task: t })));
           if (n >= 0 || !keeps) break;

@@ -131,8 +131,8 @@ export async function readAuthState(ctx: TaskContext, pair: PairView): Promise<A
   const { conn, become } = ctx;
   const probe = async (password: string) => {
     const c = cli(pair, password, PROBE);
-    // The first probe may have been read ahead by the runner (probeRead).
-    const r = password === pair.password ? await runScript(ctx, c.argv[2], [], { stdin: c.stdin, timeoutMs: c.timeoutMs, become: false }) : await conn.exec(c);
+    // The probe with the inventory's password may have been read ahead by the runner (probeRead).
+    const r = await runScript(ctx, c.argv[2], [], { stdin: c.stdin, timeoutMs: c.timeoutMs, become: false });
     const replies = splitCliReplies(r.stdout);
     const first = classifyReply(replies[0] ?? (r.stderr || 'no reply'));
     return { first, replies };
