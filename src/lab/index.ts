@@ -437,9 +437,16 @@ export async function labExec(
   return execInHost(s.name, host, argv, opts);
 }
 
-/** Sends a signal (default KILL) to every process of a host with this exact name; returns how many. */
+/**
+ * Sends a signal (default KILL) to every process of a host with this exact name; returns how many.
+ * A KILL stops them all first: pkill signals one process after another, and a process that outlives
+ * its parent by those microseconds may run cleanup code (keepalived's children get a SIGTERM when
+ * their parent dies, and remove the VIP). Killed means that no process of the name ran another line.
+ */
 export async function labKill(name: string, host: string, processName: string, signal = 'KILL'): Promise<number> {
-  const r = await labExec(name, host, ['pkill', '--count', '--signal', signal.replace(/^SIG/, ''), '-x', processName]);
+  const sig = signal.replace(/^SIG/, '');
+  if (sig === 'KILL' || sig === '9') await labExec(name, host, ['pkill', '--signal', 'STOP', '-x', processName]);
+  const r = await labExec(name, host, ['pkill', '--count', '--signal', sig, '-x', processName]);
   if (r.code === 1) return 0;
   if (r.code !== 0) throw new LabError(`pkill ${processName} on ${host} failed (exit ${r.code}): ${r.stderr.trim()}`);
   return Number(r.stdout.trim()) || 0;
