@@ -33,6 +33,16 @@ const sh = async (host: string, script: string) => (await labExec(info.name, hos
 const role = (host: string) => redisRole(info, host, c);
 const address = (h: string) => info.hosts.find((x) => x.name === h)!.address;
 const viaVip = (args: string[]) => call(vipTarget(c), args, 1000);
+/** What each node's hooks decided and where replication stands: a failed assertion's evidence. */
+const pairStory = async () => {
+  let out = `VIP on ${await vipHolders(info, c)}`;
+  for (const h of ['node1', 'node2']) {
+    const cfg = (await redisOn(info, h, c, ['CONFIG', 'GET', 'min-replicas-*'])).out.replace(/\n/g, ' ');
+    const repl = (await redisOn(info, h, c, ['INFO', 'replication'])).out.split('\n').filter((l) => /^(role|master_host|master_link_status|connected_slaves|slave0|master_repl_offset|master_replid):/.test(l));
+    out += `\n--- ${h}: ${cfg}\n${repl.join('\n')}\n${await sh(h, `tail -n 40 ${c.keepalived.log_file} 2>&1; cat ${c.redis.config_dir}/replication.conf 2>&1`)}`;
+  }
+  return out;
+};
 /** systemd's main PID of a unit (0 when it does not run). */
 const mainPid = (host: string, unit: string) => sh(host, `systemctl show -p MainPID --value ${unit}`);
 
@@ -200,7 +210,8 @@ describe('a pair on systemd hosts', () => {
     await Promise.all([labReboot(info.name, 'node1'), labReboot(info.name, 'node2')]);
     await expectHealthyPair(51);
     expect((await redisOn(info, 'node1', c, ['GET', 'before-reboot'])).out).toBe('x');
-    expect(await viaVip(['SET', 'after-reboots', 'y'])).toBe('OK');
+    const set = await viaVip(['SET', 'after-reboots', 'y']);
+    if (set !== 'OK') expect.fail(`SET through the VIP: ${set}\n${await pairStory()}`);
     // Both at once: the new master's notify hook re-points its peer at run time only, so the peer's
     // replication.conf may still say master. rha repairs that, and says so; nothing else changes.
     const r = await rha(['provision', inv], { env });
