@@ -9,7 +9,7 @@
  * or RHA_TEST_REDIS_BIN=DIR.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,7 @@ function findBin(name: string): string {
 let dir: string;
 let port: number;
 let script: string;
+let checkScript: string;
 let logFile: string;
 let roleFile: string;
 let runDir: string;
@@ -76,6 +77,9 @@ beforeAll(async () => {
   script = path.join(dir, 'notify.sh');
   writeFileSync(script, await renderTemplateFile(path.join(ROOT, 'templates/keepalived/notify.sh.hbs'), vars));
   chmodSync(script, 0o755);
+  checkScript = path.join(dir, 'check_redis.sh');
+  writeFileSync(checkScript, await renderTemplateFile(path.join(ROOT, 'templates/keepalived/check_redis.sh.hbs'), vars));
+  chmodSync(checkScript, 0o755);
 });
 
 afterEach(async () => {
@@ -185,8 +189,8 @@ async function hook(event: string): Promise<string> {
 /** The rule IDs a run logged, in order. */
 const rules = (log: string) => [...log.matchAll(/rule (\w+):/g)].map((m) => m[1]);
 
-/** A TCP server on the peer's address: `reply` decides what each connection gets; records what it was sent. */
-async function fakePeer(reply: 'silent' | 'garbage' | 'loading'): Promise<{ received: () => string }> {
+/** A TCP server on the peer's address (or ADDR): `reply` decides what each connection gets; records what it was sent. */
+async function fakePeer(reply: 'silent' | 'garbage' | 'loading', addr = PEER): Promise<{ received: () => string }> {
   let got = '';
   const server = net.createServer((s) => {
     s.on('data', (d) => {
@@ -196,7 +200,7 @@ async function fakePeer(reply: 'silent' | 'garbage' | 'loading'): Promise<{ rece
     s.on('error', () => undefined);
     if (reply === 'garbage') s.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
   });
-  await new Promise<void>((r) => server.listen(port, PEER, r));
+  await new Promise<void>((r) => server.listen(port, addr, r));
   fakes.push(server);
   return { received: () => got };
 }
@@ -610,13 +614,89 @@ describe('fault and stop events', () => {
     expect(readFileSync(roleFile, 'utf8')).toMatch(/# rha-fenced: rule F1: Redis is being stopped\n# rha-fenced-at: [0-9a-f]{40} \d+\nmin-replicas-to-write 1000000\n/);
   });
 
-  test('F2: a replica: nothing to do', async () => {
+  test('F2: a replica: nothing to do; made the peer\'s replica at run time (its hook, M6-M8), it records that first, so that a restart comes back a replica', async () => {
     await start(LOCAL);
     await start(PEER);
-    await replicate(LOCAL, PEER);
-    expect(rules(await hook('fault'))).toEqual(['F2']);
-    expect(rules(await hook('redis-stop'))).toEqual(['F2']);
+    writeFileSync(roleFile, `# rha-fenced: rule B9: ...\nmin-replicas-to-write ${FENCE}\nmin-replicas-max-lag 7\n`);
+    await replicate(LOCAL, PEER); // what the peer's demote_peer does: REPLICAOF, at run time only
+    const first = await hook('fault');
+    expect(rules(first)).toEqual(['F2']);
+    expect(first).toContain(`a replica of the peer; recorded "replicaof ${PEER} ${port}" in replication.conf`);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`^# Written by rha's notify hook \\(fault\\)[^\\n]*\\nreplicaof ${PEER} ${port}\\n$`));
+    const second = await hook('redis-stop');
+    expect(rules(second)).toEqual(['F2']);
+    expect(second).toContain('a replica, nothing to do');
     expect(role(LOCAL)).toBe('slave');
+  });
+});
+
+/** Runs the rendered health check as keepalived would; its exit code. */
+async function check(): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const p = spawn('/bin/sh', [checkScript], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: 'ignore' });
+    const t = setTimeout(() => reject(new Error('check_redis.sh did not finish within 10 s')), 10_000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve(code ?? -1);
+    });
+  });
+}
+
+describe('the health check (check_redis.sh): PING decides; a replica of the peer keeps its restart role true', () => {
+  const staleFence = `# rha-fenced: rule B9: we are the master the peer replicates from\n# rha-fenced-at: ${'a'.repeat(40)} 126\nmin-replicas-to-write ${FENCE}\nmin-replicas-max-lag 7\n`;
+
+  test('passes on a Redis that answers PING; fails when nothing listens, on a wrong password, and while Redis is LOADING', async () => {
+    expect(await check()).toBe(1);
+    await start(LOCAL, [], 'another password');
+    expect(await check()).toBe(1);
+    await stopAll();
+    await fakePeer('loading', LOCAL);
+    expect(await check()).toBe(1);
+    await stopAll();
+    await start(LOCAL);
+    expect(await check()).toBe(0);
+    expect(existsSync(roleFile)).toBe(false); // a master's file is the hooks' business
+  });
+
+  test('made the peer\'s replica at run time, with replication.conf still saying "fenced master": the file is rewritten to follow the peer, once', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    writeFileSync(roleFile, staleFence);
+    await replicate(LOCAL, PEER);
+    expect(await check()).toBe(0);
+    const text = readFileSync(roleFile, 'utf8');
+    expect(text).toMatch(new RegExp(`^# Written by rha's health check [^\\n]*\\nreplicaof ${PEER} ${port}\\n$`));
+    expect(statSync(roleFile).mode & 0o777).toBe(0o640);
+    expect(readFileSync(logFile, 'utf8')).toContain(`local[check] replicates from ${PEER}: recorded "replicaof ${PEER} ${port}"`);
+    const ino = statSync(roleFile).ino;
+    expect(await check()).toBe(0);
+    expect(statSync(roleFile).ino).toBe(ino); // already true: not written again
+    // No temp file is left beside it.
+    expect(readdirSync(path.dirname(roleFile)).filter((f) => f.startsWith('replication.conf.'))).toEqual([]);
+  });
+
+  test('a replica of someone else, or a master, is left alone; a running hook (its lock held) is never raced: the file waits for a later check', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    writeFileSync(roleFile, staleFence);
+    expect(await check()).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toBe(staleFence); // a master
+    expect(cli(LOCAL, ['REPLICAOF', '127.0.0.1', '1'])).toBe('OK'); // M5's detached peer
+    expect(await check()).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toBe(staleFence);
+    await replicate(LOCAL, PEER);
+    const lock = path.join(runDir, 'rha-notify.cache.lock');
+    const holder = spawn('sh', ['-c', `exec 9>>'${lock}'; flock 9; read x`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await waitUntil(() => spawnSync('flock', ['-n', lock, 'true']).status !== 0);
+      expect(await check()).toBe(0); // healthy all the same
+      expect(readFileSync(roleFile, 'utf8')).toBe(staleFence);
+    } finally {
+      holder.stdin!.end();
+    }
+    await waitUntil(() => spawnSync('flock', ['-n', lock, 'true']).status === 0);
+    expect(await check()).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`\\nreplicaof ${PEER} ${port}\\n$`));
   });
 });
 
