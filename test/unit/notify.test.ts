@@ -642,7 +642,7 @@ async function check(): Promise<number> {
   });
 }
 
-describe('the health check (check_redis.sh): PING decides; a replica of the peer keeps its restart role true', () => {
+describe('the health check (check_redis.sh): PING decides; what the peer\'s hook made this node is recorded for a restart', () => {
   const staleFence = `# rha-fenced: rule B9: we are the master the peer replicates from\n# rha-fenced-at: ${'a'.repeat(40)} 126\nmin-replicas-to-write ${FENCE}\nmin-replicas-max-lag 7\n`;
 
   test('passes on a Redis that answers PING; fails when nothing listens, on a wrong password, and while Redis is LOADING', async () => {
@@ -658,21 +658,35 @@ describe('the health check (check_redis.sh): PING decides; a replica of the peer
     expect(existsSync(roleFile)).toBe(false); // a master's file is the hooks' business
   });
 
-  test('made the peer\'s replica at run time, with replication.conf still saying "fenced master": the file is rewritten to follow the peer, once', async () => {
+  test('C1: made the peer\'s replica at run time, with replication.conf still saying "fenced master": the file is rewritten to follow the peer, once', async () => {
     await start(LOCAL);
     await start(PEER);
     writeFileSync(roleFile, staleFence);
     await replicate(LOCAL, PEER);
     expect(await check()).toBe(0);
     const text = readFileSync(roleFile, 'utf8');
-    expect(text).toMatch(new RegExp(`^# Written by rha's health check [^\\n]*\\nreplicaof ${PEER} ${port}\\n$`));
+    expect(text).toMatch(new RegExp(`^# Written by rha's health check \\(C1\\) [^\\n]*\\nreplicaof ${PEER} ${port}\\n$`));
     expect(statSync(roleFile).mode & 0o777).toBe(0o640);
-    expect(readFileSync(logFile, 'utf8')).toContain(`local[check] replicates from ${PEER}: recorded "replicaof ${PEER} ${port}"`);
+    expect(readFileSync(logFile, 'utf8')).toContain(`local[check] rule C1: a replica of the peer ${PEER}: recorded "replicaof ${PEER} ${port}" in replication.conf`);
     const ino = statSync(roleFile).ino;
     expect(await check()).toBe(0);
     expect(statSync(roleFile).ino).toBe(ino); // already true: not written again
     // No temp file is left beside it.
     expect(readdirSync(path.dirname(roleFile)).filter((f) => f.startsWith('replication.conf.'))).toEqual([]);
+  });
+
+  test('C2: fenced by the peer\'s hook at run time (M5: detached, then a master, fenced), with replication.conf still saying "replicaof PEER": the fence is recorded and the replicaof line goes, so a restart cannot sync its keys away', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(LOCAL, 'own', 3);
+    writeFileSync(roleFile, `replicaof ${PEER} ${port}\n`);
+    // What the peer's M5 does to this node: REPLICAOF NO ONE, then the fence, at run time only.
+    expect(cli(LOCAL, ['CONFIG', 'SET', 'min-replicas-to-write', FENCE, 'min-replicas-max-lag', '7'])).toBe('OK');
+    expect(await check()).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(/^# Written by rha's health check \(C2\) [^\n]*\n# rha-fenced: rule C2: the peer's hook fenced this master at run time\nmin-replicas-to-write 1000000\nmin-replicas-max-lag 7\n$/);
+    expect(readFileSync(logFile, 'utf8')).toContain('local[check] rule C2: fenced by the peer\'s hook: recorded the fence in replication.conf');
+    expect(fenced(LOCAL)).toBe(true);
+    expect(dbsize(LOCAL)).toBe(3);
   });
 
   test('a replica of someone else, or a master, is left alone; a running hook (its lock held) is never raced: the file waits for a later check', async () => {
