@@ -15,7 +15,11 @@ import {
   planPackages,
   statusScript,
 } from '../../src/modules/package.js';
-import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule, splitSystemdStatus } from '../../src/modules/service.js';
+import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule, splitSystemdStatus, SYSTEMD_START } from '../../src/modules/service.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync as writeFileSyncFs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
 import type { Connection, HostFacts } from '../../src/core/types.js';
 import { ModuleFailure } from '../../src/modules/lib/failure.js';
 import { makeContext } from '../support/context.js';
@@ -429,6 +433,43 @@ describe('service module', () => {
     expect(parseSystemdStatus('load=loaded\nactive=inactive\nenabled=disabled\n')).toMatchObject({ running: false, enabled: false });
     expect(parseSystemdStatus('load=not-found\nactive=inactive\nenabled=\n')).toMatchObject({ found: false, enabled: undefined });
     expect(parseSystemdStatus('load=loaded\nactive=failed\nenabled=static\n')).toMatchObject({ running: false, enabled: undefined });
+  });
+  it('a start that systemd fails with 219/CGROUP (nothing of the service ran) is tried once more; any other failure is not', () => {
+    // The script's own logic against a stand-in systemctl that logs its calls (a unit test: the
+    // status cannot be provoked on demand on a real host).
+    const dir = mkdtempSync(joinPath(tmpdir(), 'rha-systemctl-'));
+    try {
+      const fake = (status: string, failures: number) => {
+        writeFileSyncFs(joinPath(dir, 'n'), '0');
+        writeFileSyncFs(
+          joinPath(dir, 'systemctl'),
+          `#!/bin/sh\necho "$*" >>${dir}/calls\ncase "$1" in show) echo ${status}; exit 0 ;; reset-failed) exit 0 ;; esac\nn=$(cat ${dir}/n); echo $((n + 1)) >${dir}/n\n[ "$n" -ge ${failures} ]\n`,
+          { mode: 0o755 },
+        );
+        writeFileSyncFs(joinPath(dir, 'calls'), '');
+      };
+      const run = () => {
+        const r = spawnSync('sh', ['-c', SYSTEMD_START, 'sh', 'keepalived', 'start'], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
+        return { code: r.status, out: r.stdout, calls: spawnSync('cat', [joinPath(dir, 'calls')], { encoding: 'utf8' }).stdout.trim().split('\n') };
+      };
+      fake('219', 1);
+      let r = run();
+      expect(r.code).toBe(0);
+      expect(r.out).toContain('219/CGROUP, tried again');
+      expect(r.calls).toEqual(['start -- keepalived', 'show -p ExecMainStatus --value -- keepalived', 'reset-failed -- keepalived', 'start -- keepalived']);
+      fake('219', 2); // fails twice: the second failure is the result
+      expect(run().code).toBe(1);
+      fake('1', 1); // another failure: not retried
+      r = run();
+      expect(r.code).toBe(1);
+      expect(r.calls).toEqual(['start -- keepalived', 'show -p ExecMainStatus --value -- keepalived']);
+      fake('0', 0);
+      r = run();
+      expect(r.code).toBe(0);
+      expect(r.calls).toEqual(['start -- keepalived']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it("splits one `systemctl show` over several units into each unit's status lines; generated or missing units read alone", () => {
     const out = 'LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\nActiveState=inactive\nLoadState=loaded\nUnitFileState=disabled\n\nLoadState=loaded\nActiveState=inactive\nUnitFileState=generated\n\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n';
