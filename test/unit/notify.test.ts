@@ -630,8 +630,12 @@ describe('fault and stop events', () => {
   });
 });
 
-/** Runs the rendered health check as keepalived would; its exit code. */
-async function check(): Promise<number> {
+/**
+ * Runs the rendered health check as keepalived would; its exit code. `fresh` (the default) drops
+ * the record of when the last check looked at the role, so that this one looks.
+ */
+async function check(fresh = true): Promise<number> {
+  if (fresh) rmSync(path.join(runDir, 'rha-check.cache.recorded'), { force: true });
   return new Promise<number>((resolve, reject) => {
     const p = spawn('/bin/sh', [checkScript], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: 'ignore' });
     const t = setTimeout(() => reject(new Error('check_redis.sh did not finish within 10 s')), 10_000);
@@ -687,6 +691,20 @@ describe('the health check (check_redis.sh): PING decides; what the peer\'s hook
     expect(readFileSync(logFile, 'utf8')).toContain('local[check] rule C2: fenced by the peer\'s hook: recorded the fence in replication.conf');
     expect(fenced(LOCAL)).toBe(true);
     expect(dbsize(LOCAL)).toBe(3);
+  });
+
+  test('the role is looked at once per 5 s, not at every check (each look is one or two more redis-cli runs)', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    writeFileSync(roleFile, staleFence);
+    expect(await check()).toBe(0); // a master, unfenced: nothing to record; the look is recorded
+    await replicate(LOCAL, PEER);
+    expect(await check(false)).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toBe(staleFence); // within 5 s of the last look
+    const stamp = path.join(runDir, 'rha-check.cache.recorded');
+    writeFileSync(stamp, `${Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])) - 5}\n`);
+    expect(await check(false)).toBe(0);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`\\nreplicaof ${PEER} ${port}\\n$`));
   });
 
   test('a replica of someone else, or a master, is left alone; a running hook (its lock held) is never raced: the file waits for a later check', async () => {
