@@ -220,8 +220,8 @@ describe('a pair on systemd hosts', () => {
     await expectHealthyPair(52);
     const set2 = await viaVip(['SET', 'after-reboots-2', 'y']);
     if (set2 !== 'OK') expect.fail(`SET through the VIP after the second double reboot: ${set2}\n${await pairStory()}`);
-    // A demotion less than a check interval old may not be recorded yet: rha repairs that, and
-    // says so; nothing else changes.
+    // A demotion the health check has not looked at yet (it looks every 5 s) may not be recorded:
+    // rha repairs that, and says so; nothing else changes.
     const r = await rha(['provision', inv], { env });
     expect(r.code, r.all).toBe(0);
     const changed = r.stdout.split('\n').filter((l) => /^\[node\d\] changed:/.test(l));

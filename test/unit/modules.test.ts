@@ -17,9 +17,9 @@ import {
 } from '../../src/modules/package.js';
 import { parseInitdStatus, parsePlainStatus, parseSystemdStatus, planServiceSteps, serviceModule, splitSystemdStatus, SYSTEMD_START } from '../../src/modules/service.js';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync as writeFileSyncFs } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join as joinPath } from 'node:path';
+import { join } from 'node:path';
 import type { Connection, HostFacts } from '../../src/core/types.js';
 import { ModuleFailure } from '../../src/modules/lib/failure.js';
 import { makeContext } from '../support/context.js';
@@ -437,20 +437,20 @@ describe('service module', () => {
   it('a start that systemd fails with 219/CGROUP (nothing of the service ran) is tried once more; any other failure is not', () => {
     // The script's own logic against a stand-in systemctl that logs its calls (a unit test: the
     // status cannot be provoked on demand on a real host).
-    const dir = mkdtempSync(joinPath(tmpdir(), 'rha-systemctl-'));
+    const dir = mkdtempSync(join(tmpdir(), 'rha-systemctl-'));
     try {
       const fake = (status: string, failures: number) => {
-        writeFileSyncFs(joinPath(dir, 'n'), '0');
-        writeFileSyncFs(
-          joinPath(dir, 'systemctl'),
+        writeFileSync(join(dir, 'n'), '0');
+        writeFileSync(
+          join(dir, 'systemctl'),
           `#!/bin/sh\necho "$*" >>${dir}/calls\ncase "$1" in show) echo ${status}; exit 0 ;; reset-failed) exit 0 ;; esac\nn=$(cat ${dir}/n); echo $((n + 1)) >${dir}/n\n[ "$n" -ge ${failures} ]\n`,
           { mode: 0o755 },
         );
-        writeFileSyncFs(joinPath(dir, 'calls'), '');
+        writeFileSync(join(dir, 'calls'), '');
       };
       const run = () => {
         const r = spawnSync('sh', ['-c', SYSTEMD_START, 'sh', 'keepalived', 'start'], { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: 'utf8' });
-        return { code: r.status, out: r.stdout, calls: spawnSync('cat', [joinPath(dir, 'calls')], { encoding: 'utf8' }).stdout.trim().split('\n') };
+        return { code: r.status, out: r.stdout, calls: readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n') };
       };
       fake('219', 1);
       let r = run();

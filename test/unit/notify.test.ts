@@ -175,15 +175,20 @@ async function replicate(from: string, to: string, linked = true): Promise<void>
 /** Runs the rendered hook for EVENT (as keepalived would: no terminal, a bare environment); returns this run's log. */
 async function hook(event: string): Promise<string> {
   const before = existsSync(logFile) ? readFileSync(logFile, 'utf8').length : 0;
-  await new Promise<void>((resolve, reject) => {
-    const p = spawn('/bin/sh', [script, event], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: 'ignore' });
-    const t = setTimeout(() => reject(new Error('notify.sh did not finish within 30 s')), 30_000);
-    p.on('exit', () => {
+  await runAsKeepalived(script, [event], 30_000);
+  return existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(before) : '';
+}
+
+/** Runs a rendered script as keepalived would (no terminal, a bare environment); its exit code. */
+function runAsKeepalived(file: string, args: string[], timeoutMs: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const p = spawn('/bin/sh', [file, ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: 'ignore' });
+    const t = setTimeout(() => reject(new Error(`${path.basename(file)} did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
+    p.on('exit', (code) => {
       clearTimeout(t);
-      resolve();
+      resolve(code ?? -1);
     });
   });
-  return existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(before) : '';
 }
 
 /** The rule IDs a run logged, in order. */
@@ -635,16 +640,11 @@ describe('fault and stop events', () => {
  * the record of when the last check looked at the role, so that this one looks.
  */
 async function check(fresh = true): Promise<number> {
-  if (fresh) rmSync(path.join(runDir, 'rha-check.cache.recorded'), { force: true });
-  return new Promise<number>((resolve, reject) => {
-    const p = spawn('/bin/sh', [checkScript], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: 'ignore' });
-    const t = setTimeout(() => reject(new Error('check_redis.sh did not finish within 10 s')), 10_000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve(code ?? -1);
-    });
-  });
+  if (fresh) rmSync(checkStamp(), { force: true });
+  return runAsKeepalived(checkScript, [], 10_000);
 }
+/** Where the check keeps the time of its last look at the role. */
+const checkStamp = () => path.join(runDir, 'rha-check.cache.recorded');
 
 describe('the health check (check_redis.sh): PING decides; what the peer\'s hook made this node is recorded for a restart', () => {
   const staleFence = `# rha-fenced: rule B9: we are the master the peer replicates from\n# rha-fenced-at: ${'a'.repeat(40)} 126\nmin-replicas-to-write ${FENCE}\nmin-replicas-max-lag 7\n`;
@@ -701,8 +701,7 @@ describe('the health check (check_redis.sh): PING decides; what the peer\'s hook
     await replicate(LOCAL, PEER);
     expect(await check(false)).toBe(0);
     expect(readFileSync(roleFile, 'utf8')).toBe(staleFence); // within 5 s of the last look
-    const stamp = path.join(runDir, 'rha-check.cache.recorded');
-    writeFileSync(stamp, `${Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])) - 5}\n`);
+    writeFileSync(checkStamp(), `${Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0])) - 5}\n`);
     expect(await check(false)).toBe(0);
     expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`\\nreplicaof ${PEER} ${port}\\n$`));
   });
