@@ -32,7 +32,8 @@ beforeAll(async () => {
 const sh = async (host: string, script: string) => (await labExec(info.name, host, ['sh', '-c', script])).stdout.trim();
 const role = (host: string) => redisRole(info, host, c);
 const address = (h: string) => info.hosts.find((x) => x.name === h)!.address;
-const viaVip = (args: string[]) => call(vipTarget(c), args, 1000);
+/** A command through the VIP: Redis's answer, or its error as text (so the evidence below gets printed). */
+const viaVip = (args: string[]) => call(vipTarget(c), args, 1000).catch((e: Error) => `${e.name}: ${e.message}`);
 /** What each node's hooks decided and where replication stands: a failed assertion's evidence. */
 const pairStory = async () => {
   let out = `VIP on ${await vipHolders(info, c)}`;
@@ -59,13 +60,23 @@ async function expectHealthyPair(keys: number): Promise<string> {
     if ((await role(master)) !== 'master' || (await role(replica)) !== 'slave') return undefined;
     const repl = (await redisOn(info, replica, c, ['INFO', 'replication'])).out;
     if (!repl.includes(`master_host:${address(master)}`) || !repl.includes('master_link_status:up')) return undefined;
+    // The master's side too: after a diskless sync the replica reports its link up before the
+    // master has put it online (that waits for the replica's first ACK or the master's next cron
+    // tick), and until then min-replicas-to-write counts no good replica: a write gets NOREPLICAS.
+    const mine = (await redisOn(info, master, c, ['INFO', 'replication'])).out;
+    if (!new RegExp(`^slave\\d+:ip=${address(replica).replace(/\./g, '\\.')},.*state=online`, 'm').test(mine)) return undefined;
+    // And its notify hook has decided: keepalived adds the VIP and starts the hook at once, and a
+    // master that came back fenced (F1 at its stop, B9 while it was a backup) refuses writes until
+    // the hook promotes it (M4), a moment later. Seen: settled, then NOREPLICAS, then promoted.
+    const fence = (await redisOn(info, master, c, ['CONFIG', 'GET', 'min-replicas-to-write'])).out.split('\n')[1];
+    if (fence === '1000000') return undefined;
     return master;
   }, 60_000);
   if (!settled) {
     const why = async (h: string) =>
       `--- ${h}: ${await role(h)}\n` +
       (await sh(h, 'systemctl status redis-server keepalived --no-pager -n 15 2>&1; tail -n 5 /var/log/redis/redis-server.log 2>&1; journalctl -b --no-pager -n 20 -o short-iso 2>&1'));
-    expect.fail(`pair did not settle: VIP on ${await vipHolders(info, c)}\n${await why('node1')}\n${await why('node2')}`);
+    expect.fail(`pair did not settle:\n${await pairStory()}\n${await why('node1')}\n${await why('node2')}`);
   }
   for (const h of ['node1', 'node2']) expect((await redisOn(info, h, c, ['DBSIZE'])).out, h).toBe(String(keys));
   return settled!;
