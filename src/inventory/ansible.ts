@@ -14,6 +14,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { parse as parseYamlText } from 'yaml';
+import { byCodeUnit } from '../core/order.js';
 import type { InputProblem } from '../core/types.js';
 import { dotted, lineOf, parseYaml, readInputFile, type KeyPath, type YamlSource } from './source.js';
 
@@ -346,7 +347,7 @@ export function toNative(file: string, m: AnsibleModel): Converted {
       for (const [p, pg] of m.groups) if (pg.children.includes(g)) up(p);
     };
     direct.forEach(up);
-    return [...out].sort((a, b) => (depth.get(a) ?? 1) - (depth.get(b) ?? 1) || a.localeCompare(b));
+    return [...out].sort((a, b) => (depth.get(a) ?? 1) - (depth.get(b) ?? 1) || byCodeUnit(a, b));
   };
 
   // rha_clusters: the native clusters:, from any group's vars (a mapping, or YAML/JSON text in INI).

@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
+import { byCodeUnit } from '../core/order.js';
 import type { InputProblem } from '../core/types.js';
 
 export type KeyPath = ReadonlyArray<string | number>;
@@ -432,5 +433,5 @@ export function zodProblems(src: YamlSource, schema: AnySchema, issues: readonly
 /** Errors first, then warnings; each group in file/line order. */
 export function sortProblems(ps: InputProblem[]): InputProblem[] {
   const rank = (p: InputProblem) => (p.severity === 'error' ? 0 : 1);
-  return [...ps].sort((a, b) => rank(a) - rank(b) || a.file.localeCompare(b.file) || (a.line ?? 0) - (b.line ?? 0));
+  return [...ps].sort((a, b) => rank(a) - rank(b) || byCodeUnit(a.file, b.file) || (a.line ?? 0) - (b.line ?? 0));
 }

@@ -1,4 +1,5 @@
 /** Host vars and group lists: what templates and `when:` see for each host. */
+import { byCodeUnit } from '../core/order.js';
 import type { ClusterSpec, HostSpec, NodeRole } from '../core/types.js';
 import type { ResolvedClusters } from './clusters.js';
 import type { LoadContext } from './context.js';
@@ -12,7 +13,7 @@ import type { GroupTree } from './groups.js';
 export function assignHostVars(ctx: LoadContext, tree: GroupTree, hosts: Map<string, HostSpec>, resolved: ResolvedClusters): void {
   const raw = ctx.raw;
   const groupNames = Object.keys(raw.groups);
-  const groupOrder = [...groupNames].sort((a, b) => tree.depth.get(a)! - tree.depth.get(b)! || a.localeCompare(b));
+  const groupOrder = [...groupNames].sort((a, b) => tree.depth.get(a)! - tree.depth.get(b)! || byCodeUnit(a, b));
   for (const [name, host] of hosts) {
     const hv = raw.hosts[name];
     const memberOf = groupOrder.filter((g) => tree.members.get(g)!.has(name));

@@ -3,6 +3,7 @@
  * the pretty reporter reuses (task lines, diffs, recap).
  */
 import path from 'node:path';
+import { byNaturalName } from '../core/order.js';
 import type { HostRecap, Reporter, RunEvent } from '../core/types.js';
 import { maskSecretLine, unifiedDiff } from './diff.js';
 
@@ -64,7 +65,7 @@ export function recapLine(host: string, r: HostRecap, width = host.length): stri
 
 /** The PLAY RECAP block with host warnings and the interrupted note. */
 export function recapLines(e: Extract<RunEvent, { kind: 'recap' }>, globalWarnings: string[] = []): string[] {
-  const names = Object.keys(e.hosts).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const names = Object.keys(e.hosts).sort(byNaturalName);
   const width = Math.max(0, ...names.map((n) => n.length));
   const lines = ['', 'PLAY RECAP ' + '*'.repeat(68)];
   for (const n of names) lines.push(recapLine(n, e.hosts[n], width));
