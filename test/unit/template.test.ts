@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ownTemplateStore } from '../../src/cli/template-store.js';
 import { ownPlaybookStore } from '../../src/cli/playbook-store.js';
 import { packageRoot } from '../../src/cli/paths.js';
-import { evalCondition, forgetCompiledTemplates, referencedVariables, renderString, renderTemplateFile, renderValue, TemplateError, useTemplateStore } from '../../src/template/index.js';
+import { evalCondition, forgetCompiledTemplates, referencedVariables, referencedVariablesAt, renderString, renderTemplateFile, renderValue, scanReferences, TemplateError, useTemplateStore } from '../../src/template/index.js';
 
 const vars = {
   node: { role: 'master', peer: 'b', zero: 0, nothing: null },
@@ -90,6 +90,16 @@ describe('renderValue', () => {
     expect(renderValue('{{ default node.missing 10 }}', vars)).toBe(10);
     expect(renderValue('{{ eq node.role "master" }}', vars)).toBe(true);
   });
+  it('bare paths (read without the parser) give what the parser gives: values, literals, a helper name as a variable', () => {
+    expect(renderValue('{{ true }}', vars)).toBe(true);
+    expect(renderValue('{{ null }}', vars)).toBe(null);
+    expect(renderValue('{{ default }}', { default: 'a variable' })).toBe('a variable');
+    expect(renderValue('{{ node.zero }}', vars)).toBe(0);
+    expect(() => renderValue('{{ node.nope.deeper }}', vars)).toThrow('undefined variable');
+    // Not bare: still parsed, and still refused when they are not one expression.
+    expect(renderValue('{{ cluster.redis.config.tcp-keepalive }}', vars)).toBe(60);
+    expect(() => renderValue('{{ a }}{{ b }}', { a: 1, b: 2 })).not.toThrow();
+  });
   it('names the key path inside the value', () => {
     expect(() => renderValue({ a: [{ b: '{{nope}}' }] }, vars, { file: 'f.yml', line: 2, path: 'tasks.0.copy' })).toThrow('f.yml:2 tasks.0.copy.a.0.b: undefined variable "nope"');
   });
@@ -150,6 +160,13 @@ describe('referencedVariables', () => {
     ['no variables', []],
   ])('%s', (src, expected) => {
     expect(referencedVariables(src)).toEqual(expected);
+  });
+  it('bare paths are read without the parser, with what the parser finds', () => {
+    const texts = ['{{a}}', '{{ a.b.c }}', '{{{ cluster.redis.config }}}', '  {{ x_1.y }} ', '{{this}}', '{{this.a}}', '{{default}}', '{{default.x}}', '{{true}}', '{{null}}', '{{toString}}', '{{~ a ~}}', '{{a}}{{b}}', '{{a.[b c]}}', 'x {{a}}', '{{a-b}}'];
+    for (const t of texts) expect(referencedVariablesAt(t), t).toEqual(scanReferences(t, {}));
+    for (const e of ['a', 'a.b', 'check_mode', 'this', 'true', 'default', 'a b']) expect(referencedVariablesAt(e, { expression: true }), e).toEqual(scanReferences(e, { expression: true }));
+    // Bad text still throws where it did: the shortcut takes only what is certainly one path.
+    expect(() => referencedVariablesAt('{{{ a }}')).toThrow(TemplateError);
   });
   it('reads brace-less expressions', () => {
     expect(referencedVariables('and (eq node.role "master") conf.changed', { expression: true })).toEqual(['node', 'conf']);
