@@ -54,6 +54,10 @@ export function upsertSysctlLine(content: string, name: string, value: string): 
 
 // $1 proc path, $2 persist file ('' = none). Prints the runtime value (or why not), whether the
 // kernel lets us write it, then the persist file's state in lib/files' format (with content: it is small).
+// The value through a program, not the shell's `read`: dash reads a byte at a time, and the kernel
+// answers a read of /proc/sys at an offset with end of file (ip_local_port_range read as "3"). The
+// checksum's "  -" is left for parseRemoteFile to drop (a program fewer than cut: each one started
+// here is a few ms of every no-op's read-ahead round, once per sysctl task).
 const READ = `p=$1
 if [ -r "$p" ]; then echo "value $(tr '\\t\\n' '  ' < "$p")"; else echo missing; fi
 if [ -w "$p" ]; then echo writable; else echo readonly; fi
@@ -63,7 +67,7 @@ f=$2
 if [ -d "$f" ]; then echo directory; exit 0; fi
 if [ ! -e "$f" ]; then echo absent; exit 0; fi
 echo file
-stat -L -c '%a %u %g %s %U %G' -- "$f" && sha256sum < "$f" | cut -d' ' -f1 && base64 < "$f"`;
+stat -L -c '%a %u %g %s %U %G' -- "$f" && sha256sum < "$f" && base64 < "$f"`;
 
 interface SysctlState {
   setRuntime: boolean;

@@ -56,3 +56,14 @@ test('a sysctl that does not exist', async () => {
   const r = await runModule(sysctl, makeContext(host, conn, facts), { name: 'net.ipv4.no_such_key', value: 1, persist_file: false });
   expect(r.outcome).toMatchObject({ failed: true, msg: `sysctl net.ipv4.no_such_key does not exist on ${NS} (/proc/sys/net/ipv4/no_such_key)` });
 });
+
+test('a value of several fields (tab-separated in /proc) compares equal to the same fields space-separated', async () => {
+  const key = '/proc/sys/net/ipv4/ip_local_port_range';
+  const now = inNs('cat', key);
+  expect(now).toMatch(/^\d+\t\d+$/);
+  const value = now.replace('\t', ' ');
+  const same = await runModule(sysctl, makeContext(host, conn, facts, { check: true }), { name: 'net.ipv4.ip_local_port_range', value, persist_file: false });
+  expect(same.plan.changes).toEqual([]);
+  const other = await runModule(sysctl, makeContext(host, conn, facts, { check: true }), { name: 'net.ipv4.ip_local_port_range', value: '40000 50000', persist_file: false });
+  expect(other.plan.changes.map((c) => c.description)).toEqual([`set net.ipv4.ip_local_port_range = 40000 50000 (was ${value})`]);
+});

@@ -94,7 +94,8 @@ export function parseRemoteFile(stdout: string): RemoteFile {
   if (kind === 'absent' || kind === 'directory' || kind === 'other') return { kind };
   if (kind !== 'file') throw new Error(`unexpected file state output: ${stdout.slice(0, 200)}`);
   const [mode, uid, gid, size, owner, group] = (lines[1] ?? '').trim().split(' ');
-  const sha256 = (lines[2] ?? '').trim();
+  // `sha256sum < FILE` prints "HASH  -"; a script may leave the name on (one program fewer than cut).
+  const sha256 = (lines[2] ?? '').trim().split(' ')[0];
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`unexpected checksum output: ${lines[2]}`);
   const b64 = lines.slice(3).join('');
   return {
