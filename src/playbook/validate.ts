@@ -123,7 +123,7 @@ function validateTask(pb: Playbook, task: TaskSpec, modules: ReadonlyMap<string,
   for (const [key, expr, scope] of exprs) {
     if (expr === undefined) continue;
     try {
-      for (const ref of referencedVariablesAt(expr, { expression: true })) {
+      for (const ref of referencedVariablesAt(expr, { expression: true, where: { file: task.file } })) {
         const bad = scope.problem(ref.parts);
         if (bad) err([key], bad);
       }
@@ -228,7 +228,7 @@ function checkVarsIn(value: unknown, known: Scope, at: At, path: KeyPath, file: 
   if (typeof value === 'string') {
     if (!value.includes('{{')) return;
     try {
-      for (const ref of referencedVariablesAt(value)) {
+      for (const ref of referencedVariablesAt(value, { where: { file } })) {
         const bad = known.problem(ref.parts);
         if (bad) problems.push({ ...at(path), message: bad, severity: 'error' });
       }

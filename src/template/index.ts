@@ -457,13 +457,38 @@ export function referencedVariablesAt(
   const key = (opts.expression ? 'e\0' : 't\0') + src;
   const known = referenced.get(key);
   if (known) return known;
-  const out = bareReference(src, opts.expression === true) ?? scanReferences(src, opts);
+  const out = bareReference(src, opts.expression === true) ?? storedReferences(key, opts.where) ?? scanReferences(src, opts);
   if (referenced.size >= REFERENCED_MAX) referenced.clear();
   referenced.set(key, out);
   return out;
 }
 
 const referenced = new Map<string, ReadonlyArray<Readonly<{ name: string; line: number; parts: string[] }>>>();
+
+/**
+ * A text's variables as the store (cli/template-store.ts) kept them from an earlier process; else
+ * scanned now and handed to it, which keeps only rha's own texts (`where.file`): validate parsed
+ * every `when` of site.yaml on each cold start (~10 ms).
+ */
+function storedReferences(key: string, where: Where | undefined): Array<{ name: string; line: number; parts: string[] }> | undefined {
+  if (!store) return undefined;
+  const storeKey = `\0refs\0${key}`;
+  try {
+    const kept = store.get(storeKey);
+    if (kept !== undefined) return JSON.parse(kept) as Array<{ name: string; line: number; parts: string[] }>;
+  } catch {
+    /* unreadable: scanned again */
+  }
+  if (!where?.file) return undefined;
+  const [mode, ...rest] = key.split('\0');
+  const out = scanReferences(rest.join('\0'), { expression: mode === 'e', where });
+  try {
+    store.set(storeKey, JSON.stringify(out), where);
+  } catch {
+    /* a store only ever saves time */
+  }
+  return out;
+}
 const REFERENCED_MAX = 4096;
 
 const ONE_MUSTACHE = /^[ \t]*(?:\{\{[ \t]*([^{}\n]*?)[ \t]*\}\}|\{\{\{[ \t]*([^{}\n]*?)[ \t]*\}\}\})[ \t]*$/;

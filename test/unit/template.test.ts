@@ -212,6 +212,28 @@ describe('compiled templates kept between processes', () => {
     }
   });
 
+  it('the variables validate finds in a text of a file are kept in the store and read back; without a file, never', () => {
+    const kept = new Map<string, string>();
+    useTemplateStore({ get: (src) => kept.get(src), set: (src, code) => void kept.set(src, code) });
+    try {
+      const expr = 'and (eq node.role "master") stored_flag_1';
+      const first = referencedVariablesAt(expr, { expression: true, where: { file: '/pb/site.yaml' } });
+      expect(first.map((r) => r.name)).toEqual(['node', 'stored_flag_1']);
+      const entry = [...kept.entries()].find(([k]) => k.includes(expr));
+      expect(JSON.parse(entry![1])).toEqual(first);
+      // A later process (here: a text this one has not scanned) takes the store's word for it.
+      const expr2 = 'and (eq node.role "master") stored_flag_2';
+      kept.set(entry![0].replace(expr, expr2), JSON.stringify([{ name: 'from_the_store', line: 1, parts: ['from_the_store'] }]));
+      expect(referencedVariablesAt(expr2, { expression: true, where: { file: '/pb/site.yaml' } }).map((r) => r.name)).toEqual(['from_the_store']);
+      // No file, nothing kept (a store keeps only texts of files it chooses).
+      const before = kept.size;
+      expect(referencedVariablesAt('or stored_flag_3 stored_flag_4', { expression: true }).map((r) => r.name)).toEqual(['stored_flag_3', 'stored_flag_4']);
+      expect(kept.size).toBe(before);
+    } finally {
+      useTemplateStore(undefined);
+    }
+  });
+
   it("writing a store entry removes other builds' stores (dead weight after an upgrade), nothing else", () => {
     const cacheHome = mkdtempSync(join(tmpdir(), 'rha-tstore-'));
     const dir = join(cacheHome, 'rha');
