@@ -365,8 +365,32 @@ const captureSources = new Map<string, string>();
 function captureSource(expr: string, where: Where): string {
   let src = captureSources.get(expr);
   if (src === undefined) {
-    src = parseCaptureSource(expr, where);
+    src = storedCaptureSource(expr, where) ?? parseCaptureSource(expr, where);
     captureSources.set(expr, src);
+  }
+  return src;
+}
+
+/**
+ * The capture of an expression from rha's own files as an earlier process wrapped it (the store
+ * keeps only those, see referencedVariablesAt): a cold start parsed each `when` that calls a helper
+ * once more here, ~5 ms of a no-op.
+ */
+function storedCaptureSource(expr: string, where: Where): string | undefined {
+  if (!store || BARE_PATH.test(expr)) return undefined;
+  const key = `\0capture\0${expr}`;
+  try {
+    const kept = store.get(key);
+    if (kept !== undefined) return kept;
+  } catch {
+    /* wrapped again */
+  }
+  if (!where.file) return undefined;
+  const src = parseCaptureSource(expr, where);
+  try {
+    store.set(key, src, where);
+  } catch {
+    /* a store only ever saves time */
   }
   return src;
 }

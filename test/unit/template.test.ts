@@ -225,6 +225,9 @@ describe('compiled templates kept between processes', () => {
       const expr2 = 'and (eq node.role "master") stored_flag_2';
       kept.set(entry![0].replace(expr, expr2), JSON.stringify([{ name: 'from_the_store', line: 1, parts: ['from_the_store'] }]));
       expect(referencedVariablesAt(expr2, { expression: true, where: { file: '/pb/site.yaml' } }).map((r) => r.name)).toEqual(['from_the_store']);
+      // The wrapping of an expression for evaluation, likewise.
+      expect(evalCondition('eq stored_role_1 "master"', { stored_role_1: 'master' }, { file: '/pb/site.yaml' })).toBe(true);
+      expect([...kept.entries()].find(([k]) => k.includes('eq stored_role_1 "master"'))?.[1]).toBe('{{__rha_capture (eq stored_role_1 "master")}}');
       // No file, nothing kept (a store keeps only texts of files it chooses).
       const before = kept.size;
       expect(referencedVariablesAt('or stored_flag_3 stored_flag_4', { expression: true }).map((r) => r.name)).toEqual(['stored_flag_3', 'stored_flag_4']);
