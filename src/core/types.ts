@@ -269,6 +269,8 @@ export interface TaskContext {
   vars: Record<string, unknown>;
   /** Folders to resolve relative `src:`/template paths against, searched in order. */
   searchPaths: string[];
+  /** The file the task was written in (the template store keeps only texts of rha's own files). */
+  taskFile?: string;
   /** Every secret string of the run, for masking diffs and messages. */
   secrets: ReadonlySet<string>;
   /** A warning shown in the recap for this host. */

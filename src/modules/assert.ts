@@ -22,7 +22,7 @@ export const assertModule: Module<AssertArgs, never> = {
   reads: () => [],
   async plan(ctx, args) {
     for (const expr of args.that) {
-      if (!(await evalCondition(expr, ctx.vars))) {
+      if (!(await evalCondition(expr, ctx.vars, { file: ctx.taskFile }))) {
         if (args.warn) {
           const msg = args.fail_msg ?? `assertion failed: ${expr}`;
           ctx.warn(msg);

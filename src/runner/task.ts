@@ -100,6 +100,7 @@ export async function executeTask(rc: RunContext, play: PlaySpec, task: TaskSpec
       become: task.become ?? play.become ?? hs.spec.connection.become,
       vars,
       searchPaths: searchPathsFor(rc.pb, task),
+      taskFile: task.file,
       secrets: rc.inv.secrets,
       warn: (m) => warnings.push(m),
       signal: rc.opts.signal,
