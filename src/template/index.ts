@@ -372,27 +372,35 @@ function captureSource(expr: string, where: Where): string {
 }
 
 /**
- * The capture of an expression from rha's own files as an earlier process wrapped it (the store
- * keeps only those, see referencedVariablesAt): a cold start parsed each `when` that calls a helper
- * once more here, ~5 ms of a no-op.
+ * The capture of an expression from rha's own files as an earlier process wrapped it: a cold start
+ * parsed each `when` that calls a helper once more here, ~5 ms of a no-op.
  */
 function storedCaptureSource(expr: string, where: Where): string | undefined {
-  if (!store || BARE_PATH.test(expr)) return undefined;
-  const key = `\0capture\0${expr}`;
+  if (BARE_PATH.test(expr)) return undefined;
+  return storedText(`\0capture\0${expr}`, where, () => parseCaptureSource(expr, where));
+}
+
+/**
+ * What an earlier process kept in the store under `key`; else `make()`'s text, handed to the store
+ * when the text comes from a file (the store keeps only rha's own files: a user's may hold
+ * secrets); undefined without a store, or with nothing kept and no file.
+ */
+function storedText(key: string, where: Where | undefined, make: () => string): string | undefined {
+  if (!store) return undefined;
   try {
     const kept = store.get(key);
     if (kept !== undefined) return kept;
   } catch {
-    /* wrapped again */
+    /* made again */
   }
-  if (!where.file) return undefined;
-  const src = parseCaptureSource(expr, where);
+  if (!where?.file) return undefined;
+  const text = make();
   try {
-    store.set(key, src, where);
+    store.set(key, text, where);
   } catch {
     /* a store only ever saves time */
   }
-  return src;
+  return text;
 }
 
 /** A bare dotted path (`cluster.redis.port`, `check_mode`): what Handlebars parses as a mustache with no arguments. */
@@ -481,7 +489,7 @@ export function referencedVariablesAt(
   const key = (opts.expression ? 'e\0' : 't\0') + src;
   const known = referenced.get(key);
   if (known) return known;
-  const out = bareReference(src, opts.expression === true) ?? storedReferences(key, opts.where) ?? scanReferences(src, opts);
+  const out = bareReference(src, opts.expression === true) ?? storedReferences(key, src, opts) ?? scanReferences(src, opts);
   if (referenced.size >= REFERENCED_MAX) referenced.clear();
   referenced.set(key, out);
   return out;
@@ -490,28 +498,16 @@ export function referencedVariablesAt(
 const referenced = new Map<string, ReadonlyArray<Readonly<{ name: string; line: number; parts: string[] }>>>();
 
 /**
- * A text's variables as the store (cli/template-store.ts) kept them from an earlier process; else
- * scanned now and handed to it, which keeps only rha's own texts (`where.file`): validate parsed
- * every `when` of site.yaml on each cold start (~10 ms).
+ * A text's variables as the store kept them from an earlier process (storedText): validate
+ * parsed every `when` of site.yaml on each cold start (~10 ms).
  */
-function storedReferences(key: string, where: Where | undefined): Array<{ name: string; line: number; parts: string[] }> | undefined {
-  if (!store) return undefined;
-  const storeKey = `\0refs\0${key}`;
+function storedReferences(key: string, src: string, opts: { expression?: boolean; where?: Where }): Array<{ name: string; line: number; parts: string[] }> | undefined {
+  const text = storedText(`\0refs\0${key}`, opts.where, () => JSON.stringify(scanReferences(src, opts)));
   try {
-    const kept = store.get(storeKey);
-    if (kept !== undefined) return JSON.parse(kept) as Array<{ name: string; line: number; parts: string[] }>;
+    return text === undefined ? undefined : (JSON.parse(text) as Array<{ name: string; line: number; parts: string[] }>);
   } catch {
-    /* unreadable: scanned again */
+    return undefined; // an unreadable entry: scanned again
   }
-  if (!where?.file) return undefined;
-  const [mode, ...rest] = key.split('\0');
-  const out = scanReferences(rest.join('\0'), { expression: mode === 'e', where });
-  try {
-    store.set(storeKey, JSON.stringify(out), where);
-  } catch {
-    /* a store only ever saves time */
-  }
-  return out;
 }
 const REFERENCED_MAX = 4096;
 
