@@ -13,10 +13,9 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { labExec, labKill, type LabInfo } from '../../src/lab/index.js';
-import { call, vipTarget } from '../../src/pair/client.js';
 import { BOOST, setBoostScript } from '../../src/modules/ha/switchover.js';
 import { describeOnlyOn, forEachHostKind, testOnlyOn, useKindLab } from '../support/kinds.js';
-import { labPair, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vrrpState, waitFor } from '../support/rha.js';
+import { labPair, missingThroughVip, recapOf, redisOn, redisRole, rha, vipHolders as vipHoldersOf, vipWriter, vrrpState, waitFor } from '../support/rha.js';
 
 forEachHostKind((kind) => {
   const lab = useKindLab('day2', kind);
@@ -31,42 +30,8 @@ forEachHostKind((kind) => {
   const vipHolders = () => vipHoldersOf(info, c);
   const role = (h: string) => redisRole(info, h, c);
 
-  /** A client writing through the VIP every few ms until stopped; returns the values Redis acknowledged. */
-  function writer(prefix: string) {
-    const acked: number[] = [];
-    let errors = 0;
-    let stop = false;
-    const done = (async () => {
-      for (let i = 0; !stop; i++) {
-        try {
-          if ((await call(vipTarget(c), ['SET', `${prefix}:${i}`, String(i)], 500)) === 'OK') acked.push(i);
-        } catch {
-          errors++;
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    })();
-    return {
-      acked,
-      get errors() {
-        return errors;
-      },
-      async stop() {
-        stop = true;
-        await done;
-      },
-    };
-  }
-
-  async function allPresent(prefix: string, acked: number[]): Promise<number[]> {
-    const missing: number[] = [];
-    for (let i = 0; i < acked.length; i += 200) {
-      const chunk = acked.slice(i, i + 200);
-      const got = (await call(vipTarget(c), ['MGET', ...chunk.map((n) => `${prefix}:${n}`)], 3000)) as Array<string | null>;
-      chunk.forEach((n, k) => got[k] !== String(n) && missing.push(n));
-    }
-    return missing;
-  }
+  const writer = (prefix: string) => vipWriter(c, prefix);
+  const allPresent = (prefix: string, acked: number[]) => missingThroughVip(c, prefix, acked);
 
   describe('the start-up order is enforced', () => {
     test('an out-of-order playbook (keepalived on the replica while the master has no VIP) is refused, naming the rule', async () => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { ClusterSpec } from '../../src/core/types.js';
 import { loadInventory } from '../../src/inventory/index.js';
 import { labExec, type LabInfo } from '../../src/lab/index.js';
+import { call, vipTarget } from '../../src/pair/client.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const RHA = path.join(root, 'dist/cli/main.js');
@@ -121,4 +122,42 @@ export async function vrrpState(info: LabInfo, host: string, c: ClusterSpec): Pr
     return state || undefined;
   }, 5_000);
   return state;
+}
+
+/** A client writing PREFIX:i through the VIP every few ms until stopped; the values Redis acknowledged. */
+export function vipWriter(c: ClusterSpec, prefix: string) {
+  const acked: number[] = [];
+  let errors = 0;
+  let stop = false;
+  const done = (async () => {
+    for (let i = 0; !stop; i++) {
+      try {
+        if ((await call(vipTarget(c), ['SET', `${prefix}:${i}`, String(i)], 500)) === 'OK') acked.push(i);
+      } catch {
+        errors++;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  return {
+    acked,
+    get errors() {
+      return errors;
+    },
+    async stop() {
+      stop = true;
+      await done;
+    },
+  };
+}
+
+/** The acknowledged PREFIX:i that the VIP's Redis lacks or holds with another value. */
+export async function missingThroughVip(c: ClusterSpec, prefix: string, acked: number[]): Promise<number[]> {
+  const missing: number[] = [];
+  for (let i = 0; i < acked.length; i += 200) {
+    const chunk = acked.slice(i, i + 200);
+    const got = (await call(vipTarget(c), ['MGET', ...chunk.map((n) => `${prefix}:${n}`)], 3000)) as Array<string | null>;
+    chunk.forEach((n, k) => got[k] !== String(n) && missing.push(n));
+  }
+  return missing;
 }
