@@ -98,10 +98,13 @@ export function judge(c: Pick<ClusterSpec, 'name' | 'vip'>, nodes: NodeStatus[],
   if (vipHolder && !masters.some((m) => m.host === vipHolder)) {
     const h = nodes.find((n) => n.host === vipHolder)!;
     const peer = nodes.find((n) => n.host !== vipHolder);
+    const following = h.role === 'slave' && peer && h.masterHost === peer.address;
     reasons.push(
-      h.role === 'slave' && peer && h.masterHost === peer.address && peer.role === 'master'
-        ? `${vipHolder} holds the VIP but its Redis is still a replica of ${peer.host}: the notify hook's catch-up did not finish (rule M9 in the keepalived log), nothing was lost. When its lag is 0, run /etc/keepalived/rha/notify.sh master on ${vipHolder}: it takes over and ${peer.host} follows it`
-        : `${vipHolder} holds the VIP but its Redis is not a master`,
+      following && peer.role === 'master'
+        ? `${vipHolder} holds the VIP but its Redis is still a replica of ${peer.host}: the notify hook's catch-up did not finish (rule M9 in the keepalived log), nothing was lost. Its health check runs the hook again every 5 s (rule C3); it takes over once its lag is 0 and ${peer.host} follows it`
+        : following && peer.role === 'slave' && peer.masterHost === h.address
+          ? `${vipHolder} and ${peer.host} replicate from each other (both hooks took the master role at once): no master, writes refused, nothing lost. ${vipHolder}'s health check runs its master hook again within 5 s (rule C3 in the keepalived log); if this stays, run /etc/keepalived/rha/notify.sh master on ${vipHolder}`
+          : `${vipHolder} holds the VIP but its Redis is not a master`,
     );
   }
   // The split-brain bound's cost, said where it bites: a master without a replica in sync refuses writes.

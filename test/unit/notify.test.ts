@@ -37,6 +37,7 @@ let dir: string;
 let port: number;
 let script: string;
 let checkScript: string;
+let replicaScript: string;
 let logFile: string;
 let roleFile: string;
 let runDir: string;
@@ -74,9 +75,14 @@ beforeAll(async () => {
   );
   const inv = await loadInventory(invFile);
   const vars = { ...inv.hosts.get('local')!.vars, notify_hook: { hook_dir: path.join(dir, 'hook'), run_dir: runDir, catchup_s: 1 } };
-  script = path.join(dir, 'notify.sh');
+  script = path.join(dir, 'hook/notify.sh'); // where the health check runs it from (rule C3)
   writeFileSync(script, await renderTemplateFile(path.join(ROOT, 'templates/keepalived/notify.sh.hbs'), vars));
   chmodSync(script, 0o755);
+  // The same node as the inventory's replica (the lower VRRP priority): rule W1.
+  replicaScript = path.join(dir, 'notify-as-replica.sh');
+  const asReplica = { ...vars, node: { ...(vars.node as object), role: 'replica' } };
+  writeFileSync(replicaScript, await renderTemplateFile(path.join(ROOT, 'templates/keepalived/notify.sh.hbs'), asReplica));
+  chmodSync(replicaScript, 0o755);
   checkScript = path.join(dir, 'check_redis.sh');
   writeFileSync(checkScript, await renderTemplateFile(path.join(ROOT, 'templates/keepalived/check_redis.sh.hbs'), vars));
   chmodSync(checkScript, 0o755);
@@ -173,9 +179,9 @@ async function replicate(from: string, to: string, linked = true): Promise<void>
 }
 
 /** Runs the rendered hook for EVENT (as keepalived would: no terminal, a bare environment); returns this run's log. */
-async function hook(event: string): Promise<string> {
+async function hook(event: string, file = script): Promise<string> {
   const before = existsSync(logFile) ? readFileSync(logFile, 'utf8').length : 0;
-  await runAsKeepalived(script, [event], 30_000);
+  await runAsKeepalived(file, [event], 30_000);
   return existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(before) : '';
 }
 
@@ -190,6 +196,9 @@ function runAsKeepalived(file: string, args: string[], timeoutMs: number): Promi
     });
   });
 }
+
+/** The whole hook log so far. */
+const logText = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
 
 /** The rule IDs a run logged, in order. */
 const rules = (log: string) => [...log.matchAll(/rule (\w+):/g)].map((m) => m[1]);
@@ -340,6 +349,42 @@ describe('master event: this node took the VIP', () => {
     expect(dbsize(LOCAL)).toBe(5);
     expect(cli(PEER, ['INFO', 'stats'])).toMatch(/sync_partial_ok:0/); // the peer is the one who resynced...
     expect(cli(LOCAL, ['INFO', 'stats'])).toMatch(/sync_partial_ok:1/); // ...partially, from us
+  });
+
+  test('W1: on the lower-priority node (the inventory\'s replica) the hook waits before acting on a master peer; its BACKUP event during the wait supersedes it: the peer is never fenced nor demoted', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(PEER, 'p', 5);
+    await replicate(LOCAL, PEER);
+    expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
+    // Both nodes MASTER for a moment: this one hears the other's adverts and goes BACKUP.
+    const master = hook('master', replicaScript);
+    await sleep(1000);
+    expect(logText()).toMatch(/\[master\] rule W1: the peer is a master too and has the higher VRRP priority: waiting 2s/);
+    const backup = hook('backup', replicaScript);
+    await Promise.all([master, backup]);
+    expect(rules(logText())).toEqual(['W1', 'L2', 'B4']);
+    expect(logText()).toMatch(/\[master\] rule L2: superseded by a later event \(backup [^)]*\) during the wait: nothing done/);
+    expect(role(PEER)).toBe('master');
+    expect(fenced(PEER)).toBe(false);
+    expect(role(LOCAL)).toBe('slave');
+    expect(dbsize(LOCAL)).toBe(5);
+  });
+
+  test('W1: with no BACKUP event in the wait (the peer\'s keepalived is gone, its Redis alive), the hook reads both again and decides: M7', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(PEER, 'p', 5);
+    await replicate(LOCAL, PEER);
+    expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
+    const t0 = Date.now();
+    const log = await hook('master', replicaScript);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
+    expect(rules(log)).toEqual(['W1', 'M7', 'M7']);
+    expect(log.match(/ local: ok /g)).toHaveLength(2); // read again after the wait
+    expect(role(LOCAL)).toBe('master');
+    expect(await waitUntil(() => role(PEER) === 'slave' && info(PEER, 'master_link_status') === 'up')).toBe(true);
+    expect(dbsize(PEER)).toBe(5);
   });
 
   test('M8: the peer is ahead of us on our history: fenced, we catch up, then take over; its later writes are kept', async () => {
@@ -728,6 +773,118 @@ describe('the health check (check_redis.sh): PING decides; what the peer\'s hook
     await waitUntil(() => spawnSync('flock', ['-n', lock, 'true']).status === 0);
     expect(await check()).toBe(0);
     expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`\\nreplicaof ${PEER} ${port}\\n$`));
+  });
+});
+
+describe('the health check runs the master hook again where its decision did not hold (C3)', () => {
+  const eventFile = () => path.join(runDir, 'rha-notify.cache.event');
+  const lockFile = () => path.join(runDir, 'rha-notify.cache.lock');
+  const lockFree = () => spawnSync('flock', ['-n', lockFile(), 'true']).status === 0;
+  /** What keepalived's hooks last recorded on this node: EVENT as the latest VRRP state. */
+  const latestEvent = (event: string) => writeFileSync(eventFile(), `4242 ${event} ${Date.now()}000000\n`);
+  /** The check, then the hook it started in the background (if any) to its end. */
+  async function checkAndHook(): Promise<void> {
+    expect(await check()).toBe(0);
+    await sleep(300);
+    expect(await waitUntil(lockFree, 20_000)).toBe(true);
+  }
+  /**
+   * Both nodes MASTER at once (both booted together), both holding the same data on one history,
+   * and each one's hook applied M7 to the other: fenced it, promoted itself, demoted it. The
+   * demotions crossed: each is a replica of the other, links down (NOMASTERLINK), the VIP holder
+   * (local) still carrying the peer's fence. Seen in a systemd e2e run of a double reboot.
+   */
+  async function crossedM7(keys: number): Promise<void> {
+    await start(LOCAL);
+    await start(PEER);
+    write(LOCAL, 'k', keys);
+    await replicate(PEER, LOCAL);
+    expect(cli(PEER, ['REPLICAOF', 'NO', 'ONE'])).toBe('OK'); // two masters, one history, the same keys
+    for (const a of [LOCAL, PEER]) expect(cli(a, ['CONFIG', 'SET', 'min-replicas-to-write', FENCE, 'min-replicas-max-lag', '7'])).toBe('OK');
+    await cycle();
+    expect(role(LOCAL)).toBe('slave');
+    expect(role(PEER)).toBe('slave');
+  }
+
+  test('C3: a replication cycle after both MASTER hooks demoted each other: the VIP holder takes the master role back (M4), unfenced; the peer follows it; no key lost', async () => {
+    await crossedM7(5);
+    writeFileSync(roleFile, `replicaof ${PEER} ${port}\n`); // as C1 or F2 could have recorded meanwhile
+    latestEvent('master');
+    // A running hook is never raced: with the lock held the check starts nothing that acts.
+    const holder = spawn('sh', ['-c', `exec 9>>'${lockFile()}'; flock 9; read x`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      await waitUntil(() => !lockFree());
+      expect(await check()).toBe(0);
+      await sleep(700);
+      expect(role(LOCAL)).toBe('slave');
+      expect(logText()).toBe('');
+    } finally {
+      holder.stdin!.end();
+    }
+    await waitUntil(lockFree);
+    await checkAndHook();
+    const log = logText();
+    expect(rules(log)).toEqual(['C3', 'M4']);
+    expect(log).toContain('[master] rule C3: the health check found this node holding the VIP (latest event: master) as a replica of 127.0.0.2, and the peer replicates from us too (a cycle: no master)');
+    expect(role(LOCAL)).toBe('master');
+    expect(minReplicas(LOCAL)).toBe('1'); // the peer's fence lifted: the inventory's bound
+    expect(await waitUntil(() => info(PEER, 'master_link_status') === 'up' && info(PEER, 'master_host') === LOCAL)).toBe(true);
+    expect(dbsize(LOCAL)).toBe(5);
+    expect(dbsize(PEER)).toBe(5);
+    // Writes taken again once the master counts the peer as an online replica (its first ACK).
+    expect(await waitUntil(() => /state=online/.test(cli(LOCAL, ['INFO', 'replication'])))).toBe(true);
+    expect(cli(LOCAL, ['SET', 'after', '1'])).toBe('OK');
+    expect(readFileSync(roleFile, 'utf8')).not.toMatch(/replicaof|min-replicas/); // a restart comes back the master
+    expect(readFileSync(eventFile(), 'utf8')).toMatch(/^4242 master /); // `again` records no event of its own
+    // Held: a later check has nothing to do.
+    await checkAndHook();
+    expect(rules(logText())).toEqual(['C3', 'M4']);
+  });
+
+  test('C3 not on the node without the VIP (latest event backup): it records C1 and waits for the VIP holder', async () => {
+    await crossedM7(3);
+    latestEvent('backup');
+    await checkAndHook();
+    expect(rules(logText())).toEqual(['C1']);
+    expect(role(LOCAL)).toBe('slave');
+    expect(role(PEER)).toBe('slave');
+  });
+
+  test('C3 not while the peer is a master taking writes: two nodes that both stay MASTER must not take the role from each other at every check', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(PEER, 'p', 4);
+    await replicate(LOCAL, PEER);
+    writeFileSync(roleFile, `replicaof ${PEER} ${port}\n`);
+    latestEvent('master');
+    await checkAndHook();
+    expect(logText()).toBe('');
+    expect(role(LOCAL)).toBe('slave');
+    expect(role(PEER)).toBe('master');
+    expect(fenced(PEER)).toBe(false);
+  });
+
+  test('C3 after M9: once the catch-up has completed, the next check finishes the takeover (the peer now within our history: M7), the fenced peer demoted, nothing lost', async () => {
+    await start(LOCAL);
+    await start(PEER);
+    write(PEER, 'p', 5);
+    await replicate(LOCAL, PEER);
+    expect(cli(LOCAL, ['REPLICAOF', 'NO', 'ONE'])).toBe('OK');
+    write(PEER, 'later', 4);
+    expect(cli(LOCAL, ['CONFIG', 'SET', 'masterauth', 'wrong'])).toBe('OK');
+    expect(rules(await hook('master'))).toEqual(['M8', 'M9']);
+    expect(role(LOCAL)).toBe('slave');
+    await checkAndHook(); // the link still cannot come up: M9 again, nothing demoted
+    expect(rules(logText())).toEqual(['M8', 'M9', 'C3', 'M9']);
+    expect(role(PEER)).toBe('master');
+    expect(cli(LOCAL, ['CONFIG', 'SET', 'masterauth', PASSWORD])).toBe('OK');
+    expect(await waitUntil(() => info(LOCAL, 'master_link_status') === 'up' && dbsize(LOCAL) === 9)).toBe(true);
+    await checkAndHook();
+    expect(rules(logText())).toEqual(['M8', 'M9', 'C3', 'M9', 'C3', 'M7', 'M7']);
+    expect(role(LOCAL)).toBe('master');
+    expect(await waitUntil(() => role(PEER) === 'slave' && info(PEER, 'master_link_status') === 'up')).toBe(true);
+    expect(dbsize(LOCAL)).toBe(9);
+    expect(dbsize(PEER)).toBe(9);
   });
 });
 

@@ -81,6 +81,15 @@ describe('status says what to do for a node a notify hook fenced', () => {
     expect(s.reasons.join('\n')).toContain("node2 holds the VIP but its Redis is still a replica of node1: the notify hook's catch-up did not finish (rule M9");
     expect(s.reasons.join('\n')).toContain("node1 is fenced (by the peer's notify hook");
   });
+
+  test('a replication cycle (both hooks took the master role at once): no master; the health check reruns the hook (C3)', () => {
+    const n1 = node({ host: 'node1', address: '10.0.0.1', role: 'slave', masterHost: '10.0.0.2', linkUp: false, holdsVip: true, vrrpState: 'MASTER' });
+    const n2 = node({ host: 'node2', address: '10.0.0.2', role: 'slave', masterHost: '10.0.0.1', linkUp: false, vrrpState: 'BACKUP' });
+    const s = judge({ name: 'pair1', vip: '10.0.0.200/24' }, [n1, n2]);
+    expect(s.verdict).toBe('degraded');
+    expect(s.reasons.join('\n')).toContain('node1 and node2 replicate from each other (both hooks took the master role at once): no master, writes refused, nothing lost');
+    expect(s.reasons.join('\n')).not.toContain('catch-up');
+  });
 });
 
 describe('the split-brain bound, where it bites', () => {
