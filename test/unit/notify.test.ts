@@ -92,6 +92,8 @@ afterEach(async () => {
   await stopAll();
   rmSync(logFile, { force: true });
   rmSync(roleFile, { force: true });
+  // The latest event a test recorded (or wrote) is not the next test's.
+  rmSync(path.join(runDir, 'rha-notify.cache.event'), { force: true });
 });
 
 afterAll(async () => {
@@ -885,6 +887,77 @@ describe('the health check runs the master hook again where its decision did not
     expect(await waitUntil(() => role(PEER) === 'slave' && info(PEER, 'master_link_status') === 'up')).toBe(true);
     expect(dbsize(LOCAL)).toBe(9);
     expect(dbsize(PEER)).toBe(9);
+  });
+});
+
+describe('the health check runs the backup hook again to follow a peer that became the master later (C4)', () => {
+  const eventFile = () => path.join(runDir, 'rha-notify.cache.event');
+  const lockFree = () => spawnSync('flock', ['-n', path.join(runDir, 'rha-notify.cache.lock'), 'true']).status === 0;
+  async function checkAndHook(): Promise<void> {
+    expect(await check()).toBe(0);
+    await sleep(300);
+    expect(await waitUntil(lockFree, 20_000)).toBe(true);
+  }
+  /**
+   * A double reboot seen in CI: this node (the master) stopped fenced (F1) and came back a master on
+   * a new replication ID, fenced; the peer, still its replica (link down), was its backup hook's
+   * reason to stay fenced (B9). Then the peer's MASTER hook, which cannot see where our writes
+   * stopped, judged us a master on another history: promoted itself and fenced us (M10). No hook
+   * runs here after that: our VRRP state did not change.
+   */
+  async function fencedAfterRestart(): Promise<void> {
+    await start(LOCAL, ['--appendonly', 'yes']);
+    await start(PEER);
+    write(LOCAL, 'l', 4);
+    await replicate(PEER, LOCAL);
+    expect(rules(await hook('stop'))).toEqual(['F1']);
+    expect(cli(PEER, ['CONFIG', 'SET', 'masterauth', 'wrong'])).toBe('OK'); // its sync from our restart does not complete
+    cli(LOCAL, ['SHUTDOWN']);
+    await new Promise((r) => (servers.get(LOCAL)!.exitCode !== null ? r(undefined) : servers.get(LOCAL)!.once('exit', r)));
+    await start(LOCAL, ['--appendonly', 'yes', '--min-replicas-to-write', FENCE], PASSWORD, true);
+    expect(rules(await hook('backup'))).toEqual(['B9']);
+    // The peer's M10: promoted (a new ID; ours before the restart is its previous one), we fenced.
+    expect(cli(PEER, ['REPLICAOF', 'NO', 'ONE'])).toBe('OK');
+    expect(cli(PEER, ['CONFIG', 'SET', 'masterauth', PASSWORD])).toBe('OK');
+    expect(readFileSync(eventFile(), 'utf8')).toMatch(/ backup /);
+  }
+
+  test('C4: a fenced master without the VIP follows the peer once the peer is a master taking writes and holds every write we hold (B7 again); nothing lost', async () => {
+    await fencedAfterRestart();
+    write(PEER, 'later', 2);
+    const before = logText().length;
+    await checkAndHook();
+    const log = logText().slice(before);
+    expect(rules(log)).toEqual(['C4', 'B7']);
+    expect(log).toMatch(/\[backup\] fenced since offset \d+ of [0-9a-f]{40}, before a restart/);
+    expect(await waitUntil(() => role(LOCAL) === 'slave' && info(LOCAL, 'master_link_status') === 'up' && dbsize(LOCAL) === 6)).toBe(true);
+    expect(readFileSync(roleFile, 'utf8')).toMatch(new RegExp(`\\nreplicaof ${PEER} ${port}\\n$`));
+    expect(readFileSync(eventFile(), 'utf8')).toMatch(/ backup /); // `again` records no event
+  });
+
+  test('C4 acts on nothing else: a fenced peer (two fenced masters never follow each other), a peer on another history, a latest event that is not backup', async () => {
+    await fencedAfterRestart();
+    const quiet = async () => {
+      const before = logText().length;
+      await checkAndHook();
+      expect(logText().slice(before)).toBe('');
+      expect(role(LOCAL)).toBe('master');
+      expect(fenced(LOCAL)).toBe(true);
+    };
+    expect(cli(PEER, ['CONFIG', 'SET', 'min-replicas-to-write', FENCE, 'min-replicas-max-lag', '7'])).toBe('OK');
+    await quiet();
+    expect(cli(PEER, ['CONFIG', 'SET', 'min-replicas-to-write', '1'])).toBe('OK');
+    writeFileSync(eventFile(), `4242 stop ${Date.now()}000000\n`);
+    await quiet();
+    writeFileSync(eventFile(), `4242 backup ${Date.now()}000000\n`);
+    // A peer on another history (a fresh master with keys of its own): our keys are never discarded.
+    const p = servers.get(PEER)!;
+    p.kill('SIGKILL');
+    await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(undefined) : p.once('exit', r)));
+    await start(PEER);
+    write(PEER, 'other', 3);
+    await quiet();
+    expect(dbsize(LOCAL)).toBe(4);
   });
 });
 
