@@ -223,12 +223,21 @@ describe('both nodes MASTER at once (both booted together), a client writing thr
     /state=online/.test(await cliOn('node1', ['INFO', 'replication'])) &&
     /master_link_status:up/.test(await cliOn('node2', ['INFO', 'replication']));
 
-  test('W1: the lower-priority node\'s hook waits, its BACKUP event supersedes it, and the two hooks never race: node1 stays the master, no acknowledged write lost', async () => {
+  /** A healthy pair on node1, empty hook logs, and a client writing PREFIX:i through the VIP (20 writes in). */
+  async function writingPair(prefix: string) {
     await healthyOnNode1();
     for (const h of ['node1', 'node2']) await labExec(info.name, h, ['sh', '-c', ': > /var/log/rha-keepalived.log']);
-    const w = vipWriter(c, 'both');
+    const w = vipWriter(c, prefix);
+    if (!(await waitFor(async () => w.acked.length >= 20 || undefined, 10_000))) {
+      await w.stop();
+      expect.fail(`fewer than 20 writes through the VIP in 10 s (${w.acked.length})`);
+    }
+    return w;
+  }
+
+  test('W1: the lower-priority node\'s hook waits, its BACKUP event supersedes it, and the two hooks never race: node1 stays the master, no acknowledged write lost', async () => {
+    const w = await writingPair('both');
     try {
-      expect(await waitFor(async () => w.acked.length >= 20 || undefined, 10_000)).toBe(true);
       // Two masters on one history (what a double reboot brings: both restart as masters).
       expect(await cliOn('node2', ['REPLICAOF', 'NO', 'ONE'])).toBe('OK');
       // keepalived runs the MASTER hook on both nodes at the same moment; within an advert interval
@@ -260,11 +269,8 @@ describe('both nodes MASTER at once (both booted together), a client writing thr
   });
 
   test('C3: if the hooks still crossed (each demoted the other: no master), node1\'s health check runs its hook again within seconds: writes are taken again with no rha run, no acknowledged write lost', async () => {
-    await healthyOnNode1();
-    for (const h of ['node1', 'node2']) await labExec(info.name, h, ['sh', '-c', ': > /var/log/rha-keepalived.log']);
-    const w = vipWriter(c, 'cycle');
+    const w = await writingPair('cycle');
     try {
-      expect(await waitFor(async () => w.acked.length >= 20 || undefined, 10_000)).toBe(true);
       // The crossing, made on purpose: node1 follows node2 while node2 follows node1, neither link
       // allowed up until both follow (a wrong masterauth), as when both hooks' demotions cross.
       for (const h of ['node1', 'node2']) expect(await cliOn(h, ['CONFIG', 'SET', 'masterauth', 'wrong'])).toBe('OK');

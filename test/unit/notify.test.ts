@@ -93,7 +93,7 @@ afterEach(async () => {
   rmSync(logFile, { force: true });
   rmSync(roleFile, { force: true });
   // The latest event a test recorded (or wrote) is not the next test's.
-  rmSync(path.join(runDir, 'rha-notify.cache.event'), { force: true });
+  rmSync(eventFile(), { force: true });
 });
 
 afterAll(async () => {
@@ -172,6 +172,15 @@ async function cycle(): Promise<void> {
   for (const a of [LOCAL, PEER]) expect(cli(a, ['CONFIG', 'SET', 'masterauth', PASSWORD])).toBe('OK');
   await sleep(1500); // both retry (once a second) and get NOMASTERLINK
   expect(cli(LOCAL, ['INFO', 'replication'])).toContain('master_link_status:down');
+}
+
+/** Local an in-sync replica of the peer, a master holding KEYS keys (p:0..). */
+async function inSyncReplicaOfPeer(keys: number): Promise<void> {
+  await start(LOCAL);
+  await start(PEER);
+  write(PEER, 'p', keys);
+  await replicate(LOCAL, PEER);
+  expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
 }
 
 /** REPLICAOF, then wait for the link (or not, when `linked` is false). */
@@ -338,11 +347,7 @@ describe('master event: this node took the VIP', () => {
   });
 
   test('M7: the peer is a master on our history and not ahead: fenced, then demoted after we are promoted (partial resync)', async () => {
-    await start(LOCAL);
-    await start(PEER);
-    write(PEER, 'p', 5);
-    await replicate(LOCAL, PEER);
-    expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
+    await inSyncReplicaOfPeer(5);
     const log = await hook('master');
     expect(rules(log)).toEqual(['M7', 'M7']);
     expect(role(LOCAL)).toBe('master');
@@ -354,11 +359,7 @@ describe('master event: this node took the VIP', () => {
   });
 
   test('W1: on the lower-priority node (the inventory\'s replica) the hook waits before acting on a master peer; its BACKUP event during the wait supersedes it: the peer is never fenced nor demoted', async () => {
-    await start(LOCAL);
-    await start(PEER);
-    write(PEER, 'p', 5);
-    await replicate(LOCAL, PEER);
-    expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
+    await inSyncReplicaOfPeer(5);
     // Both nodes MASTER for a moment: this one hears the other's adverts and goes BACKUP.
     const master = hook('master', replicaScript);
     await sleep(1000);
@@ -374,11 +375,7 @@ describe('master event: this node took the VIP', () => {
   });
 
   test('W1: with no BACKUP event in the wait (the peer\'s keepalived is gone, its Redis alive), the hook reads both again and decides: M7', async () => {
-    await start(LOCAL);
-    await start(PEER);
-    write(PEER, 'p', 5);
-    await replicate(LOCAL, PEER);
-    expect(await waitUntil(() => info(LOCAL, 'master_repl_offset') === info(PEER, 'master_repl_offset'))).toBe(true);
+    await inSyncReplicaOfPeer(5);
     const t0 = Date.now();
     const log = await hook('master', replicaScript);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
@@ -692,6 +689,18 @@ async function check(fresh = true): Promise<number> {
 }
 /** Where the check keeps the time of its last look at the role. */
 const checkStamp = () => path.join(runDir, 'rha-check.cache.recorded');
+/** The hooks' latest-event file and lock. */
+const eventFile = () => path.join(runDir, 'rha-notify.cache.event');
+const lockFile = () => path.join(runDir, 'rha-notify.cache.lock');
+const lockFree = () => spawnSync('flock', ['-n', lockFile(), 'true']).status === 0;
+/** What keepalived's hooks last recorded on this node: EVENT as the latest VRRP state. */
+const latestEvent = (event: string) => writeFileSync(eventFile(), `4242 ${event} ${Date.now()}000000\n`);
+/** The check, then the hook it started in the background (if any) to its end. */
+async function checkAndHook(): Promise<void> {
+  expect(await check()).toBe(0);
+  await sleep(300);
+  expect(await waitUntil(lockFree, 20_000)).toBe(true);
+}
 
 describe('the health check (check_redis.sh): PING decides; what the peer\'s hook made this node is recorded for a restart', () => {
   const staleFence = `# rha-fenced: rule B9: we are the master the peer replicates from\n# rha-fenced-at: ${'a'.repeat(40)} 126\nmin-replicas-to-write ${FENCE}\nmin-replicas-max-lag 7\n`;
@@ -779,17 +788,6 @@ describe('the health check (check_redis.sh): PING decides; what the peer\'s hook
 });
 
 describe('the health check runs the master hook again where its decision did not hold (C3)', () => {
-  const eventFile = () => path.join(runDir, 'rha-notify.cache.event');
-  const lockFile = () => path.join(runDir, 'rha-notify.cache.lock');
-  const lockFree = () => spawnSync('flock', ['-n', lockFile(), 'true']).status === 0;
-  /** What keepalived's hooks last recorded on this node: EVENT as the latest VRRP state. */
-  const latestEvent = (event: string) => writeFileSync(eventFile(), `4242 ${event} ${Date.now()}000000\n`);
-  /** The check, then the hook it started in the background (if any) to its end. */
-  async function checkAndHook(): Promise<void> {
-    expect(await check()).toBe(0);
-    await sleep(300);
-    expect(await waitUntil(lockFree, 20_000)).toBe(true);
-  }
   /**
    * Both nodes MASTER at once (both booted together), both holding the same data on one history,
    * and each one's hook applied M7 to the other: fenced it, promoted itself, demoted it. The
@@ -891,13 +889,6 @@ describe('the health check runs the master hook again where its decision did not
 });
 
 describe('the health check runs the backup hook again to follow a peer that became the master later (C4)', () => {
-  const eventFile = () => path.join(runDir, 'rha-notify.cache.event');
-  const lockFree = () => spawnSync('flock', ['-n', path.join(runDir, 'rha-notify.cache.lock'), 'true']).status === 0;
-  async function checkAndHook(): Promise<void> {
-    expect(await check()).toBe(0);
-    await sleep(300);
-    expect(await waitUntil(lockFree, 20_000)).toBe(true);
-  }
   /**
    * A double reboot seen in CI: this node (the master) stopped fenced (F1) and came back a master on
    * a new replication ID, fenced; the peer, still its replica (link down), was its backup hook's
@@ -947,9 +938,9 @@ describe('the health check runs the backup hook again to follow a peer that beca
     expect(cli(PEER, ['CONFIG', 'SET', 'min-replicas-to-write', FENCE, 'min-replicas-max-lag', '7'])).toBe('OK');
     await quiet();
     expect(cli(PEER, ['CONFIG', 'SET', 'min-replicas-to-write', '1'])).toBe('OK');
-    writeFileSync(eventFile(), `4242 stop ${Date.now()}000000\n`);
+    latestEvent('stop');
     await quiet();
-    writeFileSync(eventFile(), `4242 backup ${Date.now()}000000\n`);
+    latestEvent('backup');
     // A peer on another history (a fresh master with keys of its own): our keys are never discarded.
     const p = servers.get(PEER)!;
     p.kill('SIGKILL');
