@@ -166,10 +166,12 @@ async function applyService(ctx: TaskContext, a: Args, plan: Plan<State>) {
     const t0 = Date.now();
     const r = await ctx.conn.exec(shellCommand(waitVrrpStateScript(cluster, 'BACKUP', a.ready_timeout), { become: ctx.become, timeoutMs: (a.ready_timeout + 15) * 1000 }));
     const seen = r.stdout.trim().split('\n').pop() || 'UNKNOWN';
+    // Waiting changes nothing on the host: a keepalived that leaves FAULT by itself (its health
+    // check passing again after a Redis restart) is `ok`, so a re-run after one reports no change.
     if (!r.ok) {
-      return { ...out, changed: true, failed: true, msg: `${out.msg}; keepalived on ${ctx.host.name} is still ${describeVrrpState(seen)} after ${a.ready_timeout} s (see keepalived's log and check_redis.sh)` };
+      return { ...out, failed: true, msg: `${out.msg}; keepalived on ${ctx.host.name} is still ${describeVrrpState(seen)} after ${a.ready_timeout} s (see keepalived's log and check_redis.sh)` };
     }
-    return { ...out, changed: true, msg: `${out.msg}; ready to take over (BACKUP) after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+    return { ...out, msg: `${out.msg}; ready to take over (BACKUP) after ${((Date.now() - t0) / 1000).toFixed(1)} s` };
   }
   if (a.name !== 'keepalived' || a.role !== 'master') return out;
   const t0 = Date.now();
