@@ -154,6 +154,7 @@ function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<true | fals
     let seen = '';
     let prompts = 0;
     let code: number | null = null;
+    let rejected = false;
     const done = (r: true | false | SudoRefusal) => {
       clearTimeout(timer);
       channel.stderr.removeListener('data', onErr);
@@ -173,7 +174,12 @@ function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<true | fals
         while (prompts < n) {
           prompts++;
           if (prompts === 1 && sudo.password !== undefined) channel.write(sudo.password + '\n');
-          else return done(refusal(sudo.password !== undefined)); // asked again: the password was refused
+          else if (!rejected) {
+            // Asked again: the password was refused. EOF makes sudo give up and say so (its last
+            // words, "1 incorrect password attempt", come before the close).
+            rejected = sudo.password !== undefined;
+            channel.end();
+          }
         }
       }
       if (seen.includes(sudo.startedMarker + '\n')) done(true);
@@ -182,7 +188,7 @@ function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<true | fals
       code = c;
     };
     // The exit status arrives before the close; stderr may still be on its way with it.
-    const onClose = () => setImmediate(() => done(refusal(false)));
+    const onClose = () => setImmediate(() => done(refusal(rejected)));
     const timer = setTimeout(() => done(false), 15_000);
     channel.stderr.on('data', onErr);
     channel.on('exit', onExit);

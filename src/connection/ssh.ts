@@ -228,6 +228,9 @@ export class SshConnection implements Connection {
     // through the shell too, unless too large or binary (shellInput).
     const input = cmd.stdin === undefined && inv.secretPreamble === '' ? undefined : shellInput(cmd, inv, SHELL_INPUT_MAX);
     const shellable = input !== undefined || (cmd.stdin === undefined && inv.secretPreamble === '');
+    if (inv.become && this.becomeRefused && !internal.bypassSlots) {
+      return this.becomeRefusedResult(this.becomeRefused, display, started, becomePassword !== undefined);
+    }
     if (shellable && !internal.bypassSlots && inv.become && !this.becomeVerified) {
       const refused = await this.proveBecome(becomePassword);
       if (refused) return this.becomeRefusedResult(refused, display, started, becomePassword !== undefined);
@@ -512,7 +515,8 @@ export class SshConnection implements Connection {
     }
     if (shell instanceof SudoRefusal) {
       release();
-      return shell;
+      // A channel closed by the link's loss is not sudo's answer: the command reports unreachable.
+      return this.lostReason ? undefined : shell;
     }
     if (!shell || this.lostReason) {
       release();
