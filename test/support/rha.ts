@@ -127,12 +127,17 @@ export async function vrrpState(info: LabInfo, host: string, c: ClusterSpec): Pr
 /** A client writing PREFIX:i through the VIP every few ms until stopped; the values Redis acknowledged. */
 export function vipWriter(c: ClusterSpec, prefix: string) {
   const acked: number[] = [];
+  /** When each acknowledged write was acknowledged (ms since the epoch), in the order of `acked`. */
+  const ackedAt: number[] = [];
   let errors = 0;
   let stop = false;
   const done = (async () => {
     for (let i = 0; !stop; i++) {
       try {
-        if ((await call(vipTarget(c), ['SET', `${prefix}:${i}`, String(i)], 500)) === 'OK') acked.push(i);
+        if ((await call(vipTarget(c), ['SET', `${prefix}:${i}`, String(i)], 500)) === 'OK') {
+          acked.push(i);
+          ackedAt.push(Date.now());
+        }
       } catch {
         errors++;
       }
@@ -141,6 +146,12 @@ export function vipWriter(c: ClusterSpec, prefix: string) {
   })();
   return {
     acked,
+    /** The longest time between two acknowledged writes (ms): how long writes were not taken. */
+    longestGap() {
+      let gap = 0;
+      for (let k = 1; k < ackedAt.length; k++) gap = Math.max(gap, ackedAt[k] - ackedAt[k - 1]);
+      return gap;
+    },
     get errors() {
       return errors;
     },
