@@ -85,54 +85,24 @@ export function buildRemoteInvocation(cmd: Command, ctx: InvocationContext): Rem
 }
 
 /**
- * The same command as one line of the long-lived shell (shell.ts): a background subshell (a fork,
- * no exec) sets cwd and env, then execs `setsid ARGV`. Not a process-group leader, setsid does not
- * fork: the command keeps the PID the shell prints and leads its own session and group, as under an
- * exec channel. stderr goes to fd 3 (the channel's; the shell's own is /dev/null), inside the
- * subshell so that the shell's job report on a killed command never lands there.
- *
- * Without `input`, the command's stdin is /dev/null. With it (secret lines, then the command's own
- * stdin; shellInput), the shell prints `input.readyMarker` on fd 3 and reads exactly `input.bytes`
- * bytes of its own stdin into a variable; rha writes them only on seeing the marker, since the
- * shell reads ahead on its stdin (dash does) and bytes sent with the line would be taken for
- * commands. A pipe from the builtin printf then feeds them to the command: nothing on disk, nothing
- * in an argv, and a command that stops reading early leaves no byte behind for the shell to run.
+ * The same command as one line of the long-lived shell (shell.ts), for commands without secrets,
+ * stdin or become: a background subshell (a fork, no exec) sets cwd and env, then execs
+ * `setsid ARGV`. Not a process-group leader, setsid does not fork: the command keeps the PID the
+ * shell prints and leads its own session and group, as under an exec channel. stderr goes to fd 3
+ * (the channel's; the shell's own is /dev/null), inside the subshell so that the shell's job
+ * report on a killed command never lands there.
  */
-export function buildShellBody(cmd: Command, pidMarker: string, input?: { bytes: number; readyMarker: string }): string {
+export function buildShellBody(cmd: Command, pidMarker: string): string {
   if (cmd.argv.length === 0) throw new Error('command has an empty argv');
   const steps: string[] = [];
-  const plainExports: string[] = [];
+  if (cmd.cwd) steps.push(`cd ${quote(cmd.cwd)}`);
   for (const [name, value] of Object.entries(cmd.env ?? {})) {
     if (!ENV_NAME.test(name)) throw new Error(`invalid environment variable name ${JSON.stringify(name)}`);
-    if (value instanceof Secret) {
-      if (!input) throw new Error(`secret environment variable ${name} cannot travel on a shell line`);
-      steps.push(`IFS= read -r ${name} && export ${name}`);
-    } else {
-      plainExports.push(`export ${name}=${quote(value)}`);
-    }
+    if (value instanceof Secret) throw new Error(`secret environment variable ${name} cannot travel on a shell line`);
+    steps.push(`export ${name}=${quote(value)}`);
   }
-  if (cmd.cwd) steps.push(`cd ${quote(cmd.cwd)}`);
-  steps.push(...plainExports);
   steps.push(`exec setsid ${quoteArgv(cmd.argv)}`);
-  const launch = `(exec 2>&3 3>&-; ${steps.join(' && ')})`;
-  const started = `rha_pid=$!; printf '${pidMarker}%s]\n' "$rha_pid" >&3; wait "$rha_pid"`;
-  if (!input) return `${launch} </dev/null & ${started}`;
-  return (
-    `printf '%s\n' ${quote(input.readyMarker)} >&3; rha_in=$(head -c ${input.bytes}; echo x); ` +
-    `printf '%s' "\${rha_in%x}" | ${launch} & rha_in=; ${started}`
-  );
-}
-
-/**
- * What a command writes to the shell's stdin after the ready marker (buildShellBody): its secret
- * lines, then its stdin. Undefined when it must keep an exec channel: a NUL byte (a shell variable
- * cannot hold one) or more than `max` bytes.
- */
-export function shellInput(cmd: Command, inv: RemoteInvocation, max: number): Buffer | undefined {
-  const stdin = cmd.stdin === undefined ? Buffer.alloc(0) : typeof cmd.stdin === 'string' ? Buffer.from(cmd.stdin, 'utf8') : cmd.stdin;
-  const input = Buffer.concat([Buffer.from(inv.secretPreamble, 'utf8'), stdin]);
-  if (input.length > max || input.includes(0)) return undefined;
-  return input;
+  return `(exec 2>&3 3>&-; ${steps.join(' && ')}) </dev/null & rha_pid=$!; printf '${pidMarker}%s]\n' "$rha_pid" >&3; wait "$rha_pid"`;
 }
 
 /** The command that kills a session's process group: TERM, then KILL a second later. */

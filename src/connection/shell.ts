@@ -13,10 +13,8 @@
  *   subshell, prints its PID and waits: the command leads its own session and process group,
  *   exactly what sshd makes an exec channel, so a timeout kills its group from another channel,
  *   and daemons it starts are not tied to the shell.
- * - Its stdin is /dev/null: the shell's own stdin carries rha's next commands. A command with
- *   stdin or secrets gets them through the shell (buildShellBody's `input`): the shell reads exactly
- *   that many bytes once it says it is ready, and pipes them to the command. Become commands run in
- *   a root shell that sudo started (SshConnection).
+ * - Its stdin is /dev/null: the shell's own stdin carries rha's next commands. Commands with stdin,
+ *   secrets or become do not come here (see SshConnection): they keep their own exec channel.
  * - The markers carry a random nonce per command, so output can never be mistaken for them. Output
  *   before BEGIN (a daemon a previous command left writing, a login banner) is dropped.
  */
@@ -138,34 +136,16 @@ export interface SudoStart {
   password?: string;
 }
 
-/** sudo did not start the shell: what it printed (rha's own markers taken out), its exit code. */
-export class SudoRefusal {
-  constructor(
-    readonly text: string,
-    readonly code: number | null,
-    /** sudo prompted a second time: the password was wrong. */
-    readonly passwordRejected: boolean,
-  ) {}
-}
-
-/** Waits until sudo started the shell (true), or refused or exited (a SudoRefusal), or took 15 s (false). */
-function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<true | false | SudoRefusal> {
+/** Waits until sudo started the shell (true), or refused, exited or took 15 s (false). */
+function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<boolean> {
   return new Promise((resolve) => {
     let seen = '';
     let prompts = 0;
-    let code: number | null = null;
-    let rejected = false;
-    const done = (r: true | false | SudoRefusal) => {
+    const done = (ok: boolean) => {
       clearTimeout(timer);
       channel.stderr.removeListener('data', onErr);
-      channel.removeListener('exit', onExit);
       channel.removeListener('close', onClose);
-      resolve(r);
-    };
-    const refusal = (rejected: boolean) => {
-      let text = seen.replace(/\[rha-pid:[0-9a-f]+:\d+\]\n/, '');
-      if (sudo.promptMarker) text = text.split(sudo.promptMarker).join('');
-      return new SudoRefusal(text, code, rejected);
+      resolve(ok);
     };
     const onErr = (b: Buffer) => {
       seen += b.toString('latin1');
@@ -174,24 +154,14 @@ function sudoStarted(channel: Ssh2Channel, sudo: SudoStart): Promise<true | fals
         while (prompts < n) {
           prompts++;
           if (prompts === 1 && sudo.password !== undefined) channel.write(sudo.password + '\n');
-          else if (!rejected) {
-            // Asked again: the password was refused. EOF makes sudo give up and say so (its last
-            // words, "1 incorrect password attempt", come before the close).
-            rejected = sudo.password !== undefined;
-            channel.end();
-          }
+          else return done(false); // asked again: the password was refused
         }
       }
       if (seen.includes(sudo.startedMarker + '\n')) done(true);
     };
-    const onExit = (c: number | null) => {
-      code = c;
-    };
-    // The exit status arrives before the close; stderr may still be on its way with it.
-    const onClose = () => setImmediate(() => done(refusal(rejected)));
+    const onClose = () => done(false);
     const timer = setTimeout(() => done(false), 15_000);
     channel.stderr.on('data', onErr);
-    channel.on('exit', onExit);
     channel.on('close', onClose);
   });
 }
@@ -228,10 +198,9 @@ export class RemoteShell {
 
   /**
    * Starts `sh` on an exec channel and checks it can frame commands (`setsid` present); resolves
-   * undefined when the host cannot host one (then every command keeps its own exec channel), or a
-   * SudoRefusal when sudo would not start it (`sudoWorked` is told when it did, shell or not).
+   * undefined when the host cannot host one (then every command keeps its own exec channel).
    */
-  static async open(client: Ssh2Client, nonce: string, sudo?: SudoStart, sudoWorked?: () => void): Promise<RemoteShell | SudoRefusal | undefined> {
+  static async open(client: Ssh2Client, nonce: string, sudo?: SudoStart): Promise<RemoteShell | undefined> {
     const channel = await new Promise<Ssh2Channel | undefined>((resolve) => {
       try {
         client.exec(sudo ? sudo.line : 'exec sh', {}, (err, ch) => resolve(err ? undefined : ch));
@@ -242,17 +211,13 @@ export class RemoteShell {
     if (!channel) return undefined;
     const shell = new RemoteShell(channel);
     shell.reserved = true;
-    if (sudo) {
-      const started = await sudoStarted(channel, sudo);
-      if (started !== true) {
-        shell.close();
-        return started === false ? undefined : started;
-      }
-      sudoWorked?.();
+    if (sudo && !(await sudoStarted(channel, sudo))) {
+      shell.close();
+      return undefined;
     }
     channel.write('exec 3>&2 2>/dev/null\n');
     try {
-      const probe = await shell.run('command -v setsid >/dev/null 2>&1 && command -v head >/dev/null 2>&1', nonce);
+      const probe = await shell.run('command -v setsid >/dev/null 2>&1', nonce);
       if (probe.value === '0') return shell;
     } catch {
       /* closed: not usable */
@@ -295,11 +260,6 @@ export class RemoteShell {
       this.running = { out, err, onStderr, resolve, reject };
       this.channel.write(framedLine(body, nonce));
     });
-  }
-
-  /** Writes to the shell's stdin: a running command's input, once its body asked for it. */
-  send(input: Buffer): void {
-    if (!this.closed) this.channel.write(input);
   }
 
   private onData(which: 'out' | 'err', b: Buffer): void {

@@ -35,25 +35,4 @@ export class ShellPool {
   failures = 0;
   /** Set when the host cannot run such a shell (no setsid, sudo refusing): exec channels only. */
   unsupported = false;
-  /** How long the last open took (ms): a command waits that long for a busy shell before opening one. */
-  openMs = 0;
-  private readonly waiters = new Set<() => void>();
-
-  /** Resolves when a shell of the pool is released, or after `ms`. */
-  released(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-    });
-  }
-
-  /** A shell was released (or closed): wake the commands waiting for one. */
-  notify(): void {
-    for (const w of [...this.waiters]) w();
-  }
 }

@@ -10,8 +10,8 @@ import { displayCommand, type Command, type CommandResult } from '../core/comman
 import { trace, tracing } from '../core/trace.js';
 import { UnreachableError, type Connection, type HostSpec } from '../core/types.js';
 import { hostLabel } from './errors.js';
-import { buildRemoteInvocation, buildShellBody, explainBecomeFailure, killGroupArgv, shellInput, type RemoteInvocation } from './remote-command.js';
-import { RemoteShell, SudoRefusal, type FramedStream, type SudoStart } from './shell.js';
+import { buildRemoteInvocation, buildShellBody, explainBecomeFailure, killGroupArgv, type RemoteInvocation } from './remote-command.js';
+import { RemoteShell, type FramedStream, type SudoStart } from './shell.js';
 import { ShellPool, Slots } from './slots.js';
 import type { Ssh2Channel, Ssh2Client } from './ssh2-types.js';
 
@@ -26,8 +26,6 @@ const MAX_CHANNELS = 8;
  */
 const MAX_SHELLS = 2;
 const CHUNK = 64 * 1024;
-/** The most stdin (with secrets) a command sends through a long-lived shell; more keeps an exec channel. */
-const SHELL_INPUT_MAX = 64 * 1024;
 
 /**
  * Dead-link detection: a keepalive (an SSH global request) every `intervalMs` while a command runs
@@ -51,14 +49,10 @@ export class SshConnection implements Connection {
   /** Long-lived shells as the login user, and as root through sudo (non-root login, become). */
   private readonly pools = { plain: new ShellPool(), become: new ShellPool() };
   /**
-   * Set once sudo started a root shell or a command here. The first become command opens that
-   * shell (proveBecome); the others wait for sudo's answer, so that a wrong or missing password is
-   * never tried twice (lockout policies count attempts).
+   * Set once sudo started a command on an exec channel: only then is a root shell opened through
+   * it, so a wrong or missing password is never tried twice (lockout policies count attempts).
    */
   private becomeVerified = false;
-  private becomeProof: Promise<SudoRefusal | undefined> | undefined;
-  /** sudo's refusal, kept for the connection's later become commands (until forgetBecome). */
-  private becomeRefused: SudoRefusal | undefined;
   /** The keepalive timer: running only while a command is in flight (see KeepaliveOptions). */
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private keepaliveUnanswered = 0;
@@ -122,7 +116,6 @@ export class SshConnection implements Connection {
     this.pools.become.failures = 0;
     this.pools.become.unsupported = false;
     this.becomeVerified = false;
-    this.becomeRefused = undefined;
   }
 
   /**
@@ -223,29 +216,17 @@ export class SshConnection implements Connection {
       hasBecomePassword: becomePassword !== undefined,
       nonce,
     });
-    // Commands run in a long-lived shell when one is free: as the login user, or (become) as root
-    // in a shell sudo started once, after sudo proved to work here. Their stdin and secrets go
-    // through the shell too, unless too large or binary (shellInput).
-    const input = cmd.stdin === undefined && inv.secretPreamble === '' ? undefined : shellInput(cmd, inv, SHELL_INPUT_MAX);
-    const shellable = input !== undefined || (cmd.stdin === undefined && inv.secretPreamble === '');
-    if (inv.become && this.becomeRefused && !internal.bypassSlots) {
-      return this.becomeRefusedResult(this.becomeRefused, display, started, becomePassword !== undefined);
-    }
-    if (shellable && !internal.bypassSlots && inv.become && !this.becomeVerified) {
-      const refused = await this.proveBecome(becomePassword);
-      if (refused) return this.becomeRefusedResult(refused, display, started, becomePassword !== undefined);
-    }
-    if (shellable && !internal.bypassSlots && (!inv.become || this.becomeVerified)) {
-      const pool = inv.become ? this.pools.become : this.pools.plain;
+    // Commands without stdin or secrets run in a long-lived shell when one is free: as the login
+    // user, or (become) as root in a shell sudo started once, after sudo proved to work here.
+    if (cmd.stdin === undefined && inv.secretPreamble === '' && !internal.bypassSlots && (!inv.become || this.becomeVerified)) {
       const shell = await this.takeShell(inv.become !== undefined, becomePassword);
-      if (shell instanceof RemoteShell) {
+      if (shell) {
         try {
           if (!internal.ignoreAbort && this.signal?.aborted) return interruptedResult(display, started);
           if (this.lostReason) throw new UnreachableError(this.hostName, `${this.label}: ${this.lostReason}`);
-          return await this.runInShell(shell, cmd, inv, nonce, display, started, internal, input);
+          return await this.runInShell(shell, cmd, inv, nonce, display, started, internal);
         } finally {
           shell.release();
-          pool.notify();
         }
       }
     }
@@ -434,71 +415,19 @@ export class SshConnection implements Connection {
     });
   }
 
-  /**
-   * The first become command on the connection opens a root shell: sudo's answer (a shell, or its
-   * refusal) decides for the become commands that wait on it. A refusal is kept, so a wrong password
-   * is tried once per run (the keeper forgets it between runs: forgetBecome). Undefined also when no
-   * shell could be opened (sshd busy, no setsid): the command then runs sudo on its exec channel.
-   */
-  private proveBecome(becomePassword: string | undefined): Promise<SudoRefusal | undefined> {
-    if (this.becomeRefused) return Promise.resolve(this.becomeRefused);
-    this.becomeProof ??= this.takeShell(true, becomePassword).then((r) => {
-      this.becomeProof = undefined;
-      if (r instanceof SudoRefusal) return (this.becomeRefused = r);
-      if (r) {
-        r.release();
-        this.pools.become.notify();
-      }
-      return undefined;
-    });
-    return this.becomeProof;
-  }
-
-  /** A become command's result when sudo refused (the same text an exec channel's sudo gives). */
-  private becomeRefusedResult(r: SudoRefusal, display: string, started: number, hasBecomePassword: boolean): CommandResult {
-    const why = explainBecomeFailure(r.text, r.code, {
-      hostName: this.hostName,
-      user: this.host.connection.user,
-      passwordRejected: r.passwordRejected,
-      hasBecomePassword,
-    });
-    return {
-      display,
-      code: r.code,
-      signal: null,
-      stdout: '',
-      stderr: [why, r.text.trim()].filter(Boolean).join('\n') + '\n',
-      ok: false,
-      durationMs: Date.now() - started,
-    };
-  }
-
-  /**
-   * An idle shell reserved for the caller, a new one when a slot is free, or undefined (use exec);
-   * a SudoRefusal when sudo would not start a root shell. A root shell costs a sudo (with a
-   * password, a hash check on the host: 40-80 ms), so a command first waits up to as long as the
-   * last one took to open for a busy one to be released.
-   */
-  private async takeShell(become: boolean, becomePassword: string | undefined): Promise<RemoteShell | SudoRefusal | undefined> {
+  /** An idle shell reserved for the caller, a new one when a slot is free, or undefined (use exec). */
+  private async takeShell(become: boolean, becomePassword: string | undefined): Promise<RemoteShell | undefined> {
     const pool = become ? this.pools.become : this.pools.plain;
-    const idleShell = () => {
-      const idle = pool.shells.find((s) => s.idle);
-      idle?.reserve();
+    const idle = pool.shells.find((s) => s.idle);
+    if (idle) {
+      idle.reserve();
       return idle;
-    };
-    const idle = idleShell();
-    if (idle) return idle;
-    if (become && pool.shells.length > 0 && pool.openMs > 0) {
-      await pool.released(pool.openMs);
-      const freed = idleShell();
-      if (freed) return freed;
     }
     if (pool.unsupported || pool.shells.length + pool.opening >= MAX_SHELLS) return undefined;
     const release = this.slots.tryAcquire();
     if (!release) return undefined;
     pool.opening++;
-    const openedAt = Date.now();
-    let shell: RemoteShell | SudoRefusal | undefined;
+    let shell: RemoteShell | undefined;
     try {
       const nonce = randomBytes(8).toString('hex');
       let sudo: SudoStart | undefined;
@@ -507,16 +436,9 @@ export class SshConnection implements Connection {
         const inv = buildRemoteInvocation({ argv: ['sh'], become: true }, { loginUser: this.host.connection.user, hasBecomePassword: becomePassword !== undefined, nonce });
         sudo = { line: inv.line, startedMarker: inv.become!.startedMarker, promptMarker: inv.become!.promptMarker, password: becomePassword };
       }
-      shell = await RemoteShell.open(this.client, nonce, sudo, () => {
-        this.becomeVerified = true;
-      });
+      shell = await RemoteShell.open(this.client, nonce, sudo);
     } finally {
       pool.opening--;
-    }
-    if (shell instanceof SudoRefusal) {
-      release();
-      // A channel closed by the link's loss is not sudo's answer: the command reports unreachable.
-      return this.lostReason ? undefined : shell;
     }
     if (!shell || this.lostReason) {
       release();
@@ -525,14 +447,11 @@ export class SshConnection implements Connection {
       if (shell === undefined && !this.lostReason) pool.unsupported = pool.failures++ >= 2;
       return undefined;
     }
-    pool.openMs = Date.now() - openedAt;
     pool.shells.push(shell);
-    const opened = shell;
-    opened.onClose(() => {
+    shell.onClose(() => {
       release();
-      const at = pool.shells.indexOf(opened);
+      const at = pool.shells.indexOf(shell!);
       if (at >= 0) pool.shells.splice(at, 1);
-      pool.notify();
     });
     return shell; // open() leaves it reserved for its first caller
   }
@@ -609,11 +528,8 @@ export class SshConnection implements Connection {
     display: string,
     started: number,
     internal: ExecInternals,
-    input: Buffer | undefined,
   ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
-      const readyMarker = `[rha-ready:${nonce}]\n`;
-      let inputPending = input !== undefined && input.length > 0;
       // A command that outlives its kill would hold the shell: drop the shell and report now.
       const w = this.watch(cmd, internal, reject, () => w.timers.push(setTimeout(() => shell.close(), 4000)));
       const settle = (code: number | null, stdout: string, stderr: string) => {
@@ -631,15 +547,6 @@ export class SshConnection implements Connection {
         });
       };
       const onStderr = (err: FramedStream) => {
-        if (inputPending) {
-          // The shell reads the input now (buildShellBody): it was never sent before this point.
-          const content = err.content;
-          const at = content.indexOf(readyMarker);
-          if (at < 0) return;
-          inputPending = false;
-          err.setContent(Buffer.concat([content.subarray(0, at), content.subarray(at + readyMarker.length)]));
-          shell.send(input!);
-        }
         if (w.remotePid !== undefined) return;
         const content = err.content;
         const text = content.toString('latin1');
@@ -649,8 +556,7 @@ export class SshConnection implements Connection {
         err.setContent(Buffer.concat([content.subarray(0, at), content.subarray(end + 2)]));
         w.pidKnown(Number(text.slice(at + inv.pidMarker.length, end)));
       };
-      const body = input?.length ? buildShellBody(cmd, inv.pidMarker, { bytes: input.length, readyMarker: readyMarker.trimEnd() }) : buildShellBody(cmd, inv.pidMarker);
-      shell.run(body, nonce, onStderr).then(
+      shell.run(buildShellBody(cmd, inv.pidMarker), nonce, onStderr).then(
         (o) => {
           const code = /^\d+$/.test(o.value) ? Number(o.value) : null;
           settle(code, o.stdout, o.stderr);
